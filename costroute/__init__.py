@@ -1,0 +1,13 @@
+"""costroute: cost-aware routing of text-to-image prompts (CATImage, 2025).
+
+Each prompt goes to the generator with the best expected quality for its cost. Importing
+costroute does not import torch, diffusers or sentence-transformers and reads no data.
+"""
+
+from .generators import GeneratorRegistry, GeneratorSpec
+from .plan import RoutingPlan
+from .router import BudgetWarning, CostAwareRouter
+
+__version__ = "0.1.0"
+
+__all__ = ["BudgetWarning", "CostAwareRouter", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]

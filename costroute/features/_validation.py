@@ -1,0 +1,42 @@
+"""Validation of prompt lists shared by the feature transformers and the router."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def check_prompts(X, *, name: str = "X") -> list[str]:
+    """Return ``X`` as a list of strings, or raise a clear error.
+
+    Accepts a list, tuple, 1-d ndarray or pandas Series of ``str``. An empty string is a
+    valid prompt; an empty collection, a bare string, ``None`` or a non-string element is not.
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a list of prompt strings, got a single {type(X).__name__}; "
+            f"wrap it in a list: [{X!r}]"
+        )
+    if hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 2:
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"{name} must be a 1-d collection of prompts, got a frame with {X.shape[1]} columns"
+            )
+        X = X.iloc[:, 0]
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise ValueError(f"{name} must be a 1-d collection of prompts, got an array of shape {X.shape}")
+    if X is None or not isinstance(X, Iterable):
+        raise TypeError(f"{name} must be a list of prompt strings, got {type(X).__name__}")
+    prompts = list(X)
+    if not prompts:
+        raise ValueError(f"{name} is empty: pass at least one prompt")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise TypeError(
+                f"{name}[{i}] must be a str, got {type(p).__name__}: {p!r}; every prompt must be text"
+            )
+    return prompts

@@ -1,0 +1,329 @@
+"""Behaviour of CostAwareRouter: exact routing on constructed data, invariants, errors."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVR
+
+from costroute import BudgetWarning, CostAwareRouter, GeneratorRegistry, GeneratorSpec, RoutingPlan
+from costroute.metrics import make_routing_scorer
+from costroute.router import assign_generators, penalty_for_budget
+
+COSTS = {"turbo": 1.0, "sd21": 4.0, "sdxl": 10.0}
+NC = np.array([0.1, 0.4, 1.0])
+
+
+def memorising_router(**params):
+    """A router whose predicted quality on its training rows equals y exactly (1-NN)."""
+    params.setdefault("generators", COSTS)
+    return CostAwareRouter(features=None, quality_model=KNeighborsRegressor(n_neighbors=1), **params)
+
+
+def fitted_on(Q, **params):
+    Q = np.asarray(Q, dtype=float)
+    X = np.arange(len(Q), dtype=float)[:, None]
+    return memorising_router(**params).fit(X, Q), X
+
+
+# ---------------------------------------------------------------- exact decisions
+def test_exact_routes_on_constructed_quality():
+    Q = [[3.0, 3.2, 3.3],   # small gains: cheap wins once costs count
+         [1.0, 2.0, 4.5],   # hard prompt: the big model is worth it
+         [2.0, 4.0, 4.1]]   # the mid model is nearly as good
+    router, X = fitted_on(Q)
+    assert router.predict(X).tolist() == ["sdxl", "sdxl", "sdxl"]
+    router.set_params(cost_penalty=1.0)
+    # utilities: row0 [2.9, 2.8, 2.3]; row1 [0.9, 1.6, 3.5]; row2 [1.9, 3.6, 3.1]
+    assert router.predict(X).tolist() == ["turbo", "sdxl", "sd21"]
+    assert router.route(X, cost_penalty=10.0).generator_names.tolist() == ["turbo"] * 3
+
+
+def test_ties_go_to_the_cheaper_generator():
+    router, X = fitted_on([[4.0, 4.0, 4.0], [2.0, 3.0, 3.0]])
+    assert router.predict(X).tolist() == ["turbo", "sd21"]
+    # exact utility tie at lambda = (3.3 - 3.0) / (1.0 - 0.1)
+    router, X = fitted_on([[3.0, 0.0, 3.3]])
+    lam = (3.3 - 3.0) / (1.0 - 0.1)
+    assert router.route(X, cost_penalty=lam).generator_names.tolist() == ["turbo"]
+
+
+def test_equal_costs_keep_registry_order_on_ties():
+    router, X = fitted_on([[2.0, 2.0]], generators={"a": 1.0, "b": 1.0})
+    assert router.predict(X).tolist() == ["a"]
+
+
+def test_dataframe_target_is_reordered_to_the_registry():
+    Q = pd.DataFrame({"sdxl": [5.0, 1.0], "turbo": [1.0, 2.0], "sd21": [0.0, 0.0]})
+    router, X = memorising_router(), np.array([[0.0], [1.0]])
+    router.fit(X, Q)
+    assert router.generator_names_.tolist() == ["turbo", "sd21", "sdxl"]
+    np.testing.assert_allclose(router.predict_quality(X), Q[["turbo", "sd21", "sdxl"]].to_numpy())
+    assert router.predict(X).tolist() == ["sdxl", "turbo"]
+
+
+def test_score_is_realised_quality_minus_penalty_times_cost():
+    Q = np.array([[3.0, 3.2, 3.3], [1.0, 2.0, 4.5]])
+    router, X = fitted_on(Q, cost_penalty=1.0)
+    # routes: turbo (3.0, c=0.1) and sdxl (4.5, c=1.0)
+    assert router.score(X, Q) == pytest.approx((3.0 + 4.5) / 2 - 1.0 * (0.1 + 1.0) / 2)
+
+
+# ---------------------------------------------------------------- invariants (hypothesis)
+quality_matrices = st.integers(1, 3).flatmap(
+    lambda k: arrays(float, st.tuples(st.integers(1, 25), st.just(k)), elements=st.floats(0, 5, allow_subnormal=False))
+)
+
+
+def _costs_for(k, draw_costs):
+    return draw_costs[:k]
+
+
+@settings(max_examples=60, deadline=None)
+@given(Q=arrays(float, st.tuples(st.integers(1, 30), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+       lams=st.lists(st.floats(0, 50, allow_subnormal=False), min_size=2, max_size=6))
+def test_mean_cost_never_increases_with_lambda(Q, lams):
+    costs = [NC[assign_generators(Q, NC, lam)].mean() for lam in sorted(lams)]
+    assert all(b <= a + 1e-12 for a, b in zip(costs, costs[1:]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(Q=arrays(float, st.tuples(st.integers(1, 30), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)))
+def test_zero_lambda_is_argmax_and_huge_lambda_is_cheapest(Q):
+    a0 = assign_generators(Q, NC, 0.0)
+    # the chosen quality is the best one, up to the documented tie tolerance
+    np.testing.assert_allclose(Q[np.arange(len(Q)), a0], Q.max(axis=1), rtol=0, atol=1e-11)
+    assert (assign_generators(Q, NC, 1e6) == 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+       seed=st.integers(0, 2**31 - 1), lam=st.floats(0, 5))
+def test_order_invariance_and_no_prompt_lost(Q, seed, lam):
+    router, X = fitted_on(Q, cost_penalty=lam)
+    perm = np.random.default_rng(seed).permutation(len(Q))
+    plan = router.route(X)
+    plan_perm = router.route(X[perm])
+    assert len(plan_perm) == len(Q)
+    assert plan_perm.generator_names.tolist() == plan.generator_names[perm].tolist()
+    np.testing.assert_array_equal(router.predict_quality(X[perm]), router.predict_quality(X)[perm])
+
+
+@settings(max_examples=30, deadline=None)
+@given(Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+       lam=st.floats(0, 5))
+def test_subset_invariance(Q, lam):
+    router, X = fitted_on(Q, cost_penalty=lam)
+    full = router.predict(X)
+    assert [router.predict(X[i : i + 1])[0] for i in range(len(X))] == full.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(Q=arrays(float, st.tuples(st.integers(1, 40), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+       budget=st.floats(0.1, 1.0), floor=st.floats(0, 2))
+def test_budget_is_met_with_the_least_penalty(Q, budget, floor):
+    lam = penalty_for_budget(Q, NC, budget, floor=floor)
+    assert lam >= floor
+    assert NC[assign_generators(Q, NC, lam)].mean() <= budget + 1e-9
+    if lam > floor:  # a visibly smaller penalty would break the budget
+        smaller = max(floor, lam * (1 - 1e-6) - 1e-9)
+        assert NC[assign_generators(Q, NC, smaller)].mean() > budget
+
+
+def test_route_with_budget_through_the_estimator():
+    rng = np.random.default_rng(0)
+    Q = rng.uniform(1, 5, size=(200, 3))
+    router, X = fitted_on(Q, budget=0.4)
+    plan = router.route(X)
+    assert plan.mean_normalized_cost <= 0.4 + 1e-12
+    assert plan.budget == 0.4 and plan.cost_penalty > 0
+    unconstrained = router.route(X, budget=1.0)
+    assert unconstrained.cost_penalty == 0.0
+    assert plan.expected_quality.mean() <= unconstrained.expected_quality.mean()
+
+
+def test_budget_below_cheapest_routes_all_to_cheapest_with_warning():
+    router, X = fitted_on([[1.0, 2.0, 5.0], [0.0, 3.0, 4.0]])
+    with pytest.warns(BudgetWarning, match="below the cheapest"):
+        plan = router.route(X, budget=0.05)
+    assert plan.generator_names.tolist() == ["turbo", "turbo"]
+
+
+# ---------------------------------------------------------------- text prompts
+PROMPTS = ["a white wall", "a red apple", "three kites left of two trees at dusk",
+           "a crowded park at dusk with a red kite, oil painting", "", "a blue cube"]
+QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
+
+
+def test_empty_string_prompt_is_routed_like_any_other():
+    router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge", cost_penalty=0.5).fit(PROMPTS, QUALITY)
+    names = router.predict(["", "a red kite"])
+    assert len(names) == 2 and set(names) <= set(COSTS)
+
+
+@pytest.mark.parametrize("features", ["minilm", "complexity", "minilm+complexity"])
+@pytest.mark.parametrize("quality_model", ["knn", "mlp", "gbm", "ridge"])
+def test_every_builtin_configuration_fits_and_routes(features, quality_model):
+    router = CostAwareRouter(COSTS, features=features, quality_model=quality_model, random_state=0)
+    router.fit(PROMPTS, QUALITY)
+    Qhat = router.predict_quality(PROMPTS)
+    assert Qhat.shape == (len(PROMPTS), 3) and np.isfinite(Qhat).all()
+    assert router.predict(PROMPTS).shape == (len(PROMPTS),)
+
+
+def test_single_output_regressor_is_wrapped():
+    router = CostAwareRouter(COSTS, features="complexity", quality_model=SVR()).fit(PROMPTS, QUALITY)
+    assert router.predict_quality(PROMPTS).shape == (len(PROMPTS), 3)
+    assert type(router.quality_model_).__name__ == "MultiOutputRegressor"
+
+
+def test_pickle_round_trip_predicts_identically(tmp_path):
+    router = CostAwareRouter(COSTS, cost_penalty=0.3).fit(PROMPTS, QUALITY)
+    path = tmp_path / "router.joblib"
+    joblib.dump(router, path)
+    loaded = joblib.load(path)
+    assert loaded.predict(PROMPTS).tolist() == router.predict(PROMPTS).tolist()
+    np.testing.assert_array_equal(loaded.predict_quality(PROMPTS), router.predict_quality(PROMPTS))
+    # the embedding model is not part of the pickle
+    assert len(pickle.dumps(router)) < 2_000_000
+
+
+def test_refit_is_idempotent():
+    router = CostAwareRouter(COSTS, features="minilm+complexity", quality_model="gbm", random_state=0)
+    first = router.fit(PROMPTS, QUALITY).predict_quality(PROMPTS)
+    second = router.fit(PROMPTS, QUALITY).predict_quality(PROMPTS)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_clone_and_params():
+    router = CostAwareRouter(COSTS, features="complexity", cost_penalty=0.2)
+    assert router.get_params()["cost_penalty"] == 0.2
+    twin = clone(router.set_params(cost_penalty=0.7, budget=0.5))
+    assert twin.get_params()["cost_penalty"] == 0.7 and twin.budget == 0.5
+    assert twin.generators == COSTS and twin.generators is not COSTS
+
+
+def test_last_step_of_a_pipeline():
+    pipe = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
+                     ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge"))])
+    pipe.fit(PROMPTS, QUALITY)
+    assert pipe.predict(PROMPTS).tolist() == pipe[-1].predict([p.lower() for p in PROMPTS]).tolist()
+    numeric = Pipeline([("scale", StandardScaler()), ("router", memorising_router())])
+    X = np.arange(6.0)[:, None]
+    assert numeric.fit(X, QUALITY).predict(X).tolist() == ["sdxl", "sdxl", "sdxl", "sdxl", "turbo", "sdxl"]
+
+
+def test_grid_search_over_cost_penalty_with_a_fixed_trade_off():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    # generator quality depends on the sign of the first feature
+    Q = np.column_stack([3 + X[:, 0], np.full(60, 3.5), 3 - X[:, 0] + 1.0])
+    router = CostAwareRouter(COSTS, features=None, quality_model=KNeighborsRegressor(5))
+    search = GridSearchCV(router, {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]},
+                          scoring=make_routing_scorer(cost_weight=1.0), cv=KFold(3, shuffle=True, random_state=0))
+    search.fit(X, Q)
+    assert search.best_params_["cost_penalty"] in (0.5, 1.0, 2.0)
+    # the estimator's own score would favour no penalty at all: it is not a fixed yardstick
+    own = GridSearchCV(router, {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]}, cv=KFold(3, shuffle=True, random_state=0)).fit(X, Q)
+    assert own.best_params_["cost_penalty"] == 0.0
+
+
+def test_budget_scorer_ranks_infeasible_penalties_last():
+    Q = np.array([[1.0, 2.0, 5.0], [1.0, 2.0, 5.0]])
+    router, X = fitted_on(Q)
+    scorer = make_routing_scorer(budget=0.5)
+    assert scorer(router, X, Q) == -np.inf          # lambda = 0 routes to sdxl, cost 1.0
+    router.set_params(cost_penalty=10.0)
+    assert scorer(router, X, Q) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        make_routing_scorer()
+    with pytest.raises(ValueError, match="exactly one"):
+        make_routing_scorer(cost_weight=1.0, budget=0.5)
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "X, y, error, match",
+    [
+        ([], np.empty((0, 3)), ValueError, "empty"),
+        (["ok", 3], QUALITY[:2], TypeError, r"X\[1\] must be a str"),
+        ("a single prompt", QUALITY[:1], TypeError, "list of prompt strings"),
+        (PROMPTS, QUALITY[:, :2], ValueError, r"shape \(n_samples, n_generators\)"),
+        (PROMPTS, QUALITY[:4], ValueError, r"shape \(n_samples, n_generators\)"),
+        (PROMPTS, np.where(np.eye(6, 3) > 0, np.nan, QUALITY), ValueError, "NaN or inf"),
+        (PROMPTS, np.where(np.eye(6, 3) > 0, np.inf, QUALITY), ValueError, "NaN or inf"),
+        (PROMPTS, pd.DataFrame(QUALITY, columns=["turbo", "sd21", "dalle"]), ValueError, r"missing: \['sdxl'\], unknown: \['dalle'\]"),
+        (PROMPTS, None, ValueError, "requires y"),
+    ],
+)
+def test_bad_fit_input_raises(X, y, error, match):
+    with pytest.raises(error, match=match):
+        CostAwareRouter(COSTS, features="complexity").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"cost_penalty": -0.1}, ValueError, "cost_penalty must be finite and >= 0"),
+        ({"cost_penalty": "high"}, TypeError, "cost_penalty must be a real number"),
+        ({"budget": -1.0}, ValueError, "budget must be finite and >= 0"),
+        ({"features": "bert"}, ValueError, r"unknown features 'bert'; valid choices are \['minilm'"),
+        ({"quality_model": "svm"}, ValueError, r"unknown quality_model 'svm'; valid choices are \['knn'"),
+        ({"quality_model": 3}, TypeError, "quality_model must be one of"),
+        ({"generators": {"a": -1.0}}, ValueError, "cost of generator 'a' must be finite and >= 0"),
+        ({"generators": [GeneratorSpec("a", 1.0), GeneratorSpec("a", 2.0)]}, ValueError, r"duplicated: \['a'\]"),
+        ({"generators": "sdxl"}, TypeError, "generators must be a GeneratorRegistry"),
+    ],
+)
+def test_bad_parameters_raise_in_fit(params, error, match):
+    params = {"generators": COSTS, "features": "complexity", **params}
+    with pytest.raises(error, match=match):
+        CostAwareRouter(**params).fit(PROMPTS, QUALITY)
+
+
+def test_bad_route_arguments_and_unfitted_use():
+    router = CostAwareRouter(COSTS, features="complexity")
+    with pytest.raises(Exception, match="not fitted"):
+        router.predict(PROMPTS)
+    router.fit(PROMPTS, QUALITY)
+    with pytest.raises(ValueError, match="cost_penalty must be finite"):
+        router.route(PROMPTS, cost_penalty=-1)
+    with pytest.raises(ValueError, match="budget must be finite"):
+        router.route(PROMPTS, budget=float("nan"))
+    with pytest.raises(ValueError, match="empty"):
+        router.route([])
+    with pytest.raises(TypeError, match=r"X\[0\] must be a str"):
+        router.predict([None])
+
+
+def test_warning_free_default_fit():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CostAwareRouter(COSTS).fit(PROMPTS, QUALITY).route(PROMPTS, budget=0.5)
+
+
+def test_routing_plan_accounting():
+    router, X = fitted_on([[3.0, 3.2, 3.3], [1.0, 2.0, 4.5], [2.0, 4.0, 4.1]], cost_penalty=1.0)
+    plan = router.route(X)
+    assert isinstance(plan, RoutingPlan)
+    assert {k: v.tolist() for k, v in plan.groups().items()} == {"turbo": [0], "sd21": [2], "sdxl": [1]}
+    assert plan.total_cost == pytest.approx(1.0 + 10.0 + 4.0)
+    assert plan.mean_normalized_cost == pytest.approx((0.1 + 1.0 + 0.4) / 3)
+    summary = plan.summary()
+    assert summary.index.tolist() == ["turbo", "sd21", "sdxl"]
+    assert summary["count"].tolist() == [1, 1, 1] and summary["share"].sum() == pytest.approx(1.0)
+    frame = plan.to_frame()
+    assert frame["generator"].tolist() == ["turbo", "sdxl", "sd21"]
+    np.testing.assert_allclose(frame["expected_quality"], [3.0, 4.5, 4.0])
+    np.testing.assert_allclose(plan.utilities()[0], [3.0 - 0.1, 3.2 - 0.4, 3.3 - 1.0])
