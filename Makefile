@@ -6,6 +6,12 @@ PY := $(VENV)/bin/python
 # multi-GB CUDA build is pulled in by a floating requirement.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
+# Real data: the loaders look in $COSTROUTE_DATA first, then the user cache, then download.
+# Next to a checkout that has ../shared/data, use it.
+COSTROUTE_DATA ?= $(abspath $(wildcard ../shared/data))
+ifneq ($(strip $(COSTROUTE_DATA)),)
+export COSTROUTE_DATA
+endif
 
 .PHONY: install demo test test-slow bench clean
 
@@ -28,6 +34,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/routing_speed.py
+	$(PY) benchmarks/paper_table.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

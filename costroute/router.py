@@ -27,7 +27,7 @@ from .plan import RoutingPlan
 FEATURE_CHOICES = ("minilm", "complexity", "minilm+complexity")
 QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
 #: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
-DEFAULT_N_NEIGHBORS = 20
+DEFAULT_N_NEIGHBORS = 40
 # Utilities closer than this (relative) count as a tie, which goes to the cheaper generator.
 _TIE_RTOL = 1e-12
 
@@ -211,7 +211,7 @@ class CostAwareRouter(BaseEstimator):
         any scikit-learn transformer of a list of strings (cloned in ``fit``), or ``None``
         when ``X`` is already a numeric array.
     quality_model : {"knn", "mlp", "gbm", "ridge"} or regressor, default="knn"
-        Regressor of the (n, K) quality matrix: k-nearest neighbours (k=20 or the training
+        Regressor of the (n, K) quality matrix: k-nearest neighbours (k=40 or the training
         size if smaller), an MLP, histogram gradient boosting (one per generator), RidgeCV,
         or any scikit-learn regressor (cloned; single-output ones are wrapped in
         :class:`~sklearn.multioutput.MultiOutputRegressor`).

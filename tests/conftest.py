@@ -1,0 +1,18 @@
+"""Shared test set-up.
+
+The real data files live outside the repository (``../shared/data`` next to it on the
+development machine; CI sets ``COSTROUTE_DATA`` itself). When the variable is unset and that
+folder exists, point the dataset loaders at it so that a plain ``pytest`` works.
+"""
+
+import os
+from pathlib import Path
+
+_SHARED_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
+
+if not os.environ.get("COSTROUTE_DATA") and _SHARED_DATA.is_dir():
+    os.environ["COSTROUTE_DATA"] = str(_SHARED_DATA.resolve())
+
+# Count FLOPs afresh in tests instead of reading counts an earlier process saved on disk;
+# tests/test_costs.py checks the disk cache itself.
+os.environ.setdefault("COSTROUTE_FLOPS_CACHE", "0")
