@@ -47,6 +47,7 @@ _STYLE = {
 }
 _TEXT_MARKERS = {"text", "sign", "says", "saying", "reads", "reading", "written", "words", "letters",
                  "logo", "title", "caption", "label", "banner", "poster", "typography", "font"}
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")
 _QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|'[^']{2,}'")
 
 FEATURE_NAMES = (
@@ -90,7 +91,7 @@ def _stats(prompt: str) -> list[float]:
         float(sum(w in _STYLE for w in lower) + low_text.count(" by ")),
         float(sum(w.endswith("ing") and len(w) > 4 for w in lower)),
         float(len(set(lower))),
-        float(max(1, len(re.findall(r"[.!?]+(?:\s|$)", prompt.strip())))) if prompt.strip() else 0.0,
+        float(sum(1 for part in _SENTENCE_END.split(prompt) if part.strip())),
     ]
 
 

@@ -51,11 +51,12 @@ def _load_model(model: str, device: str):
         return _MODELS[key]
 
 
-def clear_embedding_cache() -> None:
-    """Forget every cached embedding and loaded embedding model."""
+def clear_embedding_cache(models: bool = True) -> None:
+    """Forget every cached embedding, and the loaded embedding models unless ``models=False``."""
     with _LOCK:
         _CACHE.clear()
-        _MODELS.clear()
+        if models:
+            _MODELS.clear()
 
 
 class SentenceEmbedder(TransformerMixin, BaseEstimator):
