@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --doctest-modules costroute tests
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests

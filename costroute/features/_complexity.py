@@ -107,8 +107,9 @@ class PromptComplexity(TransformerMixin, BaseEstimator):
     --------
     >>> from costroute.features import PromptComplexity
     >>> pc = PromptComplexity().fit(["a white wall"])
-    >>> dict(zip(pc.get_feature_names_out(), pc.transform(["two red kites left of a tree"])[0]))["n_numerals"]
-    1.0
+    >>> row = pc.transform(["two red kites left of a tree"])[0]
+    >>> {name: int(v) for name, v in zip(pc.get_feature_names_out(), row) if name.startswith("n_") and v}
+    {'n_chars': 28, 'n_words': 7, 'n_numerals': 1, 'n_colour_words': 1, 'n_spatial_relations': 1, 'n_distinct_words': 7, 'n_sentences': 1}
     """
 
     def fit(self, X, y=None):
