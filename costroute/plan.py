@@ -139,6 +139,57 @@ class RoutingPlan:
             }
         )
 
+    def generate(self, seed: int = 0, batch_size: int = 8, progress: bool = True, on_error: str = "fallback"):
+        """Make the image of every prompt with its assigned generator.
+
+        Prompts are grouped by generator (registry order) and run in batches of
+        ``batch_size``, loading each pipeline once. Every image has its own seed,
+        :func:`~costroute.generators.image_seed` of ``(seed, prompt index)``, used through
+        its own CPU ``torch.Generator``: a prompt's noise is the same whatever the batch
+        size, the other prompts or the device. Its pixels are then the same up to the
+        floating-point effect of batching on the kernels: identical in float64, within one
+        intensity level (in a small share of pixels) in float32 on CPU and float16 on CUDA;
+        the same call repeated gives identical pixels.
+
+        A batch that raises (any exception, CUDA out-of-memory included) is retried on
+        the same prompts with half the batch size, down to 1; the smaller size is kept for
+        the rest of that generator's prompts. A prompt that still fails alone is, with
+        ``on_error="fallback"``, moved to its next generator by this plan's utility
+        (:meth:`utilities`, highest first, generators already tried skipped) and recorded
+        in ``result.fallbacks``; with ``on_error="raise"`` generation stops at once. Either
+        way an image is never silently missing or reordered: when a prompt cannot be made
+        a :class:`~costroute.generators.GenerationError` is raised whose ``.result`` holds
+        the images made so far.
+
+        Parameters
+        ----------
+        seed : int, default=0
+            Seed of the run (>= 0).
+        batch_size : int, default=8
+            Largest batch sent to a generator.
+        progress : bool, default=True
+            Show a tqdm progress bar over images.
+        on_error : {"fallback", "raise"}, default="fallback"
+            What to do with a prompt that fails at batch size 1.
+
+        Returns
+        -------
+        GenerationResult
+            Images in prompt order, with per-image generator, seed, cost and wall time
+            (``result.to_frame()``) and the list of fallbacks.
+
+        Raises
+        ------
+        TypeError
+            If a generator that prompts are routed to is a plain
+            :class:`~costroute.generators.GeneratorSpec` (no backend to make images).
+        GenerationError
+            If some prompt could not be made (see above).
+        """
+        from .generators._generate import generate_plan
+
+        return generate_plan(self, seed=seed, batch_size=batch_size, progress=progress, on_error=on_error)
+
     def __len__(self) -> int:
         return len(self.prompts)
 
