@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 
@@ -19,12 +20,16 @@ DATASETS = ("genai-bench", "agiqa3k-alignment", "agiqa3k-quality")
 
 
 def _read_prompts(source: str) -> list[str]:
-    """One prompt per line; blank lines inside the file are prompts, trailing ones are not."""
+    """One prompt per line (UTF-8, a byte-order mark and CRLF endings tolerated).
+
+    Blank lines inside the input are prompts; trailing blank lines are not.
+    """
     if source == "-":
-        prompts = [line.rstrip("\n") for line in sys.stdin]
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        prompts = [line.rstrip("\r\n") for line in stream]
     else:
-        with open(source, encoding="utf-8") as fh:
-            prompts = [line.rstrip("\n") for line in fh]
+        with open(source, encoding="utf-8-sig", newline="") as fh:
+            prompts = [line.rstrip("\r\n") for line in fh]
     while prompts and not prompts[-1]:
         prompts.pop()
     return prompts
@@ -41,8 +46,6 @@ def _load_training_data(name: str, cost_unit: str):
 def _route(args: argparse.Namespace) -> int:
     from . import CostAwareRouter
 
-    if args.budget is not None and args.cost_penalty is not None:
-        raise SystemExit("costroute route: give --budget or --cost-penalty, not both")
     prompts = _read_prompts(args.prompts)
     if not prompts:
         raise SystemExit(f"costroute route: no prompts in {args.prompts!r} (one prompt per line)")
@@ -88,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--cost-unit", choices=("flops", "usd"), default="flops")
     route.add_argument("--features", choices=FEATURE_CHOICES, default="minilm")
     route.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default="knn")
-    route.add_argument("--cost-penalty", type=float, default=None, help="lambda (default 0 unless --budget)")
-    route.add_argument("--budget", type=float, default=None, help="target mean normalised cost of the batch")
+    route.add_argument("--cost-penalty", type=float, default=None,
+                       help="lambda (default 0); with --budget, the least lambda used")
+    route.add_argument("--budget", type=float, default=None,
+                       help="target mean normalised cost of the batch (lambda is raised until it is met)")
     route.set_defaults(func=_route)
 
     costs = sub.add_parser("costs", help="per-image FLOPs of shipped architectures, with a breakdown")
@@ -107,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"costroute {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

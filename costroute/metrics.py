@@ -4,27 +4,64 @@ from __future__ import annotations
 
 import numpy as np
 
-from .router import _check_penalty
+from ._checks import check_nonnegative
+from .router import meets_budget
 
 
-def routing_outcome(router, X, y) -> tuple[float, float]:
-    """Mean true quality and mean normalised cost of ``router``'s own routing of ``X``.
+def routing_outcome(estimator, X, y) -> tuple[float, float]:
+    """Mean true quality and mean normalised cost of ``estimator``'s own routing of ``X``.
 
-    ``y`` is the true quality matrix of ``X`` (same rules as in ``fit``).
+    ``estimator`` is a fitted :class:`~costroute.CostAwareRouter` or a fitted
+    :class:`~sklearn.pipeline.Pipeline` whose last step is one (the earlier steps transform
+    ``X`` first). ``y`` is the true quality matrix of ``X``.
     """
-    plan = router.route(X)
-    Y = router._check_y(y, len(plan))
-    return float(Y[np.arange(len(plan)), plan.assignments].mean()), plan.mean_normalized_cost
+    if hasattr(estimator, "steps"):  # a Pipeline ending in the router
+        for _, step in estimator.steps[:-1]:
+            if step is not None and step != "passthrough":
+                X = step.transform(X)
+        estimator = estimator.steps[-1][1]
+    if not hasattr(estimator, "routing_outcome"):
+        raise TypeError(
+            "routing scorers need a CostAwareRouter or a Pipeline ending in one, "
+            f"got {type(estimator).__name__}"
+        )
+    return estimator.routing_outcome(X, y)
 
 
-def make_routing_scorer(cost_weight: float | None = None, budget: float | None = None):
+class RoutingScorer:
+    """Scorer ``(estimator, X, y) -> float`` with a fixed trade-off; see :func:`make_routing_scorer`.
+
+    A module-level class (not a closure) so that a fitted ``GridSearchCV`` that keeps it in
+    ``scorer_`` can be pickled.
+    """
+
+    def __init__(self, cost_weight: float | None = None, budget: float | None = None):
+        if (cost_weight is None) == (budget is None):
+            raise ValueError("give exactly one of cost_weight or budget")
+        self.cost_weight = None if cost_weight is None else check_nonnegative(cost_weight, "cost_weight")
+        self.budget = None if budget is None else check_nonnegative(budget, "budget")
+
+    def __call__(self, estimator, X, y) -> float:
+        quality, cost = routing_outcome(estimator, X, y)
+        if self.cost_weight is not None:
+            return quality - self.cost_weight * cost
+        return quality if meets_budget(cost, self.budget) else -np.inf
+
+    def __repr__(self) -> str:
+        if self.cost_weight is not None:
+            return f"make_routing_scorer(cost_weight={self.cost_weight})"
+        return f"make_routing_scorer(budget={self.budget})"
+
+
+def make_routing_scorer(cost_weight: float | None = None, budget: float | None = None) -> RoutingScorer:
     """A scorer ``(estimator, X, y) -> float`` with a trade-off fixed outside the estimator.
 
     Use it to tune ``cost_penalty`` (or the features and quality model) with
     :class:`~sklearn.model_selection.GridSearchCV`. The estimator's own
     :meth:`~costroute.CostAwareRouter.score` subtracts ``cost_penalty`` x cost, so it moves
     with the very parameter being tuned and rewards a penalty of 0; a scorer must judge
-    every candidate by the same yardstick.
+    every candidate by the same yardstick. The estimator may be a router or a
+    :class:`~sklearn.pipeline.Pipeline` ending in one.
 
     Give exactly one of:
 
@@ -39,31 +76,14 @@ def make_routing_scorer(cost_weight: float | None = None, budget: float | None =
 
     Returns
     -------
-    callable
-        ``scorer(estimator, X, y)``, usable as ``scoring=`` in scikit-learn model selection.
+    RoutingScorer
+        Callable ``scorer(estimator, X, y)``, usable as ``scoring=`` in scikit-learn model
+        selection, and picklable.
 
     Examples
     --------
     >>> from costroute.metrics import make_routing_scorer
-    >>> scorer = make_routing_scorer(cost_weight=0.5)
+    >>> make_routing_scorer(cost_weight=0.5)
+    make_routing_scorer(cost_weight=0.5)
     """
-    if (cost_weight is None) == (budget is None):
-        raise ValueError("give exactly one of cost_weight or budget")
-    if cost_weight is not None:
-        weight = _check_penalty(cost_weight, "cost_weight")
-
-        def cost_weighted_quality(estimator, X, y) -> float:
-            quality, cost = routing_outcome(estimator, X, y)
-            return quality - weight * cost
-
-        cost_weighted_quality.__doc__ = f"Mean true quality − {weight} x mean normalised cost."
-        return cost_weighted_quality
-
-    limit = _check_penalty(budget, "budget")
-
-    def quality_within_budget(estimator, X, y) -> float:
-        quality, cost = routing_outcome(estimator, X, y)
-        return quality if cost <= limit + 1e-12 else -np.inf
-
-    quality_within_budget.__doc__ = f"Mean true quality if mean normalised cost <= {limit}, else -inf."
-    return quality_within_budget
+    return RoutingScorer(cost_weight=cost_weight, budget=budget)

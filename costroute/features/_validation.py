@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Set
 
 import numpy as np
 
@@ -10,8 +10,9 @@ import numpy as np
 def check_prompts(X, *, name: str = "X") -> list[str]:
     """Return ``X`` as a list of strings, or raise a clear error.
 
-    Accepts a list, tuple, 1-d ndarray or pandas Series of ``str``. An empty string is a
-    valid prompt; an empty collection, a bare string, ``None`` or a non-string element is not.
+    Accepts a list, tuple, 1-d ndarray (or an (n, 1) one), pandas Series or one-column
+    DataFrame of ``str``. An empty string is a valid prompt; an empty collection, a bare
+    string, ``None``, a set, a dict, an iterator or a non-string element is not.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(
@@ -29,8 +30,11 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
             X = X[:, 0]
         if X.ndim != 1:
             raise ValueError(f"{name} must be a 1-d collection of prompts, got an array of shape {X.shape}")
-    if X is None or not isinstance(X, Iterable):
-        raise TypeError(f"{name} must be a list of prompt strings, got {type(X).__name__}")
+    if X is None or isinstance(X, (Set, Mapping, Iterator)) or not isinstance(X, Iterable) or not hasattr(X, "__len__"):
+        raise TypeError(
+            f"{name} must be an ordered collection of prompt strings (list, tuple, 1-d array or "
+            f"Series), got {type(X).__name__}; sets, dicts and iterators have no fixed order or length"
+        )
     prompts = list(X)
     if not prompts:
         raise ValueError(f"{name} is empty: pass at least one prompt")

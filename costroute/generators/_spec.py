@@ -8,12 +8,12 @@ copy and safe to keep in an estimator parameter that :func:`sklearn.base.clone` 
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
+from .._checks import check_nonnegative
 
 COST_UNITS = ("flops", "usd")
 
@@ -27,14 +27,13 @@ def _check_name(name: Any) -> str:
 
 
 def _check_cost(cost: Any, name: str) -> float:
-    if isinstance(cost, bool) or not isinstance(cost, numbers.Real):
-        raise TypeError(
-            f"cost of generator {name!r} must be a real number, got {type(cost).__name__}: {cost!r}"
-        )
-    cost = float(cost)
-    if not math.isfinite(cost) or cost < 0:
-        raise ValueError(f"cost of generator {name!r} must be finite and >= 0, got {cost!r}")
-    return cost
+    return check_nonnegative(cost, f"cost of generator {name!r}")
+
+
+def _check_unit(unit: Any) -> str:
+    if unit not in COST_UNITS:
+        raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {unit!r}")
+    return unit
 
 
 class GeneratorSpec:
@@ -63,9 +62,7 @@ class GeneratorSpec:
     def __init__(self, name: str, cost: float, cost_unit: str = "flops", **settings: Any):
         self.name = _check_name(name)
         self.cost = _check_cost(cost, self.name)
-        if cost_unit not in COST_UNITS:
-            raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {cost_unit!r}")
-        self.cost_unit = cost_unit
+        self.cost_unit = _check_unit(cost_unit)
         self.settings = dict(settings)
 
     def clone(self, **changes: Any) -> GeneratorSpec:
@@ -77,9 +74,7 @@ class GeneratorSpec:
             elif key == "cost":
                 new.cost = _check_cost(value, new.name)
             elif key == "cost_unit":
-                if value not in COST_UNITS:
-                    raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {value!r}")
-                new.cost_unit = value
+                new.cost_unit = _check_unit(value)
             else:
                 new.settings[key] = value
         return new

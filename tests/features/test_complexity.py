@@ -49,3 +49,12 @@ def test_bad_input():
         PromptComplexity().fit(["ok", None])
     with pytest.raises(ValueError, match="empty"):
         PromptComplexity().fit([])
+
+
+def test_possessives_phrases_and_words_ending_in_est_are_not_miscounted():
+    s = stats("the cat's toy and the dog's bone on top of a forest table")
+    assert s["n_quoted_text"] == 0
+    assert s["n_spatial_relations"] == 1   # "on top of" once, not also "top"
+    assert s["n_comparatives"] == 0        # "forest" is no superlative
+    assert stats("the tallest of three 'small' towers")["n_comparatives"] == 1
+    assert stats("the tallest of three 'small' towers")["n_quoted_text"] == 1

@@ -56,8 +56,11 @@ def test_cache_is_bounded(monkeypatch, embedder):
     clear_embedding_cache()
     monkeypatch.setattr(_embedding, "CACHE_MAX_ENTRIES", 2)
     emb = SentenceEmbedder().fit(["x"])
-    emb.transform(["one", "two", "three"])
-    assert sum(len(c) for c in _embedding._CACHE.values()) == 2
+    emb.transform(["one", "two"])
+    emb.transform(["one"])            # "one" is now the most recently used
+    emb.transform(["three"])          # evicts the least recently used: "two"
+    (cache,) = _embedding._CACHE.values()
+    assert list(cache) == ["one", "three"]
 
 
 def test_pickle_holds_no_model(embedder):
