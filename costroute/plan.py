@@ -151,9 +151,13 @@ class RoutingPlan:
         intensity level (in a small share of pixels) in float32 on CPU and float16 on CUDA;
         the same call repeated gives identical pixels.
 
-        A batch that raises (any exception, CUDA out-of-memory included) is retried on
-        the same prompts with half the batch size, down to 1; the smaller size is kept for
-        the rest of that generator's prompts. A prompt that still fails alone is, with
+        A batch that runs out of memory (CUDA out-of-memory included) is retried with half
+        the batch size, down to 1, and the smaller size is kept for the rest of that
+        generator's prompts; a batch that raises anything else is split in halves until the
+        failing prompts are isolated, then batching resumes at the earlier size. A
+        generator whose pipeline fails to load is not tried again in the run
+        (``result.failed_loads``). Pipelines stay loaded after the run, within the pipeline
+        cache's ``max_loaded`` bound. A prompt that still fails alone is, with
         ``on_error="fallback"``, moved to its next generator by this plan's utility
         (:meth:`utilities`, highest first, generators already tried skipped) and recorded
         in ``result.fallbacks``; with ``on_error="raise"`` generation stops at once. Either

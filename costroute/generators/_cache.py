@@ -33,6 +33,18 @@ def free_accelerator_memory() -> None:
             pass
 
 
+class _Loading:
+    """A load in progress: the thread running it, and the outcome other threads wait for."""
+
+    __slots__ = ("done", "ok", "owner", "pipeline")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.owner = threading.get_ident()
+        self.pipeline: Any = None
+
+
 class PipelineCache:
     """A bounded, least-recently-used map from a load key to a loaded pipeline.
 
@@ -66,7 +78,8 @@ class PipelineCache:
     def __init__(self, max_loaded: int = 2):
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._load_seconds: dict[Hashable, float] = {}
-        self._lock = threading.RLock()
+        self._loading: dict[Hashable, _Loading] = {}
+        self._lock = threading.RLock()  # guards the maps and counters; never held while a loader runs
         self.loads = 0
         self.hits = 0
         self.evictions = 0
@@ -83,38 +96,76 @@ class PipelineCache:
             raise ValueError(f"max_loaded must be an integer >= 1, got {value!r}")
         with self._lock:
             self._max_loaded = value
-            self._shrink(value)
+            evicted = self._shrink(value)
+        if evicted:
+            free_accelerator_memory()
 
-    def _shrink(self, size: int) -> None:
+    def _shrink(self, size: int) -> bool:
+        """Evict least recently used entries down to ``size`` (lock held); returns whether any went."""
         evicted = False
-        while len(self._entries) > size:
+        while len(self._entries) > max(size, 0):
             key, _ = self._entries.popitem(last=False)
             self._load_seconds.pop(key, None)
             self.evictions += 1
             evicted = True
-        if evicted:
-            free_accelerator_memory()
+        return evicted
 
     def get(self, key: Hashable, loader: Callable[[], Any]) -> Any:
         """The pipeline under ``key``, loading it with ``loader()`` on a miss.
 
         The entry becomes the most recently used. A miss first evicts down to
-        ``max_loaded - 1`` entries so that two large pipelines are never held together
-        beyond the bound, then loads. A loader that raises leaves the cache unchanged
-        (apart from that eviction).
+        ``max_loaded`` minus the loads in progress, so that large pipelines are never
+        held together beyond the bound, then loads. A loader that raises leaves the cache
+        unchanged (apart from that eviction).
+
+        Thread-safe, and ``loader()`` runs *outside* the cache-wide lock: while one thread
+        loads a key, other threads get hits and load other keys. A thread asking for a
+        key that another thread is loading waits for that load and shares its pipeline
+        (one load per key); if that load fails, the waiting thread runs its own loader.
         """
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return self._entries[key]
-            self._shrink(self._max_loaded - 1)
-            start = time.perf_counter()
+        while True:
+            with self._lock:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return self._entries[key]
+                loading = self._loading.get(key)
+                if loading is None:
+                    loading = self._loading[key] = _Loading()
+                    evicted = self._shrink(self._max_loaded - len(self._loading))
+                    break
+            if loading.owner == threading.get_ident():
+                raise RuntimeError(f"the loader of {key!r} asked the cache for {key!r} again (recursive load)")
+            loading.done.wait()
+            if loading.ok:
+                with self._lock:
+                    self.hits += 1
+                    if key in self._entries:
+                        self._entries.move_to_end(key)
+                return loading.pipeline
+            # that load failed: try again, as the loader of the key if nobody else is
+        if evicted:
+            free_accelerator_memory()
+        start = time.perf_counter()
+        try:
             pipeline = loader()
+        except BaseException:
+            with self._lock:
+                del self._loading[key]
+            loading.done.set()
+            raise
+        with self._lock:
+            del self._loading[key]
             self._entries[key] = pipeline
+            self._entries.move_to_end(key)
             self._load_seconds[key] = time.perf_counter() - start
             self.loads += 1
-            return pipeline
+            evicted = self._shrink(self._max_loaded)
+        loading.pipeline, loading.ok = pipeline, True
+        loading.done.set()
+        if evicted:
+            free_accelerator_memory()
+        return pipeline
 
     def evict(self, key: Hashable) -> bool:
         """Drop ``key`` if present (frees CUDA memory); returns whether it was held."""

@@ -43,6 +43,16 @@ class BackendGenerator(GeneratorSpec):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement generate_images")
 
+    def _check_batch(self, prompts: Sequence[Any], seeds: Sequence[int]) -> tuple[list, list[int]]:
+        """``prompts`` and ``seeds`` as lists (seeds as ints), after checking there is one seed per prompt.
+
+        The shared argument check of :meth:`generate_images` implementations.
+        """
+        prompts, seeds = list(prompts), [int(s) for s in seeds]
+        if len(prompts) != len(seeds):
+            raise ValueError(f"generator {self.name!r} got {len(prompts)} prompts but {len(seeds)} seeds")
+        return prompts, seeds
+
 
 class CallableGenerator(BackendGenerator):
     """Wrap any ``fn(prompts, seeds) -> images``: a hosted API, a custom pipeline, a cascade.
@@ -87,9 +97,7 @@ class CallableGenerator(BackendGenerator):
 
     def generate_images(self, prompts: Sequence[Any], seeds: Sequence[int]) -> list:
         """Call ``fn(list(prompts), list(seeds))`` and check that one image per prompt came back."""
-        prompts, seeds = list(prompts), [int(s) for s in seeds]
-        if len(prompts) != len(seeds):
-            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        prompts, seeds = self._check_batch(prompts, seeds)
         images = self.fn(prompts, seeds)
         try:
             images = list(images)

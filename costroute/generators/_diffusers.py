@@ -354,7 +354,22 @@ def _pipeline_view(pipe: Any, scheduler: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- the spec
-class DiffusersGenerator(BackendGenerator):
+class _CountedCostGenerator(BackendGenerator):
+    """Base of the backends whose cost is counted lazily unless given (``_cost``, ``_explicit_cost``).
+
+    Equality ignores a counted cost (it follows from the settings) and compares an
+    explicit one, so that a spec compares equal before and after its cost is counted.
+    """
+
+    _cost: float | None
+    _explicit_cost: bool
+
+    def _key(self) -> tuple:
+        return (type(self), self.name, self._cost if self._explicit_cost else None, self.cost_unit,
+                repr(sorted(self.settings.items())))
+
+
+class DiffusersGenerator(_CountedCostGenerator):
     """A diffusers text-to-image pipeline at given settings, as a routable generator.
 
     Nothing is loaded in ``__init__`` or at import. The cost per image (FLOPs) is
@@ -528,10 +543,6 @@ class DiffusersGenerator(BackendGenerator):
             new._cost, new._breakdown = self._cost, copy.deepcopy(self._breakdown)
         return new
 
-    def _key(self) -> tuple:
-        return (type(self), self.name, self._cost if self._explicit_cost else None, self.cost_unit,
-                repr(sorted(self.settings.items())))
-
     def __repr__(self) -> str:
         cost = f"{self._cost:.4g}" if self._cost is not None else "<not counted yet>"
         extra = "".join(f", {k}={v!r}" for k, v in self.settings.items() if v is not None)
@@ -600,9 +611,8 @@ class DiffusersGenerator(BackendGenerator):
         """
         import torch
 
-        prompts, seeds = [str(p) for p in prompts], [int(s) for s in seeds]
-        if len(prompts) != len(seeds):
-            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        prompts, seeds = self._check_batch(prompts, seeds)
+        prompts = [str(p) for p in prompts]
         if not prompts:
             return []
         pipe = self.pipeline()
@@ -654,13 +664,15 @@ def _check_scale(value: Any) -> float:
     return float(value)
 
 
-class DeepFloydIFGenerator(BackendGenerator):
+class DeepFloydIFGenerator(_CountedCostGenerator):
     """DeepFloyd IF as one generator: stage I (64 px) then stage II (x4, 256 px) on one T5 encoding.
 
     IF is a cascade of pixel-space pipelines, not one text-to-image pipeline, so it gets
     its own backend. Both stages load lazily into the shared
     :data:`~costroute.generators.pipeline_cache` (stage II without a text encoder: it
-    reuses stage I's embeddings). The cost is counted from the shipped IF configs
+    reuses stage I's embeddings), as two entries: the cache must hold at least two
+    pipelines (``pipeline_cache.max_loaded >= 2``, the default), else :meth:`load` raises
+    a ``ValueError``. The cost is counted from the shipped IF configs
     (:func:`costroute.costs.pipeline_cost` with ``arch="deepfloyd_if"``). Stage III (the
     Stable Diffusion x4 upscaler to 1024 px) is neither run nor counted.
 
@@ -750,10 +762,6 @@ class DeepFloydIFGenerator(BackendGenerator):
         new.cost_unit = unit
         return new
 
-    def _key(self) -> tuple:
-        return (type(self), self.name, self._cost if self._explicit_cost else None, self.cost_unit,
-                repr(sorted(self.settings.items())))
-
     def __repr__(self) -> str:
         cost = f"{self._cost:.4g}" if self._cost is not None else "<not counted yet>"
         extra = "".join(f", {k}={v!r}" for k, v in self.settings.items())
@@ -767,7 +775,25 @@ class DeepFloydIFGenerator(BackendGenerator):
                 (self.settings["stage_2"], dtype, device, (("text_encoder", None),), load_kwargs))
 
     def load(self) -> tuple[Any, Any]:
-        """Both stage pipelines, from the cache or freshly loaded into it."""
+        """Both stage pipelines, from the cache or freshly loaded into it.
+
+        The two stages are two entries of :data:`~costroute.generators.pipeline_cache`,
+        so it must hold at least two pipelines: with ``max_loaded=1`` loading stage II
+        would evict stage I and both would reload for every batch.
+
+        Raises
+        ------
+        ValueError
+            If ``pipeline_cache.max_loaded < 2`` (raised before anything is loaded).
+        OSError
+            A stage cannot be loaded (the message names it).
+        """
+        if pipeline_cache.max_loaded < 2:
+            raise ValueError(
+                f"DeepFloydIFGenerator {self.name!r} holds two pipelines (stage I and stage II) in the pipeline "
+                f"cache, but pipeline_cache.max_loaded is {pipeline_cache.max_loaded}; set "
+                "costroute.generators.pipeline_cache.max_loaded = 2 or more"
+            )
         load_kwargs = self.settings.get("load_kwargs") or {}
         first, second = self._load_keys()
         stage_1 = pipeline_cache.get(first, lambda: _load_any_pipeline(first[0], first[1], first[2], load_kwargs))
@@ -786,9 +812,8 @@ class DeepFloydIFGenerator(BackendGenerator):
         """Run stage I then stage II; every image uses its own CPU generator per stage, seeded with its seed."""
         import torch
 
-        prompts, seeds = [str(p) for p in prompts], [int(s) for s in seeds]
-        if len(prompts) != len(seeds):
-            raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+        prompts, seeds = self._check_batch(prompts, seeds)
+        prompts = [str(p) for p in prompts]
         if not prompts:
             return []
         stage_1, stage_2 = self.load()

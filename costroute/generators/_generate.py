@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,24 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Fallback", "GenerationError", "GenerationResult", "generate_plan", "image_seed"]
 
 ON_ERROR = ("fallback", "raise")
+
+# characters kept in a generator name when it becomes part of a file name; others become "_"
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def _check_non_negative_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _file_name_part(name: str) -> str:
+    """``name`` with every character but letters, digits, ``.``, ``_``, ``+`` and ``-`` replaced by ``_``.
+
+    No separator survives (``/`` and ``\\`` become ``_``), and a run of dots is cut to one,
+    so the part can never leave the folder or name a parent.
+    """
+    return re.sub(r"\.{2,}", ".", _UNSAFE_IN_FILE_NAME.sub("_", name))
 
 
 def image_seed(seed: int, index: int) -> int:
@@ -50,10 +69,8 @@ def image_seed(seed: int, index: int) -> int:
     >>> image_seed(0, 3) == image_seed(0, 3) != image_seed(1, 3)
     True
     """
-    for value, what in ((seed, "seed"), (index, "index")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0]
+    seed, index = _check_non_negative_int(seed, "seed"), _check_non_negative_int(index, "index")
+    state = np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0]
     return int(state >> np.uint64(1))
 
 
@@ -111,6 +128,10 @@ class GenerationResult(Sequence):
         Every move from a failed generator to another, in the order they happened.
     load_seconds : dict of str to float
         Time spent in each generator's ``load()`` (near 0 when the pipeline was cached).
+    failed_loads : dict of str to str
+        Generators whose ``load()`` raised in this run, with the error as
+        ``"ExceptionType: message"``. Each is loaded at most once per run: after its
+        failure it counts as already tried for every prompt, so no fallback goes to it.
     cost_unit : str
         Unit of :attr:`costs`.
     seed : int
@@ -131,6 +152,7 @@ class GenerationResult(Sequence):
         self.batch_sizes = [0] * n
         self.fallbacks: list[Fallback] = []
         self.load_seconds: dict[str, float] = {}
+        self.failed_loads: dict[str, str] = {}
 
     @property
     def missing(self) -> list[int]:
@@ -174,14 +196,17 @@ class GenerationResult(Sequence):
     def save(self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png") -> list[str]:
         """Save every image as ``{prefix}_{index:04d}_{generator}.{fmt}``; returns the paths.
 
-        Images must be PIL images (or anything with a ``save(path)`` method).
+        Images must be PIL images (or anything with a ``save(path)`` method). In the file
+        name, every character of the generator name other than letters, digits, ``.``,
+        ``_``, ``+`` and ``-`` becomes ``_`` and runs of dots become one dot, so names such
+        as ``"org/model"`` or ``"../x"`` stay inside ``folder`` (``image_0003_org_model.png``).
         """
         os.makedirs(folder, exist_ok=True)
         paths = []
         for i, (image, gen) in enumerate(zip(self.images, self.generators)):
             if image is None:
                 continue
-            path = os.path.join(os.fspath(folder), f"{prefix}_{i:04d}_{gen}.{fmt}")
+            path = os.path.join(os.fspath(folder), f"{prefix}_{i:04d}_{_file_name_part(gen)}.{fmt}")
             image.save(path)
             paths.append(path)
         return paths
@@ -233,8 +258,7 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _check_args(seed: Any, batch_size: Any, on_error: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_non_negative_int(seed, "seed")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if on_error not in ON_ERROR:
@@ -251,7 +275,24 @@ def generate_plan(
     """Make every image of ``plan``; the engine of :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`.
 
     See :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>` for the parameters
-    and the semantics of seeding, batching, retries and fallbacks.
+    and the semantics of seeding and fallbacks. Retries and loading, precisely:
+
+    - A batch that runs out of memory (``MemoryError``, ``torch.cuda.OutOfMemoryError``
+      or an "out of memory" message) is retried with half its size after the CUDA cache
+      is emptied, and the smaller size stays in force for the rest of that generator's
+      prompts in this run.
+    - A batch that raises anything else is split in halves, recursively, to isolate the
+      prompt(s) that fail alone; the prompts that succeed keep their images, and the
+      next batches use the batch size in force before the error. One bad prompt costs
+      about ``2 log2(batch_size)`` extra calls, not the batching of the whole group.
+    - Each generator's ``load()`` runs once per group. A generator whose ``load()`` raised
+      is remembered for the rest of the run (``result.failed_loads``): it counts as
+      already tried for every prompt, so no fallback goes to it and it is not loaded again.
+    - Nothing is unloaded at the end: :meth:`BackendGenerator.unload` is not called, and
+      loaded pipelines stay in :data:`~costroute.generators.pipeline_cache` (at most
+      ``pipeline_cache.max_loaded`` of them, least recently used evicted first) for the
+      next run. Lower the bound, call ``spec.unload()`` or
+      :func:`~costroute.generators.clear_pipeline_cache` to free the memory.
     """
     _check_args(seed, batch_size, on_error)
     registry = plan.generators
@@ -279,7 +320,7 @@ def generate_plan(
     bar = tqdm(total=n, disable=not progress, unit="img", desc="generating")
 
     def fail(index: int, name: str, exc: BaseException) -> None:
-        """Prompt ``index`` failed on ``name`` at batch size 1: move it on, or record the failure."""
+        """Prompt ``index`` failed on ``name`` (alone, or at load): move it on, or record the failure."""
         tried[index].add(name)
         if on_error == "raise":
             failures[index] = exc
@@ -288,7 +329,9 @@ def generate_plan(
             (
                 names[k]
                 for k in preference[index]
-                if names[k] not in tried[index] and isinstance(registry[names[k]], BackendGenerator)
+                if names[k] not in tried[index]
+                and names[k] not in result.failed_loads
+                and isinstance(registry[names[k]], BackendGenerator)
             ),
             None,
         )
@@ -311,6 +354,21 @@ def generate_plan(
             failures,
         )
 
+    def run(name: str, spec: BackendGenerator, chunk: list[int]) -> None:
+        """One call of ``spec`` on ``chunk``; its images go into ``result`` (raises what the backend raises)."""
+        start = time.perf_counter()
+        images = list(spec.generate_images([plan.prompts[i] for i in chunk], [result.seeds[i] for i in chunk]))
+        if len(images) != len(chunk):
+            raise RuntimeError(f"{name!r} returned {len(images)} images for a batch of {len(chunk)}")
+        elapsed = time.perf_counter() - start
+        for index, image in zip(chunk, images):
+            result.images[index] = image
+            result.generators[index] = name
+            result.costs[index] = spec.cost
+            result.seconds[index] = elapsed / len(chunk)
+            result.batch_sizes[index] = len(chunk)
+        bar.update(len(chunk))
+
     try:
         while True:
             name = next((g for g in names if pending.get(g)), None)
@@ -321,7 +379,8 @@ def generate_plan(
             start = time.perf_counter()
             try:
                 spec.load()
-            except Exception as exc:  # a model that cannot load fails all its prompts
+            except Exception as exc:  # a model that cannot load fails all its prompts, and is not loaded again
+                result.failed_loads[name] = _describe(exc)
                 for index in remaining:
                     fail(index, name, exc)
                 if failures and on_error == "raise":
@@ -329,35 +388,30 @@ def generate_plan(
                 continue
             finally:
                 result.load_seconds[name] = result.load_seconds.get(name, 0.0) + time.perf_counter() - start
-            size = batch_size
+            size = batch_size  # lowered for the rest of the group by out-of-memory errors only
             while remaining:
-                chunk = remaining[:size]
-                start = time.perf_counter()
-                try:
-                    images = list(spec.generate_images([plan.prompts[i] for i in chunk],
-                                                       [result.seeds[i] for i in chunk]))
-                    if len(images) != len(chunk):
-                        raise RuntimeError(f"{name!r} returned {len(images)} images for a batch of {len(chunk)}")
-                except Exception as exc:  # includes torch.cuda.OutOfMemoryError
-                    if _is_out_of_memory(exc):
-                        free_accelerator_memory()
-                    if len(chunk) > 1:
-                        size = (len(chunk) + 1) // 2  # retry the same prompts in batches of half the size
-                        continue
-                    remaining = remaining[1:]
-                    fail(chunk[0], name, exc)
-                    if failures and on_error == "raise":
-                        raise stop() from exc
-                    continue
-                elapsed = time.perf_counter() - start
-                for index, image in zip(chunk, images):
-                    result.images[index] = image
-                    result.generators[index] = name
-                    result.costs[index] = spec.cost
-                    result.seconds[index] = elapsed / len(chunk)
-                    result.batch_sizes[index] = len(chunk)
-                remaining = remaining[len(chunk):]
-                bar.update(len(chunk))
+                # a batch, then the halves of whatever part of it fails for another reason than memory
+                parts = [remaining[:size]]
+                remaining = remaining[size:]
+                while parts:
+                    part = parts.pop(0)
+                    try:
+                        run(name, spec, part)
+                    except Exception as exc:  # includes torch.cuda.OutOfMemoryError
+                        if _is_out_of_memory(exc):
+                            free_accelerator_memory()
+                            if len(part) > 1:
+                                # retry these prompts, and every later one, at half the size
+                                size = min(size, (len(part) + 1) // 2)
+                                remaining = sorted(part + [i for p in parts for i in p] + remaining)
+                                break
+                        elif len(part) > 1:
+                            half = (len(part) + 1) // 2
+                            parts[:0] = [part[:half], part[half:]]
+                            continue
+                        fail(part[0], name, exc)
+                        if failures and on_error == "raise":
+                            raise stop() from exc
     finally:
         bar.close()
     if failures:

@@ -46,3 +46,53 @@ def test_deepfloyd_if_spec_costs_both_stages_and_clones_cheaply():
     assert copy.deepcopy(spec) == spec
     with pytest.raises(ValueError, match="pair"):
         DeepFloydIFGenerator("bad", steps=100)
+
+
+def test_every_backend_checks_one_seed_per_prompt():
+    class Echo(BackendGenerator):
+        def generate_images(self, prompts, seeds):
+            prompts, seeds = self._check_batch(prompts, seeds)
+            return [f"{p}#{s}" for p, s in zip(prompts, seeds)]
+
+    assert Echo("echo", 1.0).generate_images(("a", "b"), [1.0, 2]) == ["a#1", "b#2"]
+    for gen in (Echo("echo", 1.0), CallableGenerator("api", labels, cost=0.04), DeepFloydIFGenerator("if")):
+        with pytest.raises(ValueError, match=rf"generator '{gen.name}' got 2 prompts but 1 seeds"):
+            gen.generate_images(["a", "b"], [1])
+
+
+@pytest.fixture
+def fake_if_loads(monkeypatch):
+    """Replace the IF stage loader with a recorder of (model, dtype, device) that loads nothing."""
+    from costroute.generators import _diffusers
+
+    loads = []
+
+    def fake(model, dtype, device, load_kwargs):
+        loads.append(model)
+        return f"pipeline {model}"
+
+    monkeypatch.setattr(_diffusers, "_load_any_pipeline", fake)
+    return loads
+
+
+def test_deepfloyd_if_holds_both_stages_in_the_cache(fake_if_loads, fresh_pipeline_cache):
+    spec = DeepFloydIFGenerator("if", dtype="float32", device="cpu")
+    other = DeepFloydIFGenerator("other", stage_1="org/other-I", dtype="float32", device="cpu")
+    fresh_pipeline_cache.max_loaded = 2
+    assert spec.load() == ("pipeline DeepFloyd/IF-I-XL-v1.0", "pipeline DeepFloyd/IF-II-L-v1.0")
+    spec.load()
+    assert fake_if_loads == ["DeepFloyd/IF-I-XL-v1.0", "DeepFloyd/IF-II-L-v1.0"]  # each stage once
+    other.load()  # its stage I evicts spec's (least recently used); stage II is shared: a hit
+    assert fake_if_loads[2:] == ["org/other-I"] and other._load_keys()[1] == spec._load_keys()[1]
+    assert fresh_pipeline_cache.keys() == list(other._load_keys())
+    spec.unload()
+    assert fresh_pipeline_cache.keys() == [other._load_keys()[0]]
+
+
+def test_deepfloyd_if_refuses_a_one_pipeline_cache(fake_if_loads, fresh_pipeline_cache):
+    fresh_pipeline_cache.max_loaded = 1
+    spec = DeepFloydIFGenerator("if", dtype="float32", device="cpu")
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"'if' holds two pipelines.*max_loaded is 1.*max_loaded = 2"):
+            spec.load()
+    assert fake_if_loads == [] and len(fresh_pipeline_cache) == 0

@@ -1,5 +1,7 @@
 """RoutingPlan.generate: grouping, batching, seeding, order, retries, fallbacks, errors."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,29 @@ def test_out_of_memory_halves_the_batch_down_to_what_fits(make_plan, Recorder):
     assert [r.split("|")[1] for r in result] == PROMPTS
 
 
+def test_a_bad_prompt_is_isolated_and_the_batch_size_comes_back(make_plan, Recorder):
+    """A non-memory error splits the failing batch to find the bad prompt, then batching resumes."""
+    prompts = [f"p{i}" for i in range(10)]
+    rec = Recorder("a", fail_on=lambda p: p == "p1")
+    gens = [CallableGenerator("a", rec, cost=1.0), CallableGenerator("b", Recorder("b"), cost=2.0)]
+    result = make_plan(prompts, [0] * 10, gens).generate(batch_size=4, progress=False)
+    assert result.complete and result.generators == ["a", "b"] + ["a"] * 8
+    # [p0-p3] fails; halves: [p0,p1] fails -> [p0] ok, [p1] fails alone; [p2,p3] ok; then batches of 4 again
+    assert rec.calls == [prompts[0:4], prompts[0:2], ["p0"], ["p1"], prompts[2:4], prompts[4:8], prompts[8:10]]
+    assert result.batch_sizes == [1, 1, 2, 2, 4, 4, 4, 4, 2, 2]
+    assert [(f.index, f.from_generator, f.to_generator) for f in result.fallbacks] == [(1, "a", "b")]
+
+
+def test_out_of_memory_inside_a_split_batch_lowers_the_size_for_the_rest(make_plan, Recorder):
+    prompts = [f"p{i}" for i in range(8)]
+    rec = Recorder("m", fail_on=lambda p: p == "p0", max_batch=2)
+    # "p0" fails alone; memory allows 2: 8 (OOM) -> 4 (OOM) -> 2 fails (bad prompt) -> 1, 1, then batches of 2
+    gens = [CallableGenerator("m", rec, cost=1.0), CallableGenerator("b", Recorder("b"), cost=2.0)]
+    result = make_plan(prompts, [0] * 8, gens).generate(batch_size=8, progress=False)
+    assert [len(c) for c in rec.calls] == [8, 4, 2, 1, 1, 2, 2, 2]
+    assert result.generators == ["b"] + ["m"] * 7 and result.batch_sizes == [1, 1, 2, 2, 2, 2, 2, 2]
+
+
 def test_torch_cuda_oom_is_retried_too(make_plan):
     import torch
 
@@ -130,13 +155,14 @@ def test_failing_prompts_fall_back_by_utility(make_plan, Recorder):
 def test_on_error_raise_carries_the_partial_result(make_plan, Recorder):
     gens = [CallableGenerator("a", Recorder("a", fail_on=lambda p: p == "zzz"), cost=1.0),
             CallableGenerator("b", Recorder("b"), cost=2.0)]
-    plan = make_plan(PROMPTS, [1, 1, 0, 0, 0, 1], gens)
+    plan = make_plan(PROMPTS, [0, 1, 0, 0, 0, 1], gens)
     with pytest.raises(GenerationError, match="could not be made") as info:
         plan.generate(batch_size=1, on_error="raise", progress=False)
     partial = info.value.result
-    assert 2 in partial.missing and partial.images[2] is None and partial.fallbacks == []
-    assert partial[0] is None or partial[0].startswith("b|")  # "a" runs first (registry order)
-    assert partial.generators[:2] == [None, None] and partial.generators[3] is None
+    # "a" runs first (registry order): prompt 0, then "zzz" (prompt 2) fails and stops the run
+    assert partial.images == [f"a|{PROMPTS[0]}|{image_seed(0, 0)}"] + [None] * 5
+    assert partial.generators == ["a"] + [None] * 5 and partial.missing == [1, 2, 3, 4, 5]
+    assert partial.fallbacks == [] and list(info.value.failures) == [2]
     assert isinstance(info.value.failures[2], RuntimeError)
 
 
@@ -163,6 +189,36 @@ def test_a_model_that_cannot_load_falls_back(make_plan, Recorder, tiny_sd, tmp_p
     assert result.generators == ["backup"] * 3
     assert {f.to_generator for f in result.fallbacks} == {"backup"}
     assert "could not load" in result.fallbacks[0].error
+    assert list(result.failed_loads) == ["doomed"] and "could not load" in result.failed_loads["doomed"]
+
+
+class Unloadable:
+    """fn whose ``load()`` always fails, counting the attempts in a list shared by its copies."""
+
+    def __init__(self, attempts):
+        self.attempts = attempts
+
+    def load(self):
+        self.attempts.append(1)
+        raise OSError("weights not found")
+
+    def __call__(self, prompts, seeds):  # pragma: no cover - never reached
+        raise AssertionError("called without a successful load")
+
+
+def test_a_failed_load_is_remembered_for_the_run(make_plan, Recorder):
+    attempts = []
+    gens = [CallableGenerator("a", Unloadable(attempts), cost=1.0),
+            CallableGenerator("b", Recorder("b", fail_on=lambda p: p == "x"), cost=2.0),
+            CallableGenerator("c", Recorder("c"), cost=3.0)]
+    # prompt 0 goes to "a" (cannot load) and falls back to "b"; prompt 1 ("x") fails on "b" and would
+    # next prefer "a": "a" is skipped (its load already failed) and "c" makes it
+    quality = np.array([[3.0, 2.0, 1.0], [2.0, 3.0, 1.0]])
+    result = make_plan(["ok", "x"], [0, 1], gens, quality=quality).generate(progress=False)
+    assert len(attempts) == 1
+    assert result.complete and result.generators == ["b", "c"]
+    assert [(f.index, f.from_generator, f.to_generator) for f in result.fallbacks] == [(0, "a", "b"), (1, "b", "c")]
+    assert result.failed_loads == {"a": "OSError: weights not found"}
 
 
 def test_plain_specs_cannot_generate(make_plan, recorder_generators):
@@ -194,3 +250,20 @@ def test_save_writes_one_file_per_image(tiny_pool, make_plan, tmp_path):
     result = make_plan(PROMPTS[:2], [0, 2], tiny_pool).generate(progress=False)
     paths = result.save(tmp_path / "out")
     assert [p.rsplit("/", 1)[1] for p in paths] == ["image_0000_sd-2.png", "image_0001_xl-2.png"]
+
+
+class Saveable:
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write("image")
+
+
+@pytest.mark.parametrize("name, part", [("org/model", "org_model"), ("../../escape", "._._escape"),
+                                        ("..", "."), ("a\\b:c d", "a_b_c_d"), ("sd15-dpm++_v1.5", "sd15-dpm++_v1.5")])
+def test_save_keeps_unsafe_generator_names_inside_the_folder(name, part, make_plan, tmp_path):
+    gen = CallableGenerator(name, lambda prompts, seeds: [Saveable() for _ in prompts], cost=1.0)
+    folder = tmp_path / "out"
+    paths = make_plan(["a", "b"], [0, 0], [gen]).generate(progress=False).save(folder, fmt="txt")
+    assert [os.path.basename(p) for p in paths] == [f"image_0000_{part}.txt", f"image_0001_{part}.txt"]
+    assert sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in paths)
+    assert all(os.path.dirname(os.path.abspath(p)) == str(folder) for p in paths)
