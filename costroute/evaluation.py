@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from .router import assign_generators
 
@@ -1127,6 +1128,22 @@ def _make_splits(cv: Any, n_repeats: int, random_state: Any, n: int) -> list[tup
     raise TypeError(f"cv must be an int (number of folds) or a splitter with split(), got {cv!r}")
 
 
+def _fit_predict(name: str, estimator: Any, p_train: list[str], y_train: Any, p_test: list[str], K: int):
+    """Clone and fit one router on a training fold, predict the test fold's quality.
+
+    Returns the fitted clone, its (n_test, K) predictions and (fit seconds, predict seconds).
+    """
+    model = clone(estimator)
+    t0 = time.perf_counter()
+    model.fit(p_train, y_train)
+    t1 = time.perf_counter()
+    pred = _as_matrix(model.predict_quality(p_test), f"{name}.predict_quality")
+    t2 = time.perf_counter()
+    if pred.shape != (len(p_test), K):
+        raise ValueError(f"{name}.predict_quality returned shape {pred.shape}, expected {(len(p_test), K)}")
+    return model, pred, (t1 - t0, t2 - t1)
+
+
 def _fold_metrics(
     curves: Mapping[str, tuple[str, DeferralCurve, float, float]],
     hull: DeferralCurve,
@@ -1267,7 +1284,6 @@ def cross_validate_routing(
     ...                              cv=5, n_repeats=3, random_state=0)  # doctest: +SKIP
     >>> print(report_to_markdown(res.summary(), ["quality", "auc", "apgr", "saving"]))  # doctest: +SKIP
     """
-    from sklearn.base import clone
 
     models = _coerce_routers(routers)
     prompts = _as_prompt_list(prompts)
@@ -1297,13 +1313,7 @@ def cross_validate_routing(
         router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
         timings = {}
         for name, est in models.items():
-            model = clone(est)
-            t0 = time.perf_counter()
-            model.fit(p_train, y_train)
-            t1 = time.perf_counter()
-            pred = _as_matrix(model.predict_quality(p_test), f"{name}.predict_quality")
-            t2 = time.perf_counter()
-            timings[name] = (t1 - t0, t2 - t1)
+            model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
             if return_models:
                 fitted.setdefault((repeat, fold), {})[name] = model
             if names is None:  # first fitted model fixes the column order and costs
@@ -1314,8 +1324,6 @@ def cross_validate_routing(
                 _check_method_names(models, names, ("random mixture", "oracle"))
             else:
                 _check_consistent(model, name, names, c, c_fixed is not None)
-            if pred.shape != (len(test), K):
-                raise ValueError(f"{name}.predict_quality returned shape {pred.shape}, expected {(len(test), K)}")
             oof[name][repeat][test] = pred
             Q_test = Q_eval[test]
             curve = deferral_curve(pred, Q_test, c, lambdas=lambdas, label=name)
@@ -1473,7 +1481,6 @@ def split_rater_cross_validate(
         ``true_quality`` is the all-rater mean. ``routing_report`` averages over folds and
         raters.
     """
-    from sklearn.base import clone
 
     models = _coerce_routers(routers)
     prompts = _as_prompt_list(prompts)
@@ -1513,12 +1520,7 @@ def split_rater_cross_validate(
             router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
             timings = {}
             for name, est in models.items():
-                model = clone(est)
-                t0 = time.perf_counter()
-                model.fit(p_train, y_train)
-                t1 = time.perf_counter()
-                pred = _as_matrix(model.predict_quality(p_test), f"{name}.predict_quality")
-                timings[name] = (t1 - t0, time.perf_counter() - t1)
+                model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
                 if names is None:
                     names = _model_names(model, generator_names, K)
                     if generator_names is not None and names != generator_names:
@@ -1530,8 +1532,6 @@ def split_rater_cross_validate(
                     _check_method_names(models, names, ("random mixture", "oracle", "oracle (other raters)"))
                 else:
                     _check_consistent(model, name, names, c, c_fixed is not None)
-                if pred.shape != (len(test), K):
-                    raise ValueError(f"{name}.predict_quality returned shape {pred.shape}, expected {(len(test), K)}")
                 q0, c0 = _lambda0_point(pred, held[test], c)
                 router_curves[name] = ("router", deferral_curve(pred, held[test], c, lambdas=lambdas, label=name), q0, c0)
             assert c is not None and names is not None
