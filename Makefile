@@ -13,7 +13,7 @@ ifneq ($(strip $(COSTROUTE_DATA)),)
 export COSTROUTE_DATA
 endif
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,9 +28,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --doctest-modules costroute tests
-
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/routing_speed.py
