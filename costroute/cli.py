@@ -69,13 +69,13 @@ def _route(args: argparse.Namespace) -> int:
 def _costs(args: argparse.Namespace) -> int:
     from .costs import ARCHITECTURES, pipeline_cost
 
-    archs = args.arch or list(ARCHITECTURES)
-    for arch in archs:
-        steps = args.steps
-        if arch == "deepfloyd_if" and steps is not None:
-            steps = (steps, steps)
+    guidance = not args.no_guidance
+    for arch in args.arch or list(ARCHITECTURES):
+        # DeepFloyd IF takes one value per stage
+        two_stage = arch == "deepfloyd_if"
+        steps = (args.steps, args.steps) if two_stage and args.steps is not None else args.steps
         print(pipeline_cost(arch, height=args.height, width=args.width, steps=steps,
-                            guidance=not args.no_guidance if arch != "deepfloyd_if" else (not args.no_guidance,) * 2))
+                            guidance=(guidance, guidance) if two_stage else guidance))
     return 0
 
 

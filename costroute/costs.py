@@ -1039,9 +1039,3 @@ DEFAULT_PRICE_MODEL = GPUPriceModel(
     utilization=0.40,
 )
 
-
-def _clear_cache() -> None:
-    """Forget all cached counts (for timing the cold path)."""
-    _count_component.cache_clear()
-    _read_config_text.cache_clear()
-

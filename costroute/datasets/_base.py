@@ -277,9 +277,3 @@ def fetch_file(
             "download=True."
         )
     return _download(remote, target, searched)
-
-
-def _clear_digest_cache() -> None:
-    """Forget all cached digests (for tests)."""
-    with _digest_lock:
-        _digest_cache.clear()

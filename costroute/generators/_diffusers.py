@@ -364,6 +364,16 @@ class _CountedCostGenerator(BackendGenerator):
     _cost: float | None
     _explicit_cost: bool
 
+    def _set_settings(self, settings: dict, load_kwargs: Mapping[str, Any] | None, pipeline_kwargs: dict,
+                      cost: float | None) -> None:
+        """Store validated settings, extra load/call arguments and an explicit cost, if any."""
+        if load_kwargs:
+            settings["load_kwargs"] = dict(load_kwargs)
+        settings.update(pipeline_kwargs)
+        self.settings = settings
+        self._explicit_cost = cost is not None
+        self._cost = None if cost is None else _check_cost(cost, self.name)
+
     def _key(self) -> tuple:
         return (type(self), self.name, self._cost if self._explicit_cost else None, self.cost_unit,
                 repr(sorted(self.settings.items())))
@@ -476,12 +486,7 @@ class DiffusersGenerator(_CountedCostGenerator):
             settings["arch"] = arch
         if components:
             settings["components"] = _check_components(components, self.name)
-        if load_kwargs:
-            settings["load_kwargs"] = dict(load_kwargs)
-        settings.update(pipeline_kwargs)
-        self.settings = settings
-        self._explicit_cost = cost is not None
-        self._cost = None if cost is None else _check_cost(cost, self.name)
+        self._set_settings(settings, load_kwargs, pipeline_kwargs, cost)
         self._breakdown = None
 
     # -- settings as attributes
@@ -721,12 +726,7 @@ class DeepFloydIFGenerator(_CountedCostGenerator):
             "dtype": _check_dtype(dtype),
             "device": _check_device(device),
         }
-        if load_kwargs:
-            settings["load_kwargs"] = dict(load_kwargs)
-        settings.update(pipeline_kwargs)
-        self.settings = settings
-        self._explicit_cost = cost is not None
-        self._cost = None if cost is None else _check_cost(cost, self.name)
+        self._set_settings(settings, load_kwargs, pipeline_kwargs, cost)
 
     _OWN = ("stage_1", "stage_2", "steps", "guidance_scale", "dtype", "device", "load_kwargs")
 
