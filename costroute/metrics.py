@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._checks import check_nonnegative
-from .router import meets_budget
+from .routing import meets_budget
 
 
 def routing_outcome(estimator, X, y) -> tuple[float, float]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,120 +19,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import check_nonnegative
 from .features import COMPLEXITY_FEATURES, PromptComplexity, SentenceEmbedder, check_prompts
 from .generators import GeneratorRegistry
 from .plan import RoutingPlan
+from .routing import BudgetWarning, assign_generators, check_budget, check_penalty, penalty_for_budget
+
+__all__ = ["BudgetWarning", "CostAwareRouter", "DEFAULT_N_NEIGHBORS", "FEATURE_CHOICES", "QUALITY_MODEL_CHOICES"]
 
 FEATURE_CHOICES = ("minilm", "complexity", "minilm+complexity")
 QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
 #: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
 DEFAULT_N_NEIGHBORS = 40
-# Utilities within _TIE_RTOL * max(1, |best utility|) of the best count as a tie, which goes
-# to the cheaper generator.
-_TIE_RTOL = 1e-12
-
-
-class BudgetWarning(UserWarning):
-    """A budget below the cheapest generator's cost could not be met."""
-
-
-def _check_penalty(value, name: str = "cost_penalty") -> float:
-    return check_nonnegative(value, name)
-
-
-def _check_budget(value) -> float | None:
-    if value is None:
-        return None
-    return _check_penalty(value, "budget")
-
-
-def assign_generators(predicted_quality, normalized_costs, cost_penalty: float) -> np.ndarray:
-    """Apply the routing rule a(i) = argmax_k q̂_k(x_i) − λ·c̃_k, ties to the cheaper generator.
-
-    Parameters
-    ----------
-    predicted_quality : ndarray of shape (n, K)
-        Predicted (or true, for the oracle) quality of each generator for each prompt.
-    normalized_costs : ndarray of shape (K,)
-        c̃_k = c_k / max_j c_j.
-    cost_penalty : float
-        λ >= 0.
-
-    Returns
-    -------
-    ndarray of int, shape (n,)
-        Chosen generator position for each prompt. Utilities within 1e-12 x max(1, |best|)
-        of the best are ties; among tied generators the cheapest wins (registry order among
-        equal costs).
-    """
-    Q = np.asarray(predicted_quality, dtype=float)
-    c = np.asarray(normalized_costs, dtype=float)
-    utility = Q - float(cost_penalty) * c[None, :]
-    order = np.argsort(c, kind="stable")
-    u = utility[:, order]
-    best = u.max(axis=1, keepdims=True)
-    tied = u >= best - _TIE_RTOL * np.maximum(1.0, np.abs(best))
-    return order[tied.argmax(axis=1)]
-
-
-def _penalty_routing_all_to_cheapest(Q: np.ndarray, c: np.ndarray) -> float:
-    """Smallest λ at which every prompt goes to a cheapest generator."""
-    cheap = np.flatnonzero(c == c.min())
-    best_cheap = Q[:, cheap].max(axis=1)
-    lam = 0.0
-    for j in np.flatnonzero(c > c.min()):
-        lam = max(lam, float(((Q[:, j] - best_cheap) / (c[j] - c.min())).max()))
-    return lam * (1 + 1e-9) + 1e-12
-
-
-def meets_budget(mean_cost: float, budget: float) -> bool:
-    """Whether a mean normalised cost is within ``budget`` (up to float rounding)."""
-    return mean_cost <= budget + 1e-12 * max(1.0, budget)
-
-
-def penalty_for_budget(
-    predicted_quality, normalized_costs, budget: float, floor: float = 0.0, *, stacklevel: int = 2
-) -> float:
-    """Smallest λ >= ``floor`` whose routing has mean normalised cost <= ``budget``.
-
-    The mean cost of the routing is a non-increasing step function of λ, so bisection finds
-    the boundary; the returned λ is always on the feasible side. A budget below the
-    cheapest generator's normalised cost cannot be met: every prompt then goes to the
-    cheapest generator and a :class:`BudgetWarning` is issued (``stacklevel`` is passed to
-    :func:`warnings.warn`).
-    """
-    Q = np.asarray(predicted_quality, dtype=float)
-    c = np.asarray(normalized_costs, dtype=float)
-    budget = _check_penalty(budget, "budget")
-    floor = _check_penalty(floor, "floor")
-    if Q.ndim != 2 or Q.shape[1] != c.shape[0]:
-        raise ValueError(f"predicted_quality must have shape (n, {c.shape[0]}), got {Q.shape}")
-
-    def mean_cost(lam: float) -> float:
-        return float(c[assign_generators(Q, c, lam)].mean())
-
-    if len(Q) == 0 or meets_budget(mean_cost(floor), budget):
-        return floor
-    hi = max(floor, _penalty_routing_all_to_cheapest(Q, c))
-    if not meets_budget(c.min(), budget):
-        warnings.warn(
-            f"budget {budget:.6g} is below the cheapest generator's normalised cost {c.min():.6g}; "
-            "every prompt is routed to the cheapest generator",
-            BudgetWarning,
-            stacklevel=stacklevel + 1,
-        )
-        return hi
-    lo = floor
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if meets_budget(mean_cost(mid), budget):
-            hi = mid
-        else:
-            lo = mid
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return hi
 
 
 def _build_features(spec):
@@ -342,8 +238,8 @@ class CostAwareRouter(BaseEstimator):
         self.generator_names_ = np.asarray(self.generators_.names, dtype=object)
         self.costs_ = self.generators_.costs
         self.normalized_costs_ = self.generators_.normalized_costs()
-        _check_penalty(self.cost_penalty)
-        _check_budget(self.budget)
+        check_penalty(self.cost_penalty)
+        check_budget(self.budget)
         X = self._check_X(X, reset=True)
         Y = self._check_y(y, len(X))
         self.features_ = _build_features(self.features)
@@ -380,14 +276,14 @@ class CostAwareRouter(BaseEstimator):
         RoutingPlan
         """
         check_is_fitted(self, "quality_model_")
-        lam = _check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)
-        budget = _check_budget(self.budget if budget is None else budget)
+        lam = check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)
+        budget = check_budget(self.budget if budget is None else budget)
         prompts = self._check_X(X, reset=False)
         Q = self._predict_checked(prompts)
         if budget is not None:
             lam = penalty_for_budget(Q, self.normalized_costs_, budget, floor=lam, stacklevel=3)
         return RoutingPlan(
-            prompts, assign_generators(Q, self.normalized_costs_, lam), self.generators_, Q, lam, budget
+            prompts, assign_generators(Q, self.normalized_costs_, lam, generator_names=self.generator_names_), self.generators_, Q, lam, budget
         )
 
     def predict(self, X) -> np.ndarray:

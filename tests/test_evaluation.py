@@ -43,21 +43,6 @@ C2 = np.array([0.5, 1.0])
 # --------------------------------------------------------------------------------------
 # routing rule
 # --------------------------------------------------------------------------------------
-def test_route_ties_go_to_cheaper_generator_even_in_a_later_column():
-    assert route_with_penalty([[2.0, 2.0]], [1.0, 0.5], 0.0).tolist() == [1]
-    # equal costs and equal scores: the lower column index
-    assert route_with_penalty([[2.0, 2.0]], [0.5, 0.5], 0.0).tolist() == [0]
-    # the exact crossing λ = 4 is a tie -> cheaper
-    assert route_with_penalty(Q2, C2, 4.0).tolist() == [0, 0]
-    assert route_with_penalty(Q2, C2, 3.9).tolist() == [1, 0]
-
-
-def test_route_is_vectorised_over_lambda():
-    lams = np.array([0.0, 3.0, 5.0])
-    out = route_with_penalty(Q2, C2, lams)
-    assert out.shape == (3, 2)
-    for lam, row in zip(lams, out):
-        assert row.tolist() == route_with_penalty(Q2, C2, lam).tolist()
 
 
 def test_operating_point_by_hand():
@@ -155,27 +140,6 @@ def test_exact_curve_ends_with_everything_on_the_cheapest_generator():
     assert grid[0] == 0
     assert (route_with_penalty(pred, c, grid[-1]) == 1).all()
     assert len(grid) == len(curve)
-
-
-def test_lambda_grid_sizes_and_degenerate_case():
-    rng = np.random.default_rng(3)
-    pred = rng.normal(size=(50, 3))
-    c = np.array([0.3, 0.6, 1.0])
-    grid = lambda_grid(pred, c, n=7)
-    assert len(grid) <= 7 and grid[0] == 0 and np.all(np.diff(grid) > 0)
-    assert (route_with_penalty(pred, c, grid[-1]) == 0).all()
-    assert lambda_grid(pred, c, n=2).size == 2
-    # the cheapest generator is best everywhere: nothing ever switches
-    assert lambda_grid([[3.0, 1.0, 2.0]], c, n=10).tolist() == [0.0]
-    assert lambda_grid([[3.0, 1.0, 2.0]], c, n=None).tolist() == [0.0]
-
-
-def test_lambda_grid_with_two_cheapest_of_equal_cost():
-    # generators 0 and 1 share the lowest cost; at λ_max prompts go to the better of the two
-    pred = np.array([[1.0, 2.0, 5.0], [3.0, 0.0, 4.0]])
-    c = np.array([0.5, 0.5, 1.0])
-    grid = lambda_grid(pred, c, n=None)
-    assert route_with_penalty(pred, c, grid[-1]).tolist() == [1, 0]
 
 
 def test_deferral_curve_with_explicit_grid_and_int_grid():
@@ -585,17 +549,6 @@ def test_plot_deferral_returns_axes(toy):
     plt.close("all")
     with pytest.raises(TypeError):
         plot_deferral({"x": (1, 2)})
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.booleans().flatmap(lambda ties: problems(ties=ties)), st.integers(0, 2**32 - 1))
-def test_routing_rule_agrees_with_the_router(problem, seed):
-    from costroute.router import assign_generators
-
-    pred, _, c = problem
-    lams = np.r_[0.0, lambda_grid(pred, c, n=None), np.random.default_rng(seed).uniform(0, 5, 5)]
-    for lam in lams:
-        assert route_with_penalty(pred, c, lam).tolist() == assign_generators(pred, c, lam).tolist()
 
 
 def test_return_models(toy):
