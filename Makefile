@@ -2,9 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# CPU build of torch, pinned in the same pip command as everything else so that no
-# multi-GB CUDA build is pulled in by a floating requirement.
-TORCH_PIN := torch==2.13.0
+# torch is pinned in the same pip command as everything else, so that no floating requirement
+# (diffusers, sentence-transformers) can pull in another build. What the pin installs depends on
+# the machine: on Linux, the package registry's default torch 2.13.0 wheel is built with CUDA and
+# brings the NVIDIA libraries (several GB); a machine whose pip is configured with a local wheel
+# folder may get a CPU build instead. For the CPU-only build on a plain Linux machine, point
+# TORCH_INDEX at PyTorch's CPU wheel index (not the default: that index may be unreachable), e.g.
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_PIN := torch==2.13.0$(if $(TORCH_INDEX),+cpu)
+PIP_TORCH_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 STAMP := $(VENV)/.installed
 # Real data: the loaders look in $COSTROUTE_DATA first, then the user cache, then download.
 # Next to a checkout that has ../shared/data, use it.
@@ -18,7 +25,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[dev,plot]"
+	$(PY) -m pip install --quiet $(PIP_TORCH_INDEX) "$(TORCH_PIN)" -e ".[dev,plot]"
 	touch $(STAMP)
 
 install: $(STAMP)
