@@ -4,10 +4,11 @@ Each prompt goes to the generator with the best expected quality for its cost. I
 costroute does not import torch, diffusers or sentence-transformers and reads no data.
 """
 
+from .cascade import CascadeRouter
 from .generators import GeneratorRegistry, GeneratorSpec
 from .plan import RoutingPlan
 from .router import BudgetWarning, CostAwareRouter
 
 __version__ = "0.1.0"
 
-__all__ = ["BudgetWarning", "CostAwareRouter", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]
+__all__ = ["BudgetWarning", "CascadeRouter", "CostAwareRouter", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]

@@ -1,0 +1,153 @@
+"""Joint Gaussian model of an image's true quality and its score, given the router's prediction.
+
+For one prompt with router prediction ``q̂`` (K,), the latent vector ``Z = (Q_1..Q_K, S_1..S_K)``
+holds the true quality of each generator's image and the score a scorer would give it. The
+model is
+
+    Q_k = q̂_k + r_k,        S_k = c_k + d_k q̂_k + r_{K+k},        r ~ N(0, Σ),
+
+with the score calibration fitted by least squares on *out-of-fold* router predictions and
+``Σ`` (2K x 2K) the shrunk (Ledoit-Wolf, on standardised residuals) covariance of the
+residuals. The prior mean of the quality is the router's own prediction, uncalibrated, so that
+before any score the cascade ranks generators exactly as the router does: with a scorer that
+says nothing, it never escalates and is the router. ``Σ`` carries everything the cascade needs: how uncertain the router is about each
+generator (``Σ_QQ``), how much a score says about its own image (``Cov(Q_k, S_k)``) and about
+the other generators' images through the prompt (``Cov(Q_j, S_k)``, a hard prompt is hard for
+all), and how scores co-vary.
+
+Observing some scores updates every generator's expected quality by Gaussian conditioning,
+and the *preposterior* of a score not yet seen is a Gaussian whose effect on the expected
+qualities is linear in one standard normal variable: :meth:`QualityPosterior.condition` returns
+those gains, from which the cascade computes expected improvements in closed form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+from sklearn.covariance import LedoitWolf
+
+#: Variances below this are treated as zero (a constant score carries no information).
+_VAR_EPS = 1e-12
+
+
+def expected_improvement(d: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``E[max(0, d + e Z)]`` for ``Z ~ N(0, 1)``, elementwise, ``e >= 0``.
+
+    ``d Φ(d/e) + e φ(d/e)``; with ``e = 0`` it is ``max(d, 0)``.
+    """
+    d = np.asarray(d, dtype=float)
+    e = np.asarray(e, dtype=float)
+    out = np.maximum(d, 0.0)
+    pos = e > 0
+    if np.any(pos):
+        z = np.where(pos, d / np.where(pos, e, 1.0), 0.0)
+        phi = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+        out = np.where(pos, d * ndtr(z) + e * phi, out)
+    return out
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``y ≈ a + b x``; a constant ``x`` gives ``b = 0``."""
+    xc = x - x.mean()
+    sxx = float(xc @ xc)
+    b = float(xc @ (y - y.mean())) / sxx if sxx > _VAR_EPS * max(1.0, len(x)) else 0.0
+    return float(y.mean() - b * x.mean()), b
+
+
+class QualityPosterior:
+    """Gaussian model of (true quality, score) per generator, fitted on out-of-fold predictions.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    score_calibration_ : ndarray (K, 2)
+        ``(c_k, d_k)`` of ``E[S_k | q̂] = c_k + d_k q̂_k``.
+    covariance_ : ndarray (2K, 2K)
+        Residual covariance of ``(Q, S)``.
+    """
+
+    def fit(self, predicted: np.ndarray, quality: np.ndarray, scores: np.ndarray) -> QualityPosterior:
+        P = np.asarray(predicted, dtype=float)
+        Q = np.asarray(quality, dtype=float)
+        S = np.asarray(scores, dtype=float)
+        n, K = Q.shape
+        self.n_generators_ = K
+        self.score_calibration_ = np.array([_linear_fit(P[:, k], S[:, k]) for k in range(K)])
+        mu, nu = self.prior(P)
+        R = np.concatenate([Q - mu, S - nu], axis=1)
+        scale = R.std(axis=0)
+        scale = np.where(scale > np.sqrt(_VAR_EPS), scale, 1.0)
+        if n >= 2:
+            corr = LedoitWolf(assume_centered=True).fit(R / scale).covariance_
+        else:
+            corr = np.eye(2 * K)
+        self.covariance_ = corr * scale[:, None] * scale[None, :]
+        return self
+
+    def prior(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected quality and expected score of every generator, each (n, K), before any image."""
+        P = np.asarray(predicted, dtype=float)
+        c, d = self.score_calibration_.T
+        return P.copy(), c + d * P
+
+    def condition(
+        self, predicted: np.ndarray, observed: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected qualities given the observed scores, and the gains of the scores not yet seen.
+
+        Parameters
+        ----------
+        predicted : ndarray (n, K)
+            Router predictions.
+        observed : ndarray of bool (n, K)
+            Which generators' images have been scored.
+        scores : ndarray (n, K)
+            Their scores (other cells are ignored).
+
+        Returns
+        -------
+        mean : ndarray (n, K)
+            ``E[Q_j | q̂, observed scores]``.
+        gains : ndarray (n, K, K)
+            ``gains[i, j, k]``: observing ``S_k`` (not yet observed) moves ``E[Q_j]`` by
+            ``gains[i, j, k] * Z`` with ``Z ~ N(0, 1)`` (its preposterior); zero for observed
+            ``k``.
+        """
+        mu, nu = self.prior(predicted)
+        observed = np.asarray(observed, dtype=bool)
+        scores = np.asarray(scores, dtype=float)
+        n, K = mu.shape
+        mean = mu.copy()
+        gains = np.zeros((n, K, K))
+        masks, group = np.unique(observed, axis=0, return_inverse=True)
+        for g, mask in enumerate(masks):
+            rows = np.flatnonzero(group.ravel() == g)
+            cond_cov, solve = self._conditional(mask)
+            if solve is not None:
+                obs = np.flatnonzero(mask)
+                innovation = scores[np.ix_(rows, obs)] - nu[np.ix_(rows, obs)]
+                mean[rows] += innovation @ solve.T
+            var = np.diag(cond_cov)[K:]
+            informative = (~mask) & (var > _VAR_EPS)
+            sd = np.sqrt(np.where(informative, var, 1.0))
+            gains[rows] = np.where(informative[None, :], cond_cov[:K, K:] / sd[None, :], 0.0)[None]
+        return mean, gains
+
+    def _conditional(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Covariance of Z given the scores in ``mask``, and the map innovations -> ΔE[Q]."""
+        K = self.n_generators_
+        cov = self.covariance_
+        obs = K + np.flatnonzero(mask)
+        if obs.size == 0:
+            return cov, None
+        s_oo = cov[np.ix_(obs, obs)]
+        cross = cov[:, obs]
+        weights = np.linalg.lstsq(s_oo, cross.T, rcond=None)[0].T  # (2K, |obs|)
+        return cov - weights @ cross.T, weights[:K]
+
+    def sample_scores(self, predicted: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Scores drawn from the model for every generator (n, K): ``E[S | q̂]`` plus residuals."""
+        _, nu = self.prior(predicted)
+        K = self.n_generators_
+        draws = rng.multivariate_normal(np.zeros(2 * K), self.covariance_, size=len(nu), method="eigh")
+        return nu + draws[:, K:]

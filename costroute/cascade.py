@@ -1,0 +1,376 @@
+"""CascadeRouter: route, generate, score the image, and escalate when another generator pays.
+
+Routing from the prompt alone cannot see which seed gave a good image; a scorer that looks at
+the image can. :class:`CascadeRouter` wraps a :class:`~costroute.CostAwareRouter`: it starts with
+the router's choice, scores the image when what the score may reveal is worth the scoring cost,
+and escalates to another generator while the expected improvement of the best candidate
+exceeds ``λ x`` (that generator's cost + the scoring cost). It returns the candidate with the
+best expected quality. One λ (or one budget) governs both stages; a useless scorer, or a λ so
+large that nothing pays, leaves the plain router.
+
+How quality depends on (the router's prediction, the image's score) per generator, and how
+uncertain the router's prediction is, are learned in :meth:`CascadeRouter.fit` from *out-of-fold*
+router predictions (never in-sample residuals) and the measured scores of the training images
+(:mod:`costroute._posterior`). The policy itself is in :mod:`costroute._cascade_policy`.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import check_is_fitted
+
+from ._cascade_policy import PolicyRun, replay
+from ._posterior import QualityPosterior
+from .router import CostAwareRouter
+from .routing import BudgetWarning, check_budget, check_penalty, meets_budget
+
+__all__ = ["CascadeOutcome", "CascadeRouter"]
+
+
+@dataclass(frozen=True)
+class CascadeOutcome:
+    """What a cascade did for each prompt of a batch.
+
+    Attributes
+    ----------
+    generator_names : list of str
+        Column order of the generators.
+    order : list of tuple of str
+        Generators tried for each prompt, in order (the first is the router's choice).
+    returned : ndarray of object (n,)
+        Name of the generator whose image is returned.
+    returned_index : ndarray of int (n,)
+    scored : ndarray of bool (n, K)
+        Which images were scored.
+    cost : ndarray (n,)
+        Total normalised cost per prompt: every image generated plus every scoring.
+    quality : ndarray (n,) or None
+        True quality of the returned image, when the true quality was given.
+    cost_penalty : float
+        The λ used.
+    budget : float or None
+    """
+
+    generator_names: list
+    order: list
+    returned: np.ndarray
+    returned_index: np.ndarray
+    scored: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray | None
+    cost_penalty: float
+    budget: float | None
+
+    @property
+    def mean_cost(self) -> float:
+        return float(self.cost.mean()) if self.cost.size else 0.0
+
+    @property
+    def mean_quality(self) -> float:
+        if self.quality is None:
+            raise ValueError("no true quality was given to simulate(); mean_quality is unknown")
+        return float(self.quality.mean()) if self.quality.size else float("nan")
+
+    @property
+    def n_images(self) -> np.ndarray:
+        return np.array([len(o) for o in self.order])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per prompt: generators tried, returned, images, scores, cost (and quality)."""
+        frame = pd.DataFrame({
+            "tried": [" > ".join(o) for o in self.order],
+            "returned": self.returned,
+            "n_images": self.n_images,
+            "n_scores": self.scored.sum(axis=1),
+            "cost": self.cost,
+        })
+        if self.quality is not None:
+            frame["quality"] = self.quality
+        return frame
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _check_positive_int(value, name: str, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+class CascadeRouter(BaseEstimator):
+    """Route each prompt, then verify its image with a scorer and escalate when it pays.
+
+    Parameters
+    ----------
+    router : CostAwareRouter, default=None
+        The ex-ante router (cloned and fitted in :meth:`fit`). ``None``: a default
+        ``CostAwareRouter`` over the generators of ``y``'s columns is not possible, so a router
+        is required.
+    scorer : Scorer or None, default=None
+        The image scorer used by :meth:`generate`; its ``cost`` (in the generators' cost unit)
+        is the scoring cost unless ``scoring_cost`` is given.
+    cost_penalty : float, default=0.0
+        λ >= 0, for both the first choice and every escalation.
+    budget : float or None, default=None
+        Target mean normalised cost per prompt, every image and every scoring included. λ is
+        calibrated on the batch (the smallest λ >= ``cost_penalty`` whose expected cost under
+        the fitted model meets it), and a hard guard stops escalating once the batch has spent
+        ``budget x n``.
+    max_steps : int or None, default=None
+        Most images generated per prompt (1 is the plain router); ``None``: every generator.
+    scoring_cost : float or None, default=None
+        Cost of scoring one image, in the generators' cost unit. ``None``: ``scorer.cost`` if a
+        scorer is given, else 0.
+    cv : int, default=5
+        Folds for the out-of-fold router predictions that the quality model is fitted on.
+    n_draws : int, default=16
+        Simulated scores per prompt when calibrating λ for a budget.
+    random_state : int or None, default=None
+        Seeds the out-of-fold split and the calibration draws.
+
+    Attributes
+    ----------
+    router_ : CostAwareRouter
+        The router fitted on all training data.
+    posterior_ : QualityPosterior
+        Joint model of true quality and score given the router's prediction.
+    generator_names_ : ndarray of str
+    normalized_costs_ : ndarray (K,)
+    normalized_scoring_cost_ : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from costroute import CascadeRouter, CostAwareRouter
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)); Q = rng.normal(size=(200, 2)) + [0.0, 0.5]
+    >>> S = Q + 0.3 * rng.normal(size=Q.shape)          # a scorer that sees the image
+    >>> router = CostAwareRouter({"cheap": 1.0, "big": 10.0}, features=None, quality_model="ridge")
+    >>> cascade = CascadeRouter(router, cost_penalty=0.3, scoring_cost=0.5, random_state=0).fit(X, Q, scores=S)
+    >>> outcome = cascade.simulate(X, Q, S)
+    >>> bool(outcome.mean_quality > router.fit(X, Q).routing_outcome(X, Q)[0])
+    True
+    """
+
+    def __init__(self, router=None, scorer=None, cost_penalty=0.0, budget=None, max_steps=None,
+                 scoring_cost=None, cv=5, n_draws=16, random_state=None):
+        self.router = router
+        self.scorer = scorer
+        self.cost_penalty = cost_penalty
+        self.budget = budget
+        self.max_steps = max_steps
+        self.scoring_cost = scoring_cost
+        self.cv = cv
+        self.n_draws = n_draws
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _scoring_cost(self) -> float:
+        if self.scoring_cost is not None:
+            return check_penalty(self.scoring_cost, "scoring_cost")
+        if self.scorer is None:
+            return 0.0
+        unit = getattr(self.scorer, "cost_unit", None)
+        if unit is not None and unit != self.router_.generators_.cost_unit:
+            raise ValueError(
+                f"scorer.cost_unit is {unit!r} but the generators' costs are in "
+                f"{self.router_.generators_.cost_unit!r}; pass scoring_cost in the generators' unit"
+            )
+        return check_penalty(getattr(self.scorer, "cost"), "scorer.cost")
+
+    def fit(self, X, y, scores=None):
+        """Fit the router, its out-of-fold predictions, and the quality/score model.
+
+        Parameters
+        ----------
+        X : prompts (as for :meth:`CostAwareRouter.fit`)
+        y : array (n, K) or DataFrame
+            Measured quality of each generator's training image.
+        scores : array (n, K) or DataFrame
+            The scorer's score of the same images (same rules as ``y``).
+
+        Returns
+        -------
+        self
+        """
+        if self.router is None:
+            raise ValueError("router is required: pass a CostAwareRouter, e.g. CascadeRouter(CostAwareRouter(generators))")
+        if not isinstance(self.router, CostAwareRouter):
+            raise TypeError(f"router must be a CostAwareRouter, got {type(self.router).__name__}")
+        if scores is None:
+            raise ValueError("scores is required: the (n, K) scores of the training images, e.g. fit(X, y, scores=S)")
+        check_penalty(self.cost_penalty)
+        check_budget(self.budget)
+        _check_positive_int(self.max_steps, "max_steps")
+        cv = _check_positive_int(self.cv, "cv", allow_none=False)
+        _check_positive_int(self.n_draws, "n_draws", allow_none=False)
+        self.router_ = clone(self.router).fit(X, y)
+        prompts = self.router_._check_X(X, reset=False)
+        n = len(prompts)
+        Y = self.router_._check_y(y, n)
+        S = self._check_scores(scores, n)
+        self.generator_names_ = self.router_.generator_names_
+        self.normalized_costs_ = self.router_.normalized_costs_
+        self.normalized_scoring_cost_ = self._scoring_cost() / float(np.max(self.router_.costs_))
+        oof = self._out_of_fold(prompts, y, n, min(cv, n))
+        self.posterior_ = QualityPosterior().fit(oof, Y, S)
+        return self
+
+    def _check_scores(self, scores, n: int) -> np.ndarray:
+        try:
+            return self.router_._check_y(scores, n)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("y ", "scores ", 1).replace("y must", "scores must", 1)) from None
+
+    def _out_of_fold(self, prompts, y, n: int, folds: int) -> np.ndarray:
+        if folds < 2:
+            return self.router_.predict_quality(prompts)
+        oof = np.empty((n, len(self.generator_names_)))
+        take = (lambda obj, idx: obj.iloc[idx]) if isinstance(y, pd.DataFrame) else (lambda obj, idx: np.asarray(obj)[idx])
+        for train, test in KFold(folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
+            router = clone(self.router).fit(_subset(prompts, train), take(y, train))
+            oof[test] = router.predict_quality(_subset(prompts, test))
+        return oof
+
+    # ------------------------------------------------------------------ policy
+    def _max_images(self) -> int:
+        K = len(self.generator_names_)
+        return K if self.max_steps is None else min(int(self.max_steps), K)
+
+    def _run(self, predicted: np.ndarray, lam: float, spend_limit: float | None = None) -> PolicyRun:
+        return PolicyRun(self.posterior_, predicted, self.normalized_costs_, self.normalized_scoring_cost_,
+                         lam, self._max_images(), spend_limit)
+
+    def expected_cost(self, predicted: np.ndarray, cost_penalty: float) -> float:
+        """Mean normalised cost per prompt under the fitted model, at ``cost_penalty``.
+
+        Scores are drawn ``n_draws`` times per prompt from the model (the same draws for every
+        λ), and the policy is replayed on them without a spend limit.
+        """
+        check_is_fitted(self, "posterior_")
+        predicted = np.asarray(predicted, dtype=float)
+        tiled = np.repeat(predicted, int(self.n_draws), axis=0)
+        draws = self.posterior_.sample_scores(tiled, np.random.default_rng(self.random_state))
+        return float(replay(self._run(tiled, cost_penalty), draws).cost.mean())
+
+    def penalty_for_budget(self, predicted: np.ndarray, budget: float, floor: float = 0.0) -> float:
+        """Smallest λ >= ``floor`` whose expected mean cost (:meth:`expected_cost`) meets ``budget``.
+
+        Bisection on λ between an infeasible and a feasible value (the expected cost of an
+        adaptive cascade need not be monotone in λ, so the result is the boundary found by the
+        search, always on the feasible side). A budget below the cheapest generator's cost
+        cannot be met: every prompt then goes to the cheapest generator, unscored, with a
+        :class:`~costroute.BudgetWarning`.
+        """
+        predicted = np.asarray(predicted, dtype=float)
+        if len(predicted) == 0:
+            return floor
+        tiled = np.repeat(predicted, int(self.n_draws), axis=0)
+        draws = self.posterior_.sample_scores(tiled, np.random.default_rng(self.random_state))
+
+        def cost(lam: float) -> float:
+            return float(replay(self._run(tiled, lam), draws).cost.mean())
+
+        if meets_budget(cost(floor), budget):
+            return floor
+        c_min = float(self.normalized_costs_.min())
+        hi = max(floor, 1e-3)
+        while not meets_budget(cost(hi), budget):
+            hi *= 4.0
+            if hi > 1e9:
+                break
+        if not meets_budget(c_min, budget) or not meets_budget(cost(hi), budget):
+            warnings.warn(
+                f"budget {budget:.6g} is below the cheapest generator's normalised cost {c_min:.6g}; "
+                "every prompt is routed to the cheapest generator and nothing is scored",
+                BudgetWarning, stacklevel=3,
+            )
+            return hi
+        lo = floor
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if meets_budget(cost(mid), budget):
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo <= 1e-6 * max(1.0, hi):
+                break
+        return hi
+
+    def _resolve(self, predicted: np.ndarray, cost_penalty, budget) -> tuple[float, float | None]:
+        lam = check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)
+        budget = check_budget(self.budget if budget is None else budget)
+        if budget is not None:
+            lam = self.penalty_for_budget(predicted, budget, floor=lam)
+        return lam, budget
+
+    def simulate(self, X, y=None, scores=None, *, cost_penalty=None, budget=None) -> CascadeOutcome:
+        """Replay the policy offline on measured matrices.
+
+        Parameters
+        ----------
+        X : prompts
+        y : array (n, K) or DataFrame, optional
+            True quality of every generator's image (for ``outcome.quality``).
+        scores : array (n, K) or DataFrame
+            The score each generator's image would get; only the cells the policy asks for are
+            read.
+        cost_penalty, budget : float, optional
+            Override the estimator's parameters for this call.
+
+        Returns
+        -------
+        CascadeOutcome
+        """
+        check_is_fitted(self, "posterior_")
+        prompts = self.router_._check_X(X, reset=False)
+        if scores is None:
+            raise ValueError("scores is required: the (n, K) scores of every generator's image for these prompts")
+        S = self._check_scores(scores, len(prompts))
+        Y = None if y is None else self.router_._check_y(y, len(prompts))
+        return self.simulate_predicted(self.router_.predict_quality(prompts), Y, S,
+                                       cost_penalty=cost_penalty, budget=budget)
+
+    def simulate_predicted(self, predicted, y, scores, *, cost_penalty=None, budget=None) -> CascadeOutcome:
+        """:meth:`simulate` from the router's predicted quality (n, K) instead of prompts.
+
+        Lets an evaluation sweep λ without predicting again.
+        """
+        check_is_fitted(self, "posterior_")
+        predicted = np.asarray(predicted, dtype=float)
+        lam, budget = self._resolve(predicted, cost_penalty, budget)
+        limit = None if budget is None else budget * len(predicted)
+        run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float))
+        return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
+
+    def _outcome(self, run: PolicyRun, Y, lam: float, budget) -> CascadeOutcome:
+        names = [str(s) for s in self.generator_names_]
+        ret = run.returned()
+        rows = np.arange(len(ret))
+        return CascadeOutcome(
+            generator_names=names,
+            order=[tuple(names[k] for k in o) for o in run.order],
+            returned=np.asarray([names[k] for k in ret], dtype=object),
+            returned_index=ret,
+            scored=run.scored.copy(),
+            cost=run.cost.copy(),
+            quality=None if Y is None else Y[rows, ret],
+            cost_penalty=lam,
+            budget=budget,
+        )
+
+
+def _subset(prompts, idx: np.ndarray):
+    if isinstance(prompts, np.ndarray):
+        return prompts[idx]
+    return [prompts[i] for i in idx]

@@ -1,0 +1,195 @@
+"""CascadeRouter: exact decisions on constructed data, policy invariants, budgets, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.neighbors import KNeighborsRegressor
+
+from costroute import BudgetWarning, CascadeRouter, CostAwareRouter
+
+COSTS = {"cheap": 1.0, "mid": 4.0, "big": 10.0}
+NC = np.array([0.1, 0.4, 1.0])
+
+
+def make_world(n=300, seed=0, noise=0.3):
+    """Prompts (one numeric feature), true quality of one image per generator, and its score.
+
+    The cheap generator is as good as the big one on average but fails on a random third of
+    its images (a bad seed): only the image's score can tell which.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, size=(n, 1))
+    base = 3.0 + X[:, 0]
+    fail = rng.uniform(size=n) < 1 / 3
+    Q = np.c_[base - 2.0 * fail + 0.1 * rng.normal(size=n),
+              base - 0.8 + 0.1 * rng.normal(size=n),
+              base + 0.1 + 0.1 * rng.normal(size=n)]
+    S = Q + noise * rng.normal(size=Q.shape)
+    return X, Q, S
+
+
+def router(**params):
+    return CostAwareRouter(COSTS, features=None, quality_model=KNeighborsRegressor(n_neighbors=25), **params)
+
+
+def fitted(X, Q, S, **params):
+    params.setdefault("random_state", 0)
+    return CascadeRouter(router(), **params).fit(X, Q, scores=S)
+
+
+# ---------------------------------------------------------------- exact decisions
+def test_escalates_exactly_the_prompts_whose_cheap_image_scored_badly():
+    X, Q, S = make_world()
+    cascade = fitted(X, Q, S, cost_penalty=1.3, scoring_cost=0.05)
+    out = cascade.simulate(X, Q, S)
+    first = np.array([o[0] for o in out.order])
+    assert (first == "cheap").all()  # the router's choice: cheap is best on average for its cost
+    escalated = out.n_images > 1
+    failed = Q[:, 0] < Q[:, 2] - 1.0
+    # every failed cheap image is caught and replaced; good ones are kept
+    assert escalated[failed].mean() > 0.95
+    assert escalated[~failed].mean() < 0.05
+    assert (out.returned[failed & escalated] != "cheap").all()
+    assert out.mean_quality > Q[:, 0].mean() + 0.5
+
+
+def test_huge_penalty_is_the_plain_router():
+    X, Q, S = make_world()
+    cascade = fitted(X, Q, S, cost_penalty=1e6, scoring_cost=0.1)
+    out = cascade.simulate(X, Q, S)
+    plan = cascade.router_.route(X, cost_penalty=1e6)
+    assert out.returned.tolist() == plan.generator_names.tolist()
+    assert (out.n_images == 1).all() and not out.scored.any()
+    np.testing.assert_allclose(out.cost, plan.normalized_costs)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.05, 0.5, 2.0])
+def test_a_constant_scorer_is_the_plain_router(lam):
+    X, Q, _ = make_world()
+    S = np.full_like(Q, 0.5)
+    cascade = fitted(X, Q, S, cost_penalty=lam, scoring_cost=0.01)
+    out = cascade.simulate(X, Q, S)
+    plan = cascade.router_.route(X, cost_penalty=lam)
+    assert out.returned.tolist() == plan.generator_names.tolist()
+    assert (out.n_images == 1).all() and not out.scored.any()
+
+
+def test_max_steps_one_is_the_plain_router_and_two_caps_images():
+    X, Q, S = make_world()
+    one = fitted(X, Q, S, cost_penalty=0.2, max_steps=1).simulate(X, Q, S)
+    assert (one.n_images == 1).all() and not one.scored.any()
+    two = fitted(X, Q, S, cost_penalty=0.0, max_steps=2).simulate(X, Q, S)
+    assert two.n_images.max() == 2
+
+
+def test_better_scorer_buys_more_quality_at_a_fixed_penalty():
+    X, Q, S_good = make_world(noise=0.2)
+    _, _, S_bad = make_world(noise=3.0)
+    good = fitted(X, Q, S_good, cost_penalty=1.0).simulate(X, Q, S_good)
+    bad = fitted(X, Q, S_bad, cost_penalty=1.0).simulate(X, Q, S_bad)
+    assert good.mean_quality > bad.mean_quality + 0.3
+
+
+# ---------------------------------------------------------------- invariants
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), lam=st.floats(0, 3), score_cost=st.floats(0, 0.5),
+       noise=st.floats(0.05, 5), max_steps=st.one_of(st.none(), st.integers(1, 3)))
+def test_no_prompt_lost_and_cost_accounting_exact(seed, lam, score_cost, noise, max_steps):
+    X, Q, S = make_world(n=60, seed=seed, noise=noise)
+    cascade = fitted(X, Q, S, cost_penalty=lam, scoring_cost=score_cost * 10.0, max_steps=max_steps, cv=3)
+    out = cascade.simulate(X, Q, S)
+    names = cascade.generator_names_.tolist()
+    plan = cascade.router_.route(X, cost_penalty=lam)
+    assert len(out) == len(X)
+    assert [o[0] for o in out.order] == plan.generator_names.tolist()  # starts with the router's choice
+    for i, order in enumerate(out.order):
+        assert len(set(order)) == len(order)  # never the same generator twice
+        assert out.returned[i] in order
+        assert len(order) <= (max_steps or 3)
+        idx = [names.index(g) for g in order]
+        scored = np.flatnonzero(out.scored[i])
+        assert set(scored) <= set(idx)
+        expected = NC[idx].sum() + len(scored) * score_cost
+        assert out.cost[i] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert out.quality[i] == Q[i, names.index(out.returned[i])]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), budget=st.floats(0.1, 1.0))
+def test_budget_hard_guard_never_overspends(seed, budget):
+    X, Q, S = make_world(n=80, seed=seed)
+    cascade = fitted(X, Q, S, budget=budget, scoring_cost=0.2, cv=3, n_draws=4)
+    out = cascade.simulate(X, Q, S)
+    assert out.cost.sum() <= budget * len(X) + 1e-9
+    assert out.budget == budget and out.cost_penalty >= 0
+
+
+def test_budget_calibration_uses_most_of_the_budget_and_meets_it_in_expectation():
+    X, Q, S = make_world(n=300, seed=1)
+    cascade = fitted(X, Q, S, scoring_cost=0.2)
+    pred = cascade.router_.predict_quality(X)
+    for budget in (0.2, 0.4, 0.8):
+        lam = cascade.penalty_for_budget(pred, budget)
+        assert cascade.expected_cost(pred, lam) <= budget + 1e-9
+        assert cascade.expected_cost(pred, lam * 0.9) > budget * 0.9 or lam == 0.0
+
+
+def test_expected_cost_falls_as_the_penalty_grows():
+    X, Q, S = make_world(n=300, seed=2)
+    cascade = fitted(X, Q, S, scoring_cost=0.2)
+    pred = cascade.router_.predict_quality(X)
+    costs = [cascade.expected_cost(pred, lam) for lam in (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 50.0)]
+    assert all(b <= a + 1e-9 for a, b in zip(costs, costs[1:])), costs
+    assert costs[-1] == pytest.approx(NC.min())
+
+
+def test_budget_below_the_cheapest_generator_warns_and_routes_to_it():
+    X, Q, S = make_world(n=100)
+    cascade = fitted(X, Q, S, scoring_cost=0.2)
+    with pytest.warns(BudgetWarning, match="below the cheapest"):
+        out = cascade.simulate(X, Q, S, budget=0.05)
+    assert (out.returned == "cheap").all() and not out.scored.any()
+
+
+# ---------------------------------------------------------------- estimator contract, errors
+def test_clone_and_params():
+    cascade = CascadeRouter(router(), cost_penalty=0.2, max_steps=2)
+    params = clone(cascade).get_params()
+    assert params["cost_penalty"] == 0.2 and params["max_steps"] == 2
+    assert isinstance(params["router"], CostAwareRouter)
+
+
+def test_bad_input():
+    X, Q, S = make_world(n=80)
+    with pytest.raises(ValueError, match="scores is required"):
+        CascadeRouter(router()).fit(X, Q)
+    with pytest.raises(ValueError, match="router is required"):
+        CascadeRouter().fit(X, Q, scores=S)
+    with pytest.raises(TypeError, match="router must be a CostAwareRouter"):
+        CascadeRouter(KNeighborsRegressor()).fit(X, Q, scores=S)
+    with pytest.raises(ValueError, match=r"scores must have shape"):
+        CascadeRouter(router()).fit(X, Q, scores=S[:, :2])
+    with pytest.raises(ValueError, match="scores contains NaN"):
+        CascadeRouter(router()).fit(X, Q, scores=np.where(S > 3, np.nan, S))
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
+        CascadeRouter(router(), max_steps=0).fit(X, Q, scores=S)
+    with pytest.raises(ValueError, match="cost_penalty must be finite"):
+        CascadeRouter(router(), cost_penalty=-1).fit(X, Q, scores=S)
+    cascade = CascadeRouter(router(), cv=2).fit(X, Q, scores=S)
+    with pytest.raises(ValueError, match="scores is required"):
+        cascade.simulate(X, Q)
+
+
+def test_scorer_cost_unit_must_match_the_generators():
+    class Scorer:
+        cost = 3.0
+        cost_unit = "usd"
+
+    X, Q, S = make_world(n=80)
+    with pytest.raises(ValueError, match="cost_unit"):
+        CascadeRouter(router(), scorer=Scorer(), cv=2).fit(X, Q, scores=S)
+    Scorer.cost_unit = "flops"
+    cascade = CascadeRouter(router(), scorer=Scorer(), cv=2).fit(X, Q, scores=S)
+    assert cascade.normalized_scoring_cost_ == pytest.approx(0.3)
