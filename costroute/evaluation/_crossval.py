@@ -8,6 +8,7 @@ the oracle. The result keeps the per-fold scores, the out-of-fold predictions an
 from __future__ import annotations
 
 import numbers
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ class RoutingCVResult:
         ``{(repeat, fold): {router name: fitted router}}`` when ``return_models=True``.
     info : dict
         Settings (cv, n_repeats, random_state, ...) and timings.
+    test_indices : dict
+        ``{(repeat, fold): ndarray of int}``: the row indices of the test fold's prompts, the
+        same for every method. Within a repeat of K-fold cross-validation they partition the
+        prompts; the training prompts of a fold are all the others.
     """
 
     scores: pd.DataFrame
@@ -61,6 +66,7 @@ class RoutingCVResult:
     oof_predictions: dict[str, list[np.ndarray]] = field(default_factory=dict)
     models: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    test_indices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Mean ± std over folds per method; the same table as :func:`routing_report`."""
@@ -204,9 +210,43 @@ def _check_method_names(router_names: Iterable[str], generator_names: Iterable[s
         )
 
 
-def _log(verbose: int, msg: str) -> None:
-    if verbose:
-        print(msg, flush=True)
+class _Progress:
+    """A tqdm bar over the router fits (stderr) and the ``verbose`` one-line-per-fold log (stdout).
+
+    Use as a context manager: the bar is closed even when a fit fails.
+    """
+
+    def __init__(self, progress: bool, verbose: int, total: int, desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.verbose = verbose
+        self.bar = tqdm(total=total, desc=desc, unit="fit", disable=not progress, file=sys.stderr)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()
+
+    def fitting(self, what: str) -> None:
+        """Name the fit in progress next to the bar."""
+        if not self.bar.disable:
+            self.bar.set_postfix_str(what, refresh=False)
+
+    def fitted(self) -> None:
+        self.bar.update(1)
+
+    def log(self, msg: str) -> None:
+        """Print one line to stdout when ``verbose``, above the bar if one is shown."""
+        if self.verbose:
+            self.bar.write(msg, file=sys.stdout)
+            sys.stdout.flush()
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
+    return bool(value)
 
 
 def cross_validate_routing(
@@ -222,6 +262,7 @@ def cross_validate_routing(
     fractions: Sequence[float] = (0.5, 0.8),
     return_models: bool = False,
     verbose: int = 0,
+    progress: bool = True,
 ) -> RoutingCVResult:
     """Repeated K-fold cross-validation (by prompt) of routers against the baselines.
 
@@ -255,13 +296,18 @@ def cross_validate_routing(
     return_models : bool, default=False
         Keep the fitted routers in ``result.models[(repeat, fold)][name]``.
     verbose : int, default=0
-        Print one line per fold when > 0.
+        Print one line per fold to stdout when > 0: each router's fit time and the time so
+        far.
+    progress : bool, default=True
+        Show a tqdm progress bar on stderr over the ``(cv * n_repeats) x n_routers`` fits,
+        naming the repeat, fold and router being fitted. ``False`` prints nothing to stderr.
 
     Returns
     -------
     RoutingCVResult
-        Per-fold metrics (``result.scores``), out-of-fold predictions and
-        ``result.summary()`` (mean ± std over all ``cv * n_repeats`` folds).
+        Per-fold metrics (``result.scores``), out-of-fold predictions, the test folds
+        (``result.test_indices``) and ``result.summary()`` (mean ± std over all
+        ``cv * n_repeats`` folds).
 
     Examples
     --------
@@ -284,6 +330,7 @@ def cross_validate_routing(
     if len(prompts) != n:
         raise ValueError(f"got {len(prompts)} prompts but quality has {n} rows")
     fractions = _check_fractions(fractions)
+    progress = _check_flag(progress, "progress")
     splits = _make_splits(cv, n_repeats, random_state, n)
     c_fixed = _as_costs(normalized_costs, K) if normalized_costs is not None else None
     prompt_arr = np.asarray(prompts, dtype=object)
@@ -296,46 +343,50 @@ def cross_validate_routing(
     fitted: dict[tuple[int, int], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    for repeat, fold, train, test in splits:
-        t_fold = time.perf_counter()
-        y_train = _subset_target(quality, train)
-        p_train = prompt_arr[train].tolist()
-        p_test = prompt_arr[test].tolist()
-        router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
-        timings = {}
-        for name, est in models.items():
-            model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
-            if return_models:
-                fitted.setdefault((repeat, fold), {})[name] = model
-            if names is None:  # first fitted model fixes the column order and costs
-                names = _model_names(model, names_in, K)
-                Q_eval = _as_matrix(_align_columns(quality, names), "quality")
-                if c is None:
-                    c = _model_costs(model, K)
-                _check_method_names(models, names, ("random mixture", "oracle"))
-            else:
-                _check_consistent(model, name, names, c, c_fixed is not None)
-            oof[name][repeat][test] = pred
+    test_indices: dict[tuple[int, int], np.ndarray] = {}
+    with _Progress(progress, verbose, len(splits) * len(models), "cross-validating") as bar:
+        for repeat, fold, train, test in splits:
+            t_fold = time.perf_counter()
+            test_indices[(repeat, fold)] = test
+            y_train = _subset_target(quality, train)
+            p_train = prompt_arr[train].tolist()
+            p_test = prompt_arr[test].tolist()
+            router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
+            timings = {}
+            for name, est in models.items():
+                bar.fitting(f"repeat {repeat} fold {fold}: {name}")
+                model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
+                bar.fitted()
+                if return_models:
+                    fitted.setdefault((repeat, fold), {})[name] = model
+                if names is None:  # first fitted model fixes the column order and costs
+                    names = _model_names(model, names_in, K)
+                    Q_eval = _as_matrix(_align_columns(quality, names), "quality")
+                    if c is None:
+                        c = _model_costs(model, K)
+                    _check_method_names(models, names, ("random mixture", "oracle"))
+                else:
+                    _check_consistent(model, name, names, c, c_fixed is not None)
+                oof[name][repeat][test] = pred
+                Q_test = Q_eval[test]
+                curve = deferral_curve(pred, Q_test, c, lambdas=lambdas, label=name)
+                q0, c0 = _lambda0_point(pred, Q_test, c)
+                router_curves[name] = ("router", curve, q0, c0)
+            assert Q_eval is not None and c is not None and names is not None
             Q_test = Q_eval[test]
-            curve = deferral_curve(pred, Q_test, c, lambdas=lambdas, label=name)
-            q0, c0 = _lambda0_point(pred, Q_test, c)
-            router_curves[name] = ("router", curve, q0, c0)
-        assert Q_eval is not None and c is not None and names is not None
-        Q_test = Q_eval[test]
-        base, hull, oracle, points = _baseline_curves(Q_test, c, names, lambdas)
-        oq, oc = _lambda0_point(Q_test, Q_test, c)
-        methods = {**base, **router_curves, "oracle": ("oracle", oracle, oq, oc)}
-        for row in _fold_metrics(methods, hull, oracle, points, fractions):
-            row.update(repeat=repeat, fold=fold)
-            if row["method"] in timings:
-                row["fit_time"], row["predict_time"] = timings[row["method"]]
-            rows.append(row)
-        _log(
-            verbose,
-            f"[cross_validate_routing] repeat {repeat} fold {fold}: "
-            + ", ".join(f"{k} fit {v[0]:.1f}s" for k, v in timings.items())
-            + f" | fold {time.perf_counter() - t_fold:.1f}s, total {time.perf_counter() - t_start:.1f}s",
-        )
+            base, hull, oracle, points = _baseline_curves(Q_test, c, names, lambdas)
+            oq, oc = _lambda0_point(Q_test, Q_test, c)
+            methods = {**base, **router_curves, "oracle": ("oracle", oracle, oq, oc)}
+            for row in _fold_metrics(methods, hull, oracle, points, fractions):
+                row.update(repeat=repeat, fold=fold)
+                if row["method"] in timings:
+                    row["fit_time"], row["predict_time"] = timings[row["method"]]
+                rows.append(row)
+            bar.log(
+                f"[cross_validate_routing] repeat {repeat} fold {fold}: "
+                + ", ".join(f"{k} fit {v[0]:.1f}s" for k, v in timings.items())
+                + f" | fold {time.perf_counter() - t_fold:.1f}s, total {time.perf_counter() - t_start:.1f}s",
+            )
     assert names is not None and c is not None and Q_eval is not None
     scores = _tidy_scores(rows, fractions)
     return RoutingCVResult(
@@ -346,6 +397,7 @@ def cross_validate_routing(
         true_quality=Q_eval,
         oof_predictions={k: v for k, v in oof.items()} if isinstance(cv, numbers.Integral) else {},
         models=fitted,
+        test_indices=test_indices,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,

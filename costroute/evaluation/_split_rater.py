@@ -21,8 +21,9 @@ from ._crossval import (
     _check_consistent,
     _check_method_names,
     _coerce_routers,
+    _Progress,
+    _check_flag,
     _fit_predict,
-    _log,
     _make_splits,
     _model_costs,
     _model_names,
@@ -44,6 +45,7 @@ def split_rater_cross_validate(
     lambdas: int | Sequence[float] | np.ndarray | None = None,
     fractions: Sequence[float] = (0.5, 0.8),
     verbose: int = 0,
+    progress: bool = True,
 ) -> RoutingCVResult:
     """Cross-validation that trains and evaluates on different raters, to expose rating noise.
 
@@ -73,16 +75,21 @@ def split_rater_cross_validate(
     generator_names : sequence of str, optional
         Column names of the training target DataFrame passed to ``fit`` (a router whose ``y``
         columns must be generator names needs them). Default: pass arrays.
-    normalized_costs, cv, n_repeats, random_state, lambdas, fractions, verbose
+    normalized_costs, cv, n_repeats, random_state, lambdas, fractions
         As in :func:`cross_validate_routing` (``n_repeats`` defaults to 1: each repeat already
         costs ``n_raters`` fits per fold).
+    verbose : int, default=0
+        Print one line per (fold, held-out rater) to stdout when > 0.
+    progress : bool, default=True
+        Show a tqdm progress bar on stderr over the ``(cv * n_repeats) x n_raters x n_routers``
+        fits. ``False`` prints nothing to stderr.
 
     Returns
     -------
     RoutingCVResult
         ``scores`` has a ``rater`` column and an extra ``apgr_indep`` metric;
-        ``true_quality`` is the all-rater mean. ``routing_report`` averages over folds and
-        raters.
+        ``true_quality`` is the all-rater mean and ``test_indices`` holds the test folds.
+        ``routing_report`` averages over folds and raters.
     """
 
     models = _coerce_routers(routers)
@@ -102,6 +109,7 @@ def split_rater_cross_validate(
         if len(generator_names) != K:
             raise ValueError(f"got {len(generator_names)} generator_names for {K} generators")
     fractions = _check_fractions(fractions)
+    progress = _check_flag(progress, "progress")
     splits = _make_splits(cv, n_repeats, random_state, n)
     c_fixed = _as_costs(normalized_costs, K) if normalized_costs is not None else None
     c = c_fixed
@@ -109,57 +117,62 @@ def split_rater_cross_validate(
     prompt_arr = np.asarray(prompts, dtype=object)
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    for repeat, fold, train, test in splits:
-        p_train = prompt_arr[train].tolist()
-        p_test = prompt_arr[test].tolist()
-        for r in range(n_raters):
-            t_fold = time.perf_counter()
-            others = [j for j in range(n_raters) if j != r]
-            target = R3[:, :, others].mean(axis=2)
-            held = R3[:, :, r]
-            y_train: Any = target[train]
-            if generator_names is not None:
-                y_train = pd.DataFrame(y_train, columns=generator_names)
-            router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
-            timings = {}
-            for name, est in models.items():
-                model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
-                if names is None:
-                    names = _model_names(model, generator_names, K)
-                    if generator_names is not None and names != generator_names:
-                        raise ValueError(
-                            f"router generator order {names} differs from generator_names {generator_names}"
-                        )
-                    if c is None:
-                        c = _model_costs(model, K)
-                    _check_method_names(models, names, ("random mixture", "oracle", "oracle (other raters)"))
-                else:
-                    _check_consistent(model, name, names, c, c_fixed is not None)
-                q0, c0 = _lambda0_point(pred, held[test], c)
-                router_curves[name] = ("router", deferral_curve(pred, held[test], c, lambdas=lambdas, label=name), q0, c0)
-            assert c is not None and names is not None
-            H = held[test]
-            base, hull, oracle, points = _baseline_curves(H, c, names, lambdas)
-            oq, oc = _lambda0_point(H, H, c)
-            T = target[test]
-            indep = deferral_curve(T, H, c, lambdas=lambdas, label="oracle (other raters)")
-            iq, ic = _lambda0_point(T, H, c)
-            methods = {
-                **base,
-                **router_curves,
-                "oracle (other raters)": ("oracle", indep, iq, ic),
-                "oracle": ("oracle", oracle, oq, oc),
-            }
-            for row in _fold_metrics(methods, hull, oracle, points, fractions, extra_oracle=indep):
-                row.update(repeat=repeat, fold=fold, rater=r)
-                if row["method"] in timings:
-                    row["fit_time"], row["predict_time"] = timings[row["method"]]
-                rows.append(row)
-            _log(
-                verbose,
-                f"[split_rater_cross_validate] repeat {repeat} fold {fold} rater {r}: "
-                f"{time.perf_counter() - t_fold:.1f}s, total {time.perf_counter() - t_start:.1f}s",
-            )
+    test_indices: dict[tuple[int, int], np.ndarray] = {}
+    n_fits = len(splits) * n_raters * len(models)
+    with _Progress(progress, verbose, n_fits, "split-rater cross-validating") as bar:
+        for repeat, fold, train, test in splits:
+            test_indices[(repeat, fold)] = test
+            p_train = prompt_arr[train].tolist()
+            p_test = prompt_arr[test].tolist()
+            for r in range(n_raters):
+                t_fold = time.perf_counter()
+                others = [j for j in range(n_raters) if j != r]
+                target = R3[:, :, others].mean(axis=2)
+                held = R3[:, :, r]
+                y_train: Any = target[train]
+                if generator_names is not None:
+                    y_train = pd.DataFrame(y_train, columns=generator_names)
+                router_curves: dict[str, tuple[str, DeferralCurve, float, float]] = {}
+                timings = {}
+                for name, est in models.items():
+                    bar.fitting(f"repeat {repeat} fold {fold} rater {r}: {name}")
+                    model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
+                    bar.fitted()
+                    if names is None:
+                        names = _model_names(model, generator_names, K)
+                        if generator_names is not None and names != generator_names:
+                            raise ValueError(
+                                f"router generator order {names} differs from generator_names {generator_names}"
+                            )
+                        if c is None:
+                            c = _model_costs(model, K)
+                        _check_method_names(models, names, ("random mixture", "oracle", "oracle (other raters)"))
+                    else:
+                        _check_consistent(model, name, names, c, c_fixed is not None)
+                    q0, c0 = _lambda0_point(pred, held[test], c)
+                    router_curves[name] = ("router", deferral_curve(pred, held[test], c, lambdas=lambdas, label=name), q0, c0)
+                assert c is not None and names is not None
+                H = held[test]
+                base, hull, oracle, points = _baseline_curves(H, c, names, lambdas)
+                oq, oc = _lambda0_point(H, H, c)
+                T = target[test]
+                indep = deferral_curve(T, H, c, lambdas=lambdas, label="oracle (other raters)")
+                iq, ic = _lambda0_point(T, H, c)
+                methods = {
+                    **base,
+                    **router_curves,
+                    "oracle (other raters)": ("oracle", indep, iq, ic),
+                    "oracle": ("oracle", oracle, oq, oc),
+                }
+                for row in _fold_metrics(methods, hull, oracle, points, fractions, extra_oracle=indep):
+                    row.update(repeat=repeat, fold=fold, rater=r)
+                    if row["method"] in timings:
+                        row["fit_time"], row["predict_time"] = timings[row["method"]]
+                    rows.append(row)
+                bar.log(
+                    f"[split_rater_cross_validate] repeat {repeat} fold {fold} rater {r}: "
+                    f"{time.perf_counter() - t_fold:.1f}s, total {time.perf_counter() - t_start:.1f}s",
+                )
     assert names is not None and c is not None
     scores = _tidy_scores(rows, fractions, extra=("apgr_indep",))
     return RoutingCVResult(
@@ -169,6 +182,7 @@ def split_rater_cross_validate(
         normalized_costs=c,
         true_quality=R3.mean(axis=2),
         oof_predictions={},
+        test_indices=test_indices,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,

@@ -59,3 +59,23 @@ class LookupRouter(BaseEstimator):
         if self.mode == "perfect":
             return np.array([self.table[p] for p in prompts])
         return np.tile(self.means_, (len(prompts), 1))
+
+
+def varied_prompts(n: int) -> list[str]:
+    """``n`` distinct prompts of different lengths, colours, counts and spatial words."""
+    words = "a red cat sits on the left of two blue chairs under a golden lamp near the window".split()
+    return [" ".join(words[: 3 + (7 * i) % (len(words) - 2)]) + f" #{i}" for i in range(n)]
+
+
+def assert_folds_partition(test_indices, n_prompts: int, cv: int, n_repeats: int) -> None:
+    """Every repeat's test folds hold every prompt exactly once; repeats split differently."""
+    assert sorted(test_indices) == [(r, f) for r in range(n_repeats) for f in range(cv)]
+    partitions = []
+    for r in range(n_repeats):
+        folds = [np.asarray(test_indices[(r, f)]) for f in range(cv)]
+        assert all(len(fold) > 0 for fold in folds)
+        counts = np.bincount(np.concatenate(folds), minlength=n_prompts)
+        assert counts.shape == (n_prompts,) and (counts == 1).all(), f"repeat {r}: prompt counts {counts}"
+        partitions.append({frozenset(fold.tolist()) for fold in folds})
+    for r in range(1, n_repeats):
+        assert partitions[r] != partitions[0], f"repeat {r} splits the prompts like repeat 0"

@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.model_selection import KFold
 
+from costroute import CostAwareRouter
 from costroute.evaluation import (
     RoutingCVResult,
     cross_validate_routing,
     hull_curve,
     oracle_curve,
+    route_with_penalty,
     routing_report,
     split_rater_cross_validate,
 )
+
+from ._helpers import assert_folds_partition, varied_prompts
 
 
 def test_cross_validate_routing_perfect_and_constant(toy):
@@ -97,3 +103,89 @@ def test_pooled_scores(toy):
         split_rater_cross_validate(
             routers["perfect"], prompts, np.repeat(Q[:, :, None], 2, axis=2), cv=3
         ).pooled_scores()
+
+
+# --------------------------------------------------------------------------------------
+# folds: a partition per repeat, shared by every method
+# --------------------------------------------------------------------------------------
+def _real_routers():
+    gens = {"cheap": 1.0, "mid": 3.0, "best": 10.0}
+    return {
+        q: CostAwareRouter(gens, features="complexity", quality_model=q, random_state=0)
+        for q in ("knn", "ridge")
+    }
+
+
+def test_folds_partition_the_prompts_and_every_method_uses_them(toy):
+    _, Q, frame, _, c = toy
+    prompts = varied_prompts(len(Q))
+    routers = _real_routers()
+    res = cross_validate_routing(routers, prompts, frame, cv=3, n_repeats=2, random_state=0, progress=False)
+    assert_folds_partition(res.test_indices, len(Q), cv=3, n_repeats=2)
+    for (rep, fold), test in res.test_indices.items():
+        train = np.setdiff1d(np.arange(len(Q)), test)
+        rows = res.scores[(res.scores["repeat"] == rep) & (res.scores["fold"] == fold)].set_index("method")
+        # the baselines are scored on exactly the test fold's prompts ...
+        for k, name in enumerate(["cheap", "mid", "best"]):
+            assert rows.loc[name, "quality"] == pytest.approx(Q[test, k].mean(), rel=1e-12)
+        assert rows.loc["oracle", "quality"] == pytest.approx(Q[test].max(axis=1).mean(), rel=1e-12)
+        for name, router in routers.items():
+            # ... and each router is fitted on all the other prompts and scored on the same ones
+            refit = clone(router).fit([prompts[i] for i in train], frame.iloc[train].reset_index(drop=True))
+            pred = refit.predict_quality([prompts[i] for i in test])
+            np.testing.assert_allclose(res.oof_predictions[name][rep][test], pred, rtol=1e-12, atol=1e-12)
+            chosen = route_with_penalty(pred, c, 0.0)
+            assert rows.loc[name, "quality"] == pytest.approx(Q[test, chosen].mean(), rel=1e-12)
+    # the same seed gives the same folds; another seed other folds
+    again = cross_validate_routing(routers["knn"], prompts, frame, cv=3, n_repeats=2, random_state=0, progress=False)
+    other = cross_validate_routing(routers["knn"], prompts, frame, cv=3, n_repeats=2, random_state=1, progress=False)
+    for key, test in res.test_indices.items():
+        np.testing.assert_array_equal(again.test_indices[key], test)
+    assert any(not np.array_equal(other.test_indices[k], res.test_indices[k]) for k in res.test_indices)
+
+
+def test_folds_of_a_splitter_are_recorded_as_repeat_0(toy):
+    prompts, Q, frame, routers, c = toy
+    splitter = KFold(n_splits=3, shuffle=True, random_state=5)
+    res = cross_validate_routing(routers, prompts, frame, cv=splitter, progress=False)
+    assert_folds_partition(res.test_indices, len(Q), cv=3, n_repeats=1)
+    for f, (_, test) in enumerate(splitter.split(np.arange(len(Q)))):
+        np.testing.assert_array_equal(res.test_indices[(0, f)], test)
+
+
+# --------------------------------------------------------------------------------------
+# progress and verbose output
+# --------------------------------------------------------------------------------------
+def test_progress_bar_on_stderr_by_default_and_silent_when_off(toy, capfd):
+    prompts, Q, frame, routers, c = toy
+    quiet = cross_validate_routing(routers, prompts, frame, cv=3, n_repeats=2, random_state=0, progress=False)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    shown = cross_validate_routing(routers, prompts, frame, cv=3, n_repeats=2, random_state=0)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "cross-validating" in err and "12/12" in err  # 3 folds x 2 repeats x 2 routers
+    timing = ["fit_time", "predict_time"]
+    pd.testing.assert_frame_equal(quiet.scores.drop(columns=timing), shown.scores.drop(columns=timing))
+    # routing_report passes the choice through
+    routing_report(routers, prompts, frame, cv=3, n_repeats=1, random_state=0, progress=False)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_verbose_prints_one_line_per_fold_to_stdout(toy, capfd):
+    prompts, Q, frame, routers, c = toy
+    cross_validate_routing(routers, prompts, frame, cv=3, n_repeats=2, random_state=0, verbose=1, progress=False)
+    out, err = capfd.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert len(lines) == 6
+    assert lines[0].startswith("[cross_validate_routing] repeat 0 fold 0: perfect fit")
+    cross_validate_routing(routers, prompts, frame, cv=3, n_repeats=1, random_state=0, verbose=1)
+    out, err = capfd.readouterr()
+    assert len(out.splitlines()) == 3 and "6/6" in err
+
+
+def test_progress_must_be_a_bool(toy):
+    prompts, Q, frame, routers, c = toy
+    with pytest.raises(TypeError, match="progress must be True or False, got str: 'yes'"):
+        cross_validate_routing(routers, prompts, frame, cv=3, progress="yes")
