@@ -39,7 +39,9 @@ def plot_deferral(
         Default: a new figure.
     title, xlabel, ylabel : str
     annotate : bool, default=True
-        Write each generator's name next to its point.
+        Write each generator's name next to its point. Whenever the figure is drawn, labels
+        that would overlap another label or point move to the nearest free slot below or
+        above and get a thin leader line to their point.
 
     Returns
     -------
@@ -74,10 +76,20 @@ def plot_deferral(
             style = {"linewidth": 1.8}
         ax.plot(x, y, label=f"{label} (AUC {cv.auc():.3f})", **style)
     if points is not None:
-        ax.scatter(points["cost"], points["quality"], color="tab:red", zorder=5, s=28, label="single generators")
+        marker_size = 28
+        ax.scatter(points["cost"], points["quality"], color="tab:red", zorder=5, s=marker_size, label="single generators")
         if annotate:
-            for name, (cost, qual) in points[["cost", "quality"]].iterrows():
-                ax.annotate(str(name), (cost, qual), textcoords="offset points", xytext=(4, -10), fontsize=8)
+            from ._labels import PointLabels
+
+            leader = {"arrowstyle": "-", "color": "0.4", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3}
+            labels = [
+                ax.annotate(str(name), (cost, qual), textcoords="offset points", xytext=(6, -6), fontsize=8,
+                            va="center", arrowprops=leader)
+                for name, (cost, qual) in points[["cost", "quality"]].iterrows()
+            ]
+            for label in labels:
+                label.arrow_patch.set_visible(False)  # shown only for a label moved off its point
+            ax.add_artist(PointLabels(labels, marker_size))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
