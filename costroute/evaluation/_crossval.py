@@ -231,7 +231,7 @@ class _Progress:
     def fitting(self, what: str) -> None:
         """Name the fit in progress next to the bar."""
         if not self.bar.disable:
-            self.bar.set_postfix_str(what, refresh=False)
+            self.bar.set_postfix_str(what)  # shown while the fit runs
 
     def fitted(self) -> None:
         self.bar.update(1)
