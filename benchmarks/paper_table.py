@@ -96,7 +96,8 @@ class NestedSelectionRouter(BaseEstimator):
 
     def fit(self, prompts, y):
         inner = cross_validate_routing(
-            self.candidates, prompts, y, cv=self.cv, n_repeats=1, random_state=self.random_state
+            self.candidates, prompts, y, cv=self.cv, n_repeats=1, random_state=self.random_state,
+            progress=False,  # runs inside one fit of the outer cross-validation, which has the bar
         )
         report = routing_report(inner)
         routers = report[report["kind"] == "router"]
@@ -179,7 +180,7 @@ def run_dataset(key, title, data, args, log):
         f"{len(routers_heavy)} embedding-gbm routers on {args.folds}x{min(args.gbm_repeats, args.repeats)} folds")
     res = cross_validate_routing(
         routers_fast, data.prompts, data.quality, cv=args.folds, n_repeats=args.repeats,
-        random_state=args.seed, return_models=nested, verbose=args.verbose,
+        random_state=args.seed, return_models=nested, verbose=args.verbose, progress=args.progress,
     )
     log(f"[{key}] main CV done in {time.perf_counter() - t0:.0f}s")
     selections = {}
@@ -194,6 +195,7 @@ def run_dataset(key, title, data, args, log):
         heavy = cross_validate_routing(
             routers_heavy, data.prompts, data.quality, cv=args.folds,
             n_repeats=min(args.gbm_repeats, args.repeats), random_state=args.seed, verbose=args.verbose,
+            progress=args.progress,
         )
         res = merge_results(res, heavy)
         log(f"[{key}] embedding-gbm CV done in {time.perf_counter() - t1:.0f}s")
@@ -220,7 +222,7 @@ def run_split_rater(key, data, args, log):
         routers.update(make_routers(data.generators, ["complexity"], ["gbm"], args.seed))
     res = split_rater_cross_validate(
         routers, data.prompts, data.ratings, generator_names=data.generators.names,
-        cv=args.folds, n_repeats=1, random_state=args.seed, verbose=args.verbose,
+        cv=args.folds, n_repeats=1, random_state=args.seed, verbose=args.verbose, progress=args.progress,
     )
     report = routing_report(res)
     elapsed = time.perf_counter() - t0
@@ -449,7 +451,9 @@ def main(argv=None):
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (set before imports)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=0, help="1: one line per fold on stdout")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="progress bar of every cross-validation on stderr (default: on)")
     parser.add_argument("--render-only", type=Path, metavar="JSON",
                         help="only re-render the Markdown next to an existing results JSON")
     args = parser.parse_args(argv)
@@ -553,7 +557,7 @@ def main(argv=None):
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "metric_definitions": "see costroute.evaluation (DESIGN.md 'Evaluation definitions')",
+        "metric_definitions": "see the costroute.evaluation module docstring",
         "json_conventions": "NaN -> null, inf -> \"inf\", floats rounded to 7 significant digits",
     }
     doc = _clean({"meta": meta, "datasets": results})

@@ -1,0 +1,134 @@
+"""Reports: mean ± std of every routing metric per method, and its Markdown table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._crossval import RoutingCVResult, cross_validate_routing
+from ._scores import _summarise
+
+
+def routing_report(
+    result: Any,
+    prompts: Sequence[str] | None = None,
+    quality: Any = None,
+    *,
+    pooled: bool = False,
+    **cv_kwargs: Any,
+) -> pd.DataFrame:
+    """Mean ± std of every routing metric per method.
+
+    Parameters
+    ----------
+    result : RoutingCVResult, or estimator / dict of estimators
+        A finished cross-validation, or routers to cross-validate now with
+        ``cross_validate_routing(result, prompts, quality, **cv_kwargs)``.
+    prompts, quality : optional
+        Required when ``result`` is a router or dict of routers.
+    pooled : bool, default=False
+        Summarise :meth:`RoutingCVResult.pooled_scores` (one curve per repeat over all
+        prompts, from the out-of-fold predictions) instead of the per-fold scores.
+    **cv_kwargs
+        Passed to :func:`cross_validate_routing`.
+
+    Returns
+    -------
+    DataFrame
+        One row per method (single generators by cost, then the random mixture, the routers
+        and the oracle(s)), columns ``kind``, ``n_folds`` and ``<metric>_mean``,
+        ``<metric>_std`` for each metric (std over all test folds -- and raters, for the
+        split-rater evaluation -- with ``ddof=1``; over repeats when ``pooled``). The
+        cost-to-reach metrics (``cost_50``, ``cost_80``) are averaged over the folds where the
+        target was reached, and ``<metric>_reached`` gives the share of such folds (``inf``
+        mean when none).
+
+    Notes
+    -----
+    Metrics: quality (mean true quality at λ=0), gain (quality − best single generator's
+    quality on the fold), cost (mean normalised cost at λ=0), auc, apgr, saving
+    (cost_hull(q_best)/cost(q_best), 0 on a fold where the curve never reaches q_best),
+    cost_50 / cost_80 (least normalised cost reaching 50 % / 80 % of the way from the
+    cheapest to the best single generator's quality), reached_best (share of folds whose
+    curve reaches q_best). AUC and APGR are NaN for single generators.
+    """
+    if not isinstance(result, RoutingCVResult):
+        if prompts is None or quality is None:
+            raise ValueError("routing_report needs prompts and quality when given routers")
+        result = cross_validate_routing(result, prompts, quality, **cv_kwargs)
+    elif prompts is not None or quality is not None or cv_kwargs:
+        raise ValueError("prompts, quality and cv options are only used when routing_report runs the CV")
+    scores = result.pooled_scores() if pooled else result.scores
+    return _summarise(scores, result.metrics)
+
+
+def _fmt(mean: float, std: float, digits: int, reached: float = 1.0, n: int = 0) -> str:
+    if np.isinf(mean) and mean > 0:
+        return "never"
+    if np.isnan(mean):
+        return "—"
+    if np.isinf(mean):
+        return "-inf"
+    scale = max(abs(mean), 0.0 if np.isnan(std) else abs(std))
+    small = 0 < scale < 10.0 ** (1 - digits)  # e.g. costs of 0.003 ± 0.001 at 3 digits
+    spec = f".{max(1, digits - 2)}e" if small else f".{digits}f"
+    text = f"{mean:{spec}}" if np.isnan(std) else f"{mean:{spec}} ± {std:{spec}}"
+    if reached < 1 and n:
+        text += f" ({int(round(reached * n))}/{n})"
+    return text
+
+
+def report_to_markdown(
+    report: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    *,
+    digits: int = 3,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Render a :func:`routing_report` as a Markdown table with ``mean ± std`` cells.
+
+    Cost targets reached on only some folds show their mean over those folds followed by
+    ``(k/n)``; "never" when no fold reached them; NaN shows as "—". Cells whose mean
+    and std are both below ``10**(1 - digits)`` are written in scientific notation.
+
+    Parameters
+    ----------
+    report : DataFrame
+        Output of :func:`routing_report`.
+    metrics : sequence of str, optional
+        Metrics to show (default: every ``<m>_mean`` column's metric).
+    digits : int, default=3
+    headers : mapping, optional
+        Column titles per metric.
+
+    Returns
+    -------
+    str
+    """
+    if metrics is None:
+        metrics = [col[: -len("_mean")] for col in report.columns if col.endswith("_mean") and col != "fit_time_mean"]
+    missing = [m for m in metrics if f"{m}_mean" not in report.columns]
+    if missing:
+        raise ValueError(f"unknown metrics {missing}; the report has {[c[:-5] for c in report.columns if c.endswith('_mean')]}")
+    headers = dict(headers or {})
+    cols = ["method"] + [headers.get(m, m) for m in metrics]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * len(metrics)) + "|"]
+    for method, row in report.iterrows():
+        cells = [str(method)]
+        for m in metrics:
+            cells.append(
+                _fmt(
+                    float(row[f"{m}_mean"]),
+                    float(row.get(f"{m}_std", np.nan)),
+                    digits,
+                    float(row.get(f"{m}_reached", 1.0)),
+                    int(row.get("n_folds", 0)),
+                )
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+

@@ -1,0 +1,1 @@
+"""Tests of costroute.evaluation, one file per module of the package."""
