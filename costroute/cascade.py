@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._cascade_policy import PolicyRun, replay
 from ._posterior import QualityPosterior
 from .router import CostAwareRouter
-from .routing import BudgetWarning, check_budget, check_penalty, meets_budget
+from .routing import BudgetWarning, check_budget, check_penalty, lambda_grid, meets_budget
 
 __all__ = ["CascadeOutcome", "CascadeRouter"]
 
@@ -352,6 +352,32 @@ class CascadeRouter(BaseEstimator):
         limit = None if budget is None else budget * len(predicted)
         run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float))
         return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
+
+    def default_lambdas(self, predicted, n: int = 32) -> np.ndarray:
+        """A λ grid for a cascade's deferral curve: 0, then ``n - 1`` values spaced geometrically.
+
+        From a thousandth to ten times the λ at which the router sends every prompt to the
+        cheapest generator (escalations to cheap generators still pay somewhat beyond it).
+        """
+        top = float(lambda_grid(predicted, self.normalized_costs_, n=2)[-1])
+        if top <= 0:
+            top = float(np.std(predicted)) or 1.0
+        return np.r_[0.0, np.geomspace(top * 1e-3, top * 10.0, int(n) - 1)]
+
+    def deferral_points(self, X, y, scores, lambdas=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Operating points ``(lambdas, mean cost, mean true quality)`` of the cascade on a batch.
+
+        Costs are total normalised costs per prompt (every image and every scoring), so they can
+        exceed 1. ``lambdas`` defaults to :meth:`default_lambdas`; the router predicts once.
+        """
+        check_is_fitted(self, "posterior_")
+        prompts = self.router_._check_X(X, reset=False)
+        Y = self.router_._check_y(y, len(prompts))
+        S = self._check_scores(scores, len(prompts))
+        predicted = self.router_.predict_quality(prompts)
+        lams = self.default_lambdas(predicted) if lambdas is None else np.asarray(lambdas, dtype=float)
+        points = [self.simulate_predicted(predicted, Y, S, cost_penalty=float(lam)) for lam in lams]
+        return lams, np.array([p.mean_cost for p in points]), np.array([p.mean_quality for p in points])
 
     def _outcome(self, run: PolicyRun, Y, lam: float, budget) -> CascadeOutcome:
         names = [str(s) for s in self.generator_names_]

@@ -193,3 +193,15 @@ def test_scorer_cost_unit_must_match_the_generators():
     Scorer.cost_unit = "flops"
     cascade = CascadeRouter(router(), scorer=Scorer(), cv=2).fit(X, Q, scores=S)
     assert cascade.normalized_scoring_cost_ == pytest.approx(0.3)
+
+
+def test_deferral_points_span_router_to_full_escalation():
+    X, Q, S = make_world(n=200)
+    cascade = fitted(X, Q, S, scoring_cost=0.1)
+    lams, costs, quals = cascade.deferral_points(X, Q, S)
+    assert lams[0] == 0.0 and np.all(np.diff(lams) > 0)
+    assert costs[-1] == pytest.approx(NC.min())  # the largest λ: everything on the cheapest, unscored
+    assert costs[0] > 1.0  # λ = 0 tries several generators per prompt
+    assert quals[0] == pytest.approx(Q.max(axis=1).mean(), abs=0.15)
+    out = cascade.simulate(X, Q, S, cost_penalty=lams[5])
+    assert (costs[5], quals[5]) == (out.mean_cost, out.mean_quality)
