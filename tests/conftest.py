@@ -14,5 +14,5 @@ if not os.environ.get("COSTROUTE_DATA") and _SHARED_DATA.is_dir():
     os.environ["COSTROUTE_DATA"] = str(_SHARED_DATA.resolve())
 
 # Count FLOPs afresh in tests instead of reading counts an earlier process saved on disk;
-# tests/test_costs.py checks the disk cache itself.
+# tests/costs/test_cache.py checks the disk cache itself.
 os.environ.setdefault("COSTROUTE_FLOPS_CACHE", "0")

@@ -184,8 +184,16 @@ def _listing(paths: list[Path]) -> str:
 
 def _download(remote: RemoteFile, target: Path, searched: list[Path]) -> Path:
     """Download ``remote`` to a temporary file beside ``target``, verify it, move it in place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise DownloadError(
+            f"{remote.filename} was not found locally and cannot be downloaded: the folder "
+            f"{target.parent} in the data home cannot be created or written ({exc}). Searched:\n{_listing(searched)}\n"
+            f"Set {DATA_HOME_ENV} to a writable folder, or set {DATA_ENV} to a folder holding "
+            f"{remote.relpath.as_posix()} (sha256 {remote.sha256}, from {remote.url})."
+        ) from exc
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
@@ -256,7 +264,8 @@ def fetch_file(
     DataNotFoundError
         The file is not found locally and ``download`` is False.
     DownloadError
-        The file is not found locally and the download failed.
+        The file is not found locally and the download failed, or the data home cannot be
+        created or written (the message says which folder and what to set instead).
     """
     if not isinstance(remote, RemoteFile):
         raise TypeError(f"remote must be a RemoteFile, got {type(remote).__name__}: {remote!r}")
