@@ -94,7 +94,7 @@ class Scorer:
     Parameters
     ----------
     name : str
-        Name of the scorer (a cascade's results are keyed by it).
+        Name of the scorer (identifies it in results and reprs).
     cost : float or None, default=None
         Cost of scoring one image in ``cost_unit``. ``None``: counted (model scorers).
     cost_unit : {"flops", "usd"}, default="flops"
@@ -182,7 +182,7 @@ class Scorer:
 
     # ------------------------------------------------------------------ life cycle
     def load(self) -> Any:
-        """Make the scorer ready (load weights); :meth:`score` calls it. No-op by default."""
+        """Make the scorer ready (load weights); :meth:`score` calls it before scoring. No-op by default."""
         return None
 
     def unload(self) -> None:

@@ -27,7 +27,7 @@ class CallableScorer(Scorer):
         ``fn(list_of_prompts, list_of_images) -> sequence of float``. It is deep-copied with
         the scorer, so keep heavy state (weights, clients) out of it or give it a
         ``__deepcopy__`` that shares that state. If it has a ``load()`` method,
-        :meth:`load` calls it.
+        :meth:`load` calls it, before every :meth:`score` call (make it idempotent).
     cost : float
         Cost of scoring one image, in ``cost_unit`` (finite, >= 0).
     cost_unit : {"usd", "flops"}, default="usd"
