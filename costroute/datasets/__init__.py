@@ -16,6 +16,8 @@ from ._base import (
 )
 from ._genai_bench import load_genai_bench
 from ._prompts import PROMPT_SETS, load_prompts
+from ._simulate import simulate_scores
+from ._teaser import load_genai_bench_teaser
 
 __all__ = [
     "PROMPT_SETS",
@@ -27,5 +29,7 @@ __all__ = [
     "get_data_home",
     "load_agiqa3k",
     "load_genai_bench",
+    "load_genai_bench_teaser",
     "load_prompts",
+    "simulate_scores",
 ]
