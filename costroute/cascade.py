@@ -180,11 +180,14 @@ class CascadeRouter(BaseEstimator):
             return check_penalty(self.scoring_cost, "scoring_cost")
         if self.scorer is None:
             return 0.0
-        unit = getattr(self.scorer, "cost_unit", None)
-        if unit is not None and unit != self.router_.generators_.cost_unit:
+        unit = self.router_.generators_.cost_unit
+        if hasattr(self.scorer, "cost_in"):  # a costroute Scorer converts its own cost
+            return check_penalty(self.scorer.cost_in(unit), "scorer.cost")
+        scorer_unit = getattr(self.scorer, "cost_unit", None)
+        if scorer_unit is not None and scorer_unit != unit:
             raise ValueError(
-                f"scorer.cost_unit is {unit!r} but the generators' costs are in "
-                f"{self.router_.generators_.cost_unit!r}; pass scoring_cost in the generators' unit"
+                f"scorer.cost_unit is {scorer_unit!r} but the generators' costs are in {unit!r}; "
+                "pass scoring_cost in the generators' unit"
             )
         return check_penalty(getattr(self.scorer, "cost"), "scorer.cost")
 

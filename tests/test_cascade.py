@@ -205,3 +205,12 @@ def test_deferral_points_span_router_to_full_escalation():
     assert quals[0] == pytest.approx(Q.max(axis=1).mean(), abs=0.15)
     out = cascade.simulate(X, Q, S, cost_penalty=lams[5])
     assert (costs[5], quals[5]) == (out.mean_cost, out.mean_quality)
+
+
+def test_a_costroute_scorer_converts_its_cost_to_the_generators_unit():
+    from costroute.scoring import CallableScorer
+
+    X, Q, S = make_world(n=80)
+    scorer = CallableScorer("s", lambda prompts, images: [0.0] * len(prompts), cost=2.0, cost_unit="flops")
+    cascade = CascadeRouter(router(), scorer=scorer, cv=2).fit(X, Q, scores=S)
+    assert cascade.normalized_scoring_cost_ == pytest.approx(0.2)
