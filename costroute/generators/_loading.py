@@ -73,11 +73,16 @@ def _hub_cache_dir() -> str:
         return "the Hugging Face cache"
 
 
-def not_cached_error(repos: Sequence[str], offline: bool) -> OSError:
+def not_cached_error(repos: Sequence[str], offline: bool, cause: BaseException | None = None) -> OSError:
     """The error for hub ids whose weights are not in the local cache while they cannot be downloaded."""
     shown = ", ".join(repr(r) for r in repos)
-    why = ("HF_HUB_OFFLINE is set, so nothing can be downloaded" if offline
-           else "the download failed (no network access, or the hub could not be reached)")
+    if offline:
+        why = "HF_HUB_OFFLINE is set, so nothing can be downloaded"
+    else:
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else "no network access?"
+        if len(detail) > 300:
+            detail = detail[:297] + "..."
+        why = f"downloading them failed ({detail})"
     return OSError(
         f"the weights of {shown} are not in the local Hugging Face cache ({_hub_cache_dir()}) and {why}. "
         f"Download them on a machine with network access (`hf download {repos[0]}`, then copy the cache to this "
@@ -183,7 +188,7 @@ def _load_failed(model: str, where: str, dtype: str, uncached: list[str], exc: B
     """The error of a failed load: not cached (when that is why), else what the loader said."""
     offline = hub_offline()
     if uncached:
-        return not_cached_error(uncached, offline)
+        return not_cached_error(uncached, offline, exc)
     hint = (" (HF_HUB_OFFLINE is set: the local cache may hold only part of the model; download it again on a "
             "machine with network access)" if offline and where == "hub id" else "")
     return OSError(f"could not load the diffusers pipeline {model!r} ({where}, dtype={dtype}): {exc}{hint}")

@@ -435,3 +435,15 @@ def test_only_the_outer_bar_shows_with_real_pipelines(tiny_sd, make_plan, capsys
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
     assert lines and all(line.startswith("generating") for line in lines), lines
     assert sum("2/2" in line for line in lines) == 1
+
+
+def test_an_uncached_preset_offline_falls_back_with_the_reason(make_plan, Recorder, monkeypatch):
+    from costroute.generators import presets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    turbo = presets.get("sdxl-turbo-1", device="cpu", dtype="float32", cost=1.0)
+    backup = CallableGenerator("backup", Recorder("backup"), cost=2.0, cost_unit="flops")
+    result = make_plan(["a", "b"], [0, 0], [turbo, backup]).generate(progress=False)
+    assert result.complete and result.generators == ["backup", "backup"]
+    assert result.failed_loads["sdxl-turbo-1"].startswith(
+        "OSError: the weights of 'stabilityai/sdxl-turbo' are not in the local Hugging Face cache")
