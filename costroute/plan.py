@@ -167,7 +167,8 @@ class RoutingPlan:
         bound. A prompt that still fails is, with ``on_error="fallback"``, moved to its
         next generator by this plan's utility (:meth:`utilities`, highest first,
         generators already tried skipped) and recorded in ``result.fallbacks``; with
-        ``on_error="raise"`` generation stops at once. Either way an image is never
+        ``on_error="raise"`` generation stops after the generator call that failed it (the
+        images that call returned are kept). Either way an image is never
         silently missing or reordered: when a prompt cannot be made a
         :class:`~costroute.execution.GenerationError` is raised whose ``.result`` holds the
         images made so far and says which prompts failed (``result.failed``) and which
