@@ -134,7 +134,7 @@ class Builder:
     def tokenizer(self, max_length: int = 77):
         from transformers import CLIPTokenizer
 
-        from costroute.generators._diffusers import _tiny_vocab
+        from costroute.generators._tiny import _tiny_vocab
 
         # a character vocabulary: token ids are small, every id is valid for the real encoders
         return CLIPTokenizer(vocab=_tiny_vocab(), merges=[], model_max_length=max_length)

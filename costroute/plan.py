@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .execution import GenerationResult, generate_plan
 from .generators import GeneratorRegistry
 
 
@@ -139,12 +140,15 @@ class RoutingPlan:
             }
         )
 
-    def generate(self, seed: int = 0, batch_size: int = 8, progress: bool = True, on_error: str = "fallback"):
+    def generate(
+        self, seed: int = 0, batch_size: int = 8, progress: bool = True, on_error: str = "fallback"
+    ) -> GenerationResult:
         """Make the image of every prompt with its assigned generator.
 
         Prompts are grouped by generator (registry order) and run in batches of
-        ``batch_size``, loading each pipeline once. Every image has its own seed,
-        :func:`~costroute.generators.image_seed` of ``(seed, prompt index)``, used through
+        ``batch_size``, loading each pipeline once (the engine is
+        :func:`costroute.execution.generate_plan`). Every image has its own seed,
+        :func:`~costroute.execution.image_seed` of ``(seed, prompt index)``, used through
         its own CPU ``torch.Generator``: a prompt's noise is the same whatever the batch
         size, the other prompts or the device. Its pixels are then the same up to the
         floating-point effect of batching on the kernels: identical in float64, within one
@@ -154,16 +158,27 @@ class RoutingPlan:
         A batch that runs out of memory (CUDA out-of-memory included) is retried with half
         the batch size, down to 1, and the smaller size is kept for the rest of that
         generator's prompts; a batch that raises anything else is split in halves until the
-        failing prompts are isolated, then batching resumes at the earlier size. A
-        generator whose pipeline fails to load is not tried again in the run
-        (``result.failed_loads``). Pipelines stay loaded after the run, within the pipeline
-        cache's ``max_loaded`` bound. A prompt that still fails alone is, with
-        ``on_error="fallback"``, moved to its next generator by this plan's utility
-        (:meth:`utilities`, highest first, generators already tried skipped) and recorded
-        in ``result.fallbacks``; with ``on_error="raise"`` generation stops at once. Either
-        way an image is never silently missing or reordered: when a prompt cannot be made
-        a :class:`~costroute.generators.GenerationError` is raised whose ``.result`` holds
-        the images made so far.
+        failing prompts are isolated, then batching resumes at the earlier size. An item a
+        generator returns that is not an image (an object with a ``save`` method, such as
+        a PIL image; see :func:`~costroute.execution.is_image`) -- ``None`` from an API's
+        content filter, say -- fails its prompt, which is not charged. A generator whose
+        pipeline fails to load is not tried again in the run (``result.failed_loads``).
+        Pipelines stay loaded after the run, within the pipeline cache's ``max_loaded``
+        bound. A prompt that still fails is, with ``on_error="fallback"``, moved to its
+        next generator by this plan's utility (:meth:`utilities`, highest first,
+        generators already tried skipped) and recorded in ``result.fallbacks``; with
+        ``on_error="raise"`` generation stops after the generator call that failed it (the
+        images that call returned are kept). Either way an image is never
+        silently missing or reordered: when a prompt cannot be made a
+        :class:`~costroute.execution.GenerationError` is raised whose ``.result`` holds the
+        images made so far and says which prompts failed (``result.failed``) and which
+        were not attempted (``result.not_attempted``).
+
+        Interrupting the run (Ctrl-C) keeps what was made: the ``KeyboardInterrupt``
+        propagates with a ``.result`` attribute holding the partial
+        :class:`~costroute.execution.GenerationResult` (the same holds for any other
+        exception that escapes once generation has started), and the progress bar is
+        closed cleanly.
 
         Parameters
         ----------
@@ -172,15 +187,16 @@ class RoutingPlan:
         batch_size : int, default=8
             Largest batch sent to a generator.
         progress : bool, default=True
-            Show a tqdm progress bar over images.
+            Show a tqdm progress bar over images on stderr (diffusers' own per-step and
+            loading bars stay off).
         on_error : {"fallback", "raise"}, default="fallback"
-            What to do with a prompt that fails at batch size 1.
+            What to do with a prompt that fails at batch size 1 (or gets a non-image).
 
         Returns
         -------
         GenerationResult
-            Images in prompt order, with per-image generator, seed, cost and wall time
-            (``result.to_frame()``) and the list of fallbacks.
+            Images in prompt order, with per-image generator, status, seed, cost and wall
+            time (``result.to_frame()``) and the list of fallbacks.
 
         Raises
         ------
@@ -190,8 +206,6 @@ class RoutingPlan:
         GenerationError
             If some prompt could not be made (see above).
         """
-        from .generators._generate import generate_plan
-
         return generate_plan(self, seed=seed, batch_size=batch_size, progress=progress, on_error=on_error)
 
     def __len__(self) -> int:

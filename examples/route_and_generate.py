@@ -6,8 +6,12 @@
    (``SDXL_Base`` -> SDXL base 1.0 at 50 steps, ``SDXL_Turbo`` -> SDXL-Turbo 1 step 512 px,
    ``SDXL_2_1`` -> Stable Diffusion 2.1 at 50 steps, ``DeepFloyd_I_XL_v1`` -> the IF-I-XL + IF-II-L
    cascade); each preset's FLOPs equal the dataset's cost for that generator.
-3. Route a handful of held-out prompts and generate them, then save a contact sheet labelled
-   with the generator, its cost and the predicted quality.
+3. Route a handful of held-out prompts and generate them, then save every image and a contact
+   sheet labelled with the generator, its cost and the predicted quality into a folder
+   (``--out``; by default a fresh temporary folder, whose path is printed).
+
+If some prompt cannot be made, or the run is interrupted with Ctrl-C, the images already made
+are still saved (``GenerationError.result`` / ``KeyboardInterrupt.result``).
 
 With ``--tiny`` the four backends are tiny random pipelines built offline (same names and
 costs, at most 4 steps, 64 px), so the script runs on a CPU without a model hub in about a
@@ -16,7 +20,7 @@ weights are loaded (a GPU and the hub, or a warm Hugging Face cache, are needed)
 
 Run::
 
-    python examples/route_and_generate.py --tiny --out route_and_generate.png
+    python examples/route_and_generate.py --tiny --out /tmp/routed
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from costroute import CostAwareRouter, GeneratorRegistry
 from costroute.datasets import load_genai_bench
+from costroute.execution import GenerationError
 from costroute.generators import DiffusersGenerator, build_tiny_pipeline, presets
 
 #: GenAI-Bench generator -> preset with the settings of the dataset's cost table.
@@ -93,7 +98,7 @@ def contact_sheet(result, plan, path: str, tile: int = 256, columns: int = 3) ->
             sheet.paste(image.convert("RGB").resize((tile, tile)), (x, y))
         row = frame.iloc[i]
         lines = [
-            f"#{i} {row['generator']}" + (" (fallback)" if row["fell_back"] else ""),
+            f"#{i} {row['generator'] or row['status']}" + (" (fallback)" if row["fell_back"] else ""),
             f"cost {row['cost'] / 1e12:.3g} TFLOPs   q-hat {plan.expected_quality[i]:.2f}",
             *textwrap.wrap(str(row["prompt"]), width=34)[:3],
         ]
@@ -110,9 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--dtype", default="auto", help="real pipelines: auto = float16 on CUDA, else float32")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="route_and_generate.png", help="contact sheet PNG")
+    parser.add_argument("--out", default=None,
+                        help="folder for the images and contact_sheet.png (created); default: a fresh temporary folder")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="costroute-route-and-generate-")
+    os.makedirs(out, exist_ok=True)
 
     data = load_genai_bench(cost_unit="flops")
     print(f"GenAI-Bench: {len(data.prompts)} prompts x {len(data.generators)} open generators")
@@ -143,19 +151,32 @@ def main(argv: list[str] | None = None) -> None:
         plan = router.route(prompts)
         print(f"\n{plan}\n{plan.summary().to_string(float_format=lambda v: f'{v:.4g}')}\n")
 
-        result = plan.generate(seed=args.seed, batch_size=args.batch_size, progress=True)
+        interrupted = None
+        try:
+            result = plan.generate(seed=args.seed, batch_size=args.batch_size, progress=True)
+        except GenerationError as exc:  # some prompt failed on every generator: keep the others
+            print(f"\n{exc}")
+            result = exc.result
+        except KeyboardInterrupt as exc:  # Ctrl-C: save what was made, then stop
+            result, interrupted = exc.result, exc
+    saved = result.save(out, missing="skip")
+    contact_sheet(result, plan, os.path.join(out, "contact_sheet.png"))
+    print(f"{len(saved)} images and contact_sheet.png in {out}")
+    if interrupted is not None:
+        raise interrupted
     frame = result.to_frame()
     frame["expected_quality"] = plan.expected_quality
     frame["prompt"] = frame["prompt"].str.slice(0, 48)
-    print(frame[["prompt", "generator", "cost", "expected_quality", "seconds", "batch_size"]].to_string(
+    print(frame[["prompt", "generator", "status", "cost", "expected_quality", "seconds", "batch_size"]].to_string(
         float_format=lambda v: f"{v:.4g}"))
     if result.fallbacks:
         print("fallbacks:", *result.fallbacks, sep="\n  ")
     best = data.generators.costs.max()
-    print(f"\nrouted cost {result.total_cost / len(result) / 1e12:.3g} TFLOPs per image "
-          f"({result.total_cost / (best * len(result)):.1%} of always using the most expensive generator)")
-    contact_sheet(result, plan, args.out)
-    print(f"contact sheet: {os.path.abspath(args.out)}  ({time.perf_counter() - start:.1f} s in all)")
+    made = len(result) - len(result.missing)
+    if made:
+        print(f"\nrouted cost {result.total_cost / made / 1e12:.3g} TFLOPs per image "
+              f"({result.total_cost / (best * made):.1%} of always using the most expensive generator)")
+    print(f"output folder: {out}  ({time.perf_counter() - start:.1f} s in all)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,21 @@
-"""Generator specifications, registries and image-making backends.
+"""Generator specifications, registries, image-making backends, presets and the weight cache.
 
 Importing this package does not import torch or diffusers; pipelines load on first use.
+Running a plan lives in :mod:`costroute.execution`; its result types (``GenerationResult``,
+``GenerationError``, ``Fallback``) and ``image_seed`` stay importable from here too,
+resolved from :mod:`costroute.execution` on first access (so that this package never
+imports the layer above it).
 """
+
+from typing import Any
 
 from . import presets
 from ._cache import PipelineCache, clear_pipeline_cache, pipeline_cache
 from ._callable import BackendGenerator, CallableGenerator
-from ._diffusers import (
-    KNOWN_MODELS,
-    SCHEDULERS,
-    DeepFloydIFGenerator,
-    DiffusersGenerator,
-    KnownModel,
-    build_tiny_pipeline,
-)
-from ._generate import Fallback, GenerationError, GenerationResult, image_seed
+from ._deepfloyd import DeepFloydIFGenerator
+from ._diffusers import KNOWN_MODELS, SCHEDULERS, DiffusersGenerator, KnownModel
 from ._spec import COST_UNITS, GeneratorRegistry, GeneratorSpec
+from ._tiny import build_tiny_pipeline
 
 __all__ = [
     "COST_UNITS",
@@ -38,3 +38,18 @@ __all__ = [
     "pipeline_cache",
     "presets",
 ]
+
+# names that moved to costroute.execution, resolved lazily: execution imports this package
+_FROM_EXECUTION = frozenset({"Fallback", "GenerationError", "GenerationResult", "image_seed"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_EXECUTION:
+        from .. import execution
+
+        return getattr(execution, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _FROM_EXECUTION)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._spec import GeneratorSpec
@@ -39,7 +39,10 @@ class BackendGenerator(GeneratorSpec):
         Returns
         -------
         list
-            ``len(prompts)`` images, in the order of ``prompts``.
+            ``len(prompts)`` images, in the order of ``prompts``. An image is an object
+            with a ``save(path)`` method, such as a ``PIL.Image.Image``
+            (:func:`costroute.execution.is_image`); an item that is not one (``None`` for a
+            filtered image, say) fails that prompt when a plan is generated.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement generate_images")
 
@@ -62,10 +65,18 @@ class CallableGenerator(BackendGenerator):
     name : str
         Unique generator name.
     fn : callable
-        Called as ``fn(list_of_prompts, list_of_int_seeds)``; must return one image per
-        prompt, in order (PIL images, arrays, bytes: whatever the caller wants back). It is
-        deep-copied with the spec, so keep heavy state (weights, clients) out of it or give
-        it a ``__deepcopy__`` that shares that state.
+        Called as ``fn(list_of_prompts, list_of_int_seeds)``; must return a list (or
+        another non-string sequence) with one item per prompt, in order. Each item should
+        be an image: an object with a ``save(path)`` method, such as a ``PIL.Image.Image``
+        (wrap arrays with ``PIL.Image.fromarray``, PNG bytes with
+        ``PIL.Image.open(io.BytesIO(data))``). When a plan is generated, an item that is
+        not an image -- ``None`` for an image an API's content filter withheld, a number,
+        a string, an array -- fails that prompt alone (it falls back or raises, following
+        ``on_error``; it is not charged and ``fn`` is not called again for the other
+        prompts). Returning a ``str``, ``bytes`` or a mapping instead of a list is a
+        ``TypeError``, as is a list of the wrong length (a ``ValueError``). ``fn`` is
+        deep-copied with the spec, so keep heavy state (weights, clients) out of it or
+        give it a ``__deepcopy__`` that shares that state.
     cost : float
         Cost of one image, in ``cost_unit``.
     cost_unit : {"usd", "flops"}, default="usd"
@@ -75,11 +86,13 @@ class CallableGenerator(BackendGenerator):
 
     Examples
     --------
+    >>> from PIL import Image
     >>> from costroute.generators import CallableGenerator
-    >>> echo = CallableGenerator("echo", lambda prompts, seeds: [f"{p}#{s}" for p, s in zip(prompts, seeds)],
-    ...                          cost=0.04)
-    >>> echo.generate_images(["a cat", "a dog"], [1, 2])
-    ['a cat#1', 'a dog#2']
+    >>> def draw(prompts, seeds):  # one grey square per prompt, its shade from the seed
+    ...     return [Image.new("L", (64, 64), color=seed % 256) for seed in seeds]
+    >>> api = CallableGenerator("grey", draw, cost=0.04)
+    >>> [image.getpixel((0, 0)) for image in api.generate_images(["a cat", "a dog"], [1, 2])]
+    [1, 2]
     """
 
     def __init__(self, name: str, fn: Callable[[list, list], Sequence[Any]], cost: float, cost_unit: str = "usd",
@@ -96,9 +109,25 @@ class CallableGenerator(BackendGenerator):
             hook()
 
     def generate_images(self, prompts: Sequence[Any], seeds: Sequence[int]) -> list:
-        """Call ``fn(list(prompts), list(seeds))`` and check that one image per prompt came back."""
+        """Call ``fn(list(prompts), list(seeds))`` and check that a list with one item per prompt came back.
+
+        The items themselves are returned as they are; :meth:`RoutingPlan.generate
+        <costroute.RoutingPlan.generate>` checks that each is an image.
+
+        Raises
+        ------
+        TypeError
+            If ``fn`` returned a ``str``, ``bytes``, a mapping or something not iterable.
+        ValueError
+            If it returned a different number of items than prompts.
+        """
         prompts, seeds = self._check_batch(prompts, seeds)
         images = self.fn(prompts, seeds)
+        if isinstance(images, (str, bytes, bytearray, Mapping)):
+            raise TypeError(
+                f"fn of generator {self.name!r} returned a {type(images).__name__} for {len(prompts)} prompts; it must "
+                "return a list with one image per prompt (e.g. [image_1, image_2]), not a single string, bytes or dict"
+            )
         try:
             images = list(images)
         except TypeError as exc:

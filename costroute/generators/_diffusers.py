@@ -2,16 +2,14 @@
 
 The spec stores only settings. Its cost per image is counted (not typed in) from the
 component configs with :mod:`costroute.costs`, lazily and without weights; the pipeline is
-loaded on first use into the shared :data:`~costroute.generators.pipeline_cache`.
-Importing this module does not import torch or diffusers.
+loaded on first use into the shared :data:`~costroute.generators.pipeline_cache`
+(loading itself: :mod:`._loading`). Importing this module does not import torch or diffusers.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
-import json
 import numbers
 import os
 from collections.abc import Mapping, Sequence
@@ -19,12 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 from ._cache import pipeline_cache
 from ._callable import BackendGenerator
+from ._loading import (
+    _COMPONENT_CLASSES,
+    _hub_cache_folder,
+    _load_pipeline,
+    _pipeline_view,
+    _read_json,
+    _resolve_device,
+    _resolve_dtype,
+)
 from ._spec import COST_UNITS, _check_cost, _check_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..costs import PipelineCost
 
-__all__ = ["DeepFloydIFGenerator", "DiffusersGenerator", "KNOWN_MODELS", "KnownModel", "SCHEDULERS", "build_tiny_pipeline"]
+__all__ = ["DiffusersGenerator", "KNOWN_MODELS", "KnownModel", "SCHEDULERS"]
+
 
 #: Scheduler names accepted by ``DiffusersGenerator(scheduler=...)``: diffusers class and
 #: extra ``from_config`` arguments. Each is built with ``Class.from_config(pipeline.scheduler.config)``.
@@ -51,8 +59,6 @@ SCHEDULERS: Mapping[str, tuple[str, dict]] = {
 #: Second-order solvers evaluate the denoiser twice per step but once at the last one
 #: (diffusers gives them ``2 * steps - 1`` timesteps); the cost counts those evaluations.
 _SECOND_ORDER = frozenset({"HeunDiscreteScheduler", "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"})
-
-_COMPONENT_CLASSES = {"unet": "UNet2DConditionModel", "transformer": "PixArtTransformer2DModel", "vae": "AutoencoderKL"}
 
 _DTYPES = {
     "auto": "auto",
@@ -187,12 +193,8 @@ def _check_components(components: Any, name: str) -> dict:
     return out
 
 
+
 # ----------------------------------------------------------------------------- cost
-def _read_json(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _component_config_path(source: str, component: str) -> str | None:
     for candidate in (os.path.join(source, component, "config.json"), os.path.join(source, "config.json")):
         if os.path.isfile(candidate):
@@ -215,19 +217,6 @@ def _embedded_guidance(source: str, component: str = "unet") -> bool:
 def _folder_scheduler_class(folder: str) -> str | None:
     path = os.path.join(folder, "scheduler", "scheduler_config.json")
     return _read_json(path).get("_class_name") if os.path.isfile(path) else None
-
-
-def _hub_cache_folder(model: str) -> str | None:
-    """Snapshot folder of ``model`` in the local Hugging Face cache, if its configs are there."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        path = try_to_load_from_cache(model, "model_index.json")
-    except Exception:
-        return None
-    return os.path.dirname(path) if isinstance(path, str) and os.path.isfile(path) else None
 
 
 def _compute_cost(settings: Mapping[str, Any], name: str) -> PipelineCost:
@@ -275,82 +264,6 @@ def _compute_cost(settings: Mapping[str, Any], name: str) -> PipelineCost:
     return costs.pipeline_cost(
         info.arch, height=height or side, width=width or side, steps=evaluations, guidance=guidance
     )
-
-
-# ----------------------------------------------------------------------------- loading
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve_dtype(dtype: str, device: str) -> str:
-    if dtype != "auto":
-        return dtype
-    return "float16" if device.startswith("cuda") else "float32"
-
-
-def _dtype_kwargs(dtype: str, load_kwargs: Mapping) -> dict:
-    """``{"dtype": ...}`` for diffusers that renamed ``torch_dtype`` (0.36+), else ``{"torch_dtype": ...}``."""
-    if "dtype" in load_kwargs or "torch_dtype" in load_kwargs:
-        return {}
-    import torch
-
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
-    except ImportError:
-        return {"torch_dtype": getattr(torch, dtype)}
-    return {"dtype": getattr(torch, dtype)}
-
-
-def _load_pipeline(model: str, dtype: str, device: str, components: Mapping[str, str], load_kwargs: Mapping) -> Any:
-    import diffusers
-
-    kwargs = {**_dtype_kwargs(dtype, load_kwargs), **load_kwargs}
-    local = os.path.isdir(model)
-    try:
-        for key, source in components.items():
-            cls = getattr(diffusers, _COMPONENT_CLASSES[key])
-            sub = key if os.path.isdir(os.path.join(source, key)) else None
-            kwargs[key] = cls.from_pretrained(
-                source, subfolder=sub, local_files_only=os.path.isdir(source), **_dtype_kwargs(dtype, load_kwargs)
-            )
-        if local:
-            kwargs["local_files_only"] = True
-            class_name = _read_json(os.path.join(model, "model_index.json")).get("_class_name")
-            pipeline_class = getattr(diffusers, class_name, None) if class_name else None
-            pipeline_class = pipeline_class or diffusers.AutoPipelineForText2Image
-        else:
-            pipeline_class = diffusers.AutoPipelineForText2Image
-        pipe = pipeline_class.from_pretrained(model, **kwargs)
-    except (OSError, ValueError) as exc:
-        where = "local folder" if local else "hub id"
-        raise OSError(
-            f"could not load the diffusers pipeline {model!r} ({where}, dtype={dtype}): {exc}"
-        ) from exc
-    pipe = pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _pipeline_view(pipe: Any, scheduler: Any) -> Any:
-    """A new pipeline object sharing ``pipe``'s modules (no copy, no dtype change) with its own scheduler.
-
-    Scheduler objects are stateful (``set_timesteps``); giving every call a fresh one keeps
-    the cached pipeline untouched for the other specs that share it.
-    """
-    cls = type(pipe)
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {key: module for key, module in pipe.components.items() if key in params}
-    kwargs["scheduler"] = scheduler
-    for key, value in pipe.config.items():
-        if key in params and key not in kwargs and not key.startswith("_"):
-            kwargs[key] = value
-    view = cls(**kwargs)
-    view.set_progress_bar_config(disable=True)
-    return view
 
 
 # ----------------------------------------------------------------------------- the spec
@@ -639,313 +552,3 @@ class DiffusersGenerator(_CountedCostGenerator):
         if len(images) != len(prompts):
             raise RuntimeError(f"pipeline of {self.name!r} returned {len(images)} images for {len(prompts)} prompts")
         return images
-
-
-# ----------------------------------------------------------------------------- DeepFloyd IF cascade
-def _load_any_pipeline(model: str, dtype: str, device: str, load_kwargs: Mapping) -> Any:
-    import diffusers
-
-    kwargs = {**_dtype_kwargs(dtype, load_kwargs), **load_kwargs}
-    if os.path.isdir(model):
-        kwargs["local_files_only"] = True
-    try:
-        pipe = diffusers.DiffusionPipeline.from_pretrained(model, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise OSError(f"could not load the diffusers pipeline {model!r} (dtype={dtype}): {exc}") from exc
-    pipe = pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _check_pair(value: Any, what: str, check) -> tuple:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{what} must be a pair (stage I, stage II), got {value!r}")
-    return tuple(check(v) for v in value)
-
-
-def _check_scale(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"guidance scales must be real numbers >= 0, got {value!r}")
-    return float(value)
-
-
-class DeepFloydIFGenerator(_CountedCostGenerator):
-    """DeepFloyd IF as one generator: stage I (64 px) then stage II (x4, 256 px) on one T5 encoding.
-
-    IF is a cascade of pixel-space pipelines, not one text-to-image pipeline, so it gets
-    its own backend. Both stages load lazily into the shared
-    :data:`~costroute.generators.pipeline_cache` (stage II without a text encoder: it
-    reuses stage I's embeddings), as two entries: the cache must hold at least two
-    pipelines (``pipeline_cache.max_loaded >= 2``, the default), else :meth:`load` raises
-    a ``ValueError``. The cost is counted from the shipped IF configs
-    (:func:`costroute.costs.pipeline_cost` with ``arch="deepfloyd_if"``). Stage III (the
-    Stable Diffusion x4 upscaler to 1024 px) is neither run nor counted.
-
-    Parameters
-    ----------
-    name : str
-        Unique generator name.
-    stage_1, stage_2 : str, default "DeepFloyd/IF-I-XL-v1.0", "DeepFloyd/IF-II-L-v1.0"
-        Hub ids or local folders of the two stages (the hub weights are gated: accept the
-        licence and log in first).
-    steps : (int, int), default=(100, 50)
-        Denoising steps of stage I and stage II (diffusers' defaults).
-    guidance_scale : (float, float), default=(7.0, 4.0)
-        Guidance scales of the two stages (diffusers' defaults); a stage guides (denoiser
-        batch of 2) when its scale is > 1.
-    dtype, device : see :class:`DiffusersGenerator`
-    cost : float or None, default=None
-        Explicit cost per image; wins over the counted one.
-    load_kwargs : dict or None, keyword-only
-        Extra ``from_pretrained`` arguments for both stages (``variant="fp16"``).
-    **pipeline_kwargs
-        Extra arguments of both stage calls.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        stage_1: str = "DeepFloyd/IF-I-XL-v1.0",
-        stage_2: str = "DeepFloyd/IF-II-L-v1.0",
-        steps: tuple[int, int] = (100, 50),
-        guidance_scale: tuple[float, float] = (7.0, 4.0),
-        dtype: Any = "auto",
-        device: Any = "auto",
-        cost: float | None = None,
-        *,
-        load_kwargs: Mapping[str, Any] | None = None,
-        **pipeline_kwargs: Any,
-    ):
-        self.name = _check_name(name)
-        self.cost_unit = "flops"
-        settings: dict[str, Any] = {
-            "stage_1": _check_model(stage_1, self.name),
-            "stage_2": _check_model(stage_2, self.name),
-            "steps": _check_pair(steps, "steps", lambda s: _check_positive_int(s, "steps")),
-            "guidance_scale": _check_pair(guidance_scale, "guidance_scale", _check_scale),
-            "dtype": _check_dtype(dtype),
-            "device": _check_device(device),
-        }
-        self._set_settings(settings, load_kwargs, pipeline_kwargs, cost)
-
-    _OWN = ("stage_1", "stage_2", "steps", "guidance_scale", "dtype", "device", "load_kwargs")
-
-    @property
-    def cost(self) -> float:
-        """FLOPs per image of both stages, counted on first access (or the explicit cost)."""
-        if self._cost is None:
-            self._cost = float(self.cost_breakdown().total)
-        return self._cost
-
-    @cost.setter
-    def cost(self, value: float) -> None:
-        self._cost = _check_cost(value, self.name)
-        self._explicit_cost = True
-
-    def cost_breakdown(self) -> PipelineCost:
-        """Per-component FLOPs from the shipped IF configs (:class:`costroute.costs.PipelineCost`)."""
-        from ..costs import pipeline_cost
-
-        g1, g2 = self.settings["guidance_scale"]
-        return pipeline_cost("deepfloyd_if", steps=self.settings["steps"], guidance=(g1 > 1, g2 > 1))
-
-    def clone(self, **changes: Any) -> DeepFloydIFGenerator:
-        """A re-validated copy with ``changes`` applied (the counted cost is re-counted)."""
-        unit = changes.pop("cost_unit", self.cost_unit)
-        if unit not in COST_UNITS:
-            raise ValueError(f"cost_unit must be one of {COST_UNITS}, got {unit!r}")
-        name = changes.pop("name", self.name)
-        cost = changes.pop("cost", self._cost if self._explicit_cost else None)
-        settings = copy.deepcopy({**self.settings, **changes})
-        own = {k: settings.pop(k) for k in self._OWN if k in settings}
-        new = type(self)(name, cost=cost, **own, **settings)
-        new.cost_unit = unit
-        return new
-
-    def __repr__(self) -> str:
-        cost = f"{self._cost:.4g}" if self._cost is not None else "<not counted yet>"
-        extra = "".join(f", {k}={v!r}" for k, v in self.settings.items())
-        return f"{type(self).__name__}(name={self.name!r}, cost={cost}, cost_unit={self.cost_unit!r}{extra})"
-
-    def _load_keys(self) -> tuple[tuple, tuple]:
-        device = _resolve_device(self.settings["device"])
-        dtype = _resolve_dtype(self.settings["dtype"], device)
-        load_kwargs = repr(sorted((self.settings.get("load_kwargs") or {}).items()))
-        return ((self.settings["stage_1"], dtype, device, (), load_kwargs),
-                (self.settings["stage_2"], dtype, device, (("text_encoder", None),), load_kwargs))
-
-    def load(self) -> tuple[Any, Any]:
-        """Both stage pipelines, from the cache or freshly loaded into it.
-
-        The two stages are two entries of :data:`~costroute.generators.pipeline_cache`,
-        so it must hold at least two pipelines: with ``max_loaded=1`` loading stage II
-        would evict stage I and both would reload for every batch.
-
-        Raises
-        ------
-        ValueError
-            If ``pipeline_cache.max_loaded < 2`` (raised before anything is loaded).
-        OSError
-            A stage cannot be loaded (the message names it).
-        """
-        if pipeline_cache.max_loaded < 2:
-            raise ValueError(
-                f"DeepFloydIFGenerator {self.name!r} holds two pipelines (stage I and stage II) in the pipeline "
-                f"cache, but pipeline_cache.max_loaded is {pipeline_cache.max_loaded}; set "
-                "costroute.generators.pipeline_cache.max_loaded = 2 or more"
-            )
-        load_kwargs = self.settings.get("load_kwargs") or {}
-        first, second = self._load_keys()
-        stage_1 = pipeline_cache.get(first, lambda: _load_any_pipeline(first[0], first[1], first[2], load_kwargs))
-        stage_2 = pipeline_cache.get(
-            second,
-            lambda: _load_any_pipeline(second[0], second[1], second[2], {**load_kwargs, "text_encoder": None}),
-        )
-        return stage_1, stage_2
-
-    def unload(self) -> None:
-        """Drop both stages from the cache."""
-        for key in self._load_keys():
-            pipeline_cache.evict(key)
-
-    def generate_images(self, prompts: Sequence[str], seeds: Sequence[int]) -> list:
-        """Run stage I then stage II; every image uses its own CPU generator per stage, seeded with its seed."""
-        import torch
-
-        prompts, seeds = self._check_batch(prompts, seeds)
-        prompts = [str(p) for p in prompts]
-        if not prompts:
-            return []
-        stage_1, stage_2 = self.load()
-        first = _pipeline_view(stage_1, type(stage_1.scheduler).from_config(stage_1.scheduler.config))
-        second = _pipeline_view(stage_2, type(stage_2.scheduler).from_config(stage_2.scheduler.config))
-        (steps_1, steps_2), (scale_1, scale_2) = self.settings["steps"], self.settings["guidance_scale"]
-        extra = {k: v for k, v in self.settings.items() if k not in self._OWN}
-        prompt_embeds, negative_embeds = first.encode_prompt(
-            prompts, do_classifier_free_guidance=max(scale_1, scale_2) > 1, device=first._execution_device
-        )
-
-        def generators():
-            return [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-
-        low = first(
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, num_inference_steps=steps_1,
-            guidance_scale=scale_1, generator=generators(), output_type="pt", **extra,
-        ).images
-        images = second(
-            image=low, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-            num_inference_steps=steps_2, guidance_scale=scale_2, generator=generators(), output_type="pil", **extra,
-        ).images
-        return list(images)
-
-
-# ----------------------------------------------------------------------------- tiny random pipelines
-def _tiny_vocab() -> dict[str, int]:
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
-    for ch in "abcdefghijklmnopqrstuvwxyz0123456789,.'-":
-        vocab.setdefault(ch, len(vocab))
-        vocab.setdefault(ch + "</w>", len(vocab))
-    return vocab
-
-
-def build_tiny_pipeline(folder: str | os.PathLike, kind: str = "sd", seed: int = 0, sample_size: int = 8) -> str:
-    """Save a tiny Stable Diffusion-style pipeline with random weights to ``folder`` (offline, ~1 s).
-
-    For tests, examples and smoke runs without a model hub: the components are real
-    diffusers/transformers classes (``UNet2DConditionModel``, ``AutoencoderKL`` with the
-    usual 4 blocks = 8x downsampling, ``CLIPTextModel`` and, for SDXL,
-    ``CLIPTextModelWithProjection``) built from small configs, and a ``CLIPTokenizer`` over
-    an in-memory character vocabulary. Images are noise-like, of ``sample_size * 8``
-    pixels (64 by default). The folder loads with ``from_pretrained(local_files_only=True)``
-    and costs with :func:`costroute.costs.cost_from_pretrained`.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        Where to save (created).
-    kind : {"sd", "sdxl"}, default="sd"
-        ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
-    seed : int, default=0
-        Seed of the random weights.
-    sample_size : int, default=8
-        Latent side; the default image side is ``8 * sample_size``.
-
-    Returns
-    -------
-    str
-        The absolute folder.
-    """
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    if kind not in ("sd", "sdxl"):
-        raise ValueError(f"kind must be 'sd' or 'sdxl', got {kind!r}")
-    folder = os.path.abspath(os.fspath(folder))
-    vocab = _tiny_vocab()
-    text = {
-        "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "hidden_size": 32, "intermediate_size": 64,
-        "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": len(vocab), "max_position_embeddings": 77,
-        "hidden_act": "gelu", "projection_dim": 32,
-    }
-    xl = kind == "sdxl"
-    extra_unet: dict[str, Any] = {}
-    if xl:
-        extra_unet = {
-            "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
-            "projection_class_embeddings_input_dim": 6 * 8 + text["projection_dim"], "use_linear_projection": True,
-        }
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-        unet = UNet2DConditionModel(
-            sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1,
-            block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=4, norm_num_groups=8,
-            cross_attention_dim=2 * text["hidden_size"] if xl else text["hidden_size"], **extra_unet,
-        )
-        vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-            norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-            sample_size=8 * sample_size,
-        )
-        text_encoder = CLIPTextModel(CLIPTextConfig(**text))
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text)) if xl else None
-    # the schedulers the real SD 1.5 and SDXL checkpoints ship with
-    if xl:
-        scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                           timestep_spacing="leading", steps_offset=1)
-    else:
-        scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                  skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
-        scheduler.register_to_config(clip_sample=False)
-
-    def tokenizer() -> Any:
-        return CLIPTokenizer(vocab=dict(vocab), merges=[], model_max_length=77)
-
-    if xl:
-        pipe = StableDiffusionXLPipeline(
-            vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer(),
-            tokenizer_2=tokenizer(), unet=unet, scheduler=scheduler,
-        )
-    else:
-        pipe = StableDiffusionPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer(), unet=unet, scheduler=scheduler,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-        )
-    pipe.save_pretrained(folder)
-    for sub in ("tokenizer", "tokenizer_2"):  # plain vocab/merges files too, for slow-tokenizer loaders
-        path = os.path.join(folder, sub)
-        if os.path.isdir(path):
-            with open(os.path.join(path, "vocab.json"), "w", encoding="utf-8") as f:
-                json.dump(vocab, f)
-            with open(os.path.join(path, "merges.txt"), "w", encoding="utf-8") as f:
-                f.write("#version: 0.2\n")
-    return folder

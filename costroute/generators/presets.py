@@ -26,7 +26,8 @@ from typing import Any
 import pandas as pd
 
 from ._callable import BackendGenerator
-from ._diffusers import DeepFloydIFGenerator, DiffusersGenerator
+from ._deepfloyd import DeepFloydIFGenerator
+from ._diffusers import DiffusersGenerator
 from ._spec import GeneratorRegistry
 
 __all__ = ["PRESETS", "get", "names", "paper_pool", "table"]

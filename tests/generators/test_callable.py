@@ -32,6 +32,22 @@ def test_callable_generator_checks_what_comes_back():
         CallableGenerator("none", lambda prompts, seeds: None, cost=1.0).generate_images(["a"], [1])
 
 
+@pytest.mark.parametrize("returned", ["abc", b"abc", bytearray(b"abc"), {"a": 1, "b": 2, "c": 3}],
+                         ids=["str", "bytes", "bytearray", "dict"])
+def test_callable_generator_rejects_a_string_instead_of_a_list(returned):
+    """A str of n characters for n prompts used to become n one-character "images"."""
+    gen = CallableGenerator("chars", lambda prompts, seeds: returned, cost=1.0)
+    with pytest.raises(TypeError, match=rf"fn of generator 'chars' returned a {type(returned).__name__} for 3 "
+                                        r"prompts; it must return a list with one image per prompt"):
+        gen.generate_images(["a", "b", "c"], [1, 2, 3])
+
+
+def test_callable_generator_passes_items_through_for_the_runner_to_check():
+    """Items are checked against the image contract where a plan runs (one failure per prompt, no re-call)."""
+    gen = CallableGenerator("api", lambda prompts, seeds: [None] * len(prompts), cost=1.0)
+    assert gen.generate_images(["a", "b"], [1, 2]) == [None, None]
+
+
 def test_deepfloyd_if_spec_costs_both_stages_and_clones_cheaply():
     spec = DeepFloydIFGenerator("if", dtype="float16", device="cuda")
     assert spec._cost is None and "not counted" in repr(spec)
@@ -63,7 +79,7 @@ def test_every_backend_checks_one_seed_per_prompt():
 @pytest.fixture
 def fake_if_loads(monkeypatch):
     """Replace the IF stage loader with a recorder of (model, dtype, device) that loads nothing."""
-    from costroute.generators import _diffusers
+    from costroute.generators import _deepfloyd
 
     loads = []
 
@@ -71,7 +87,7 @@ def fake_if_loads(monkeypatch):
         loads.append(model)
         return f"pipeline {model}"
 
-    monkeypatch.setattr(_diffusers, "_load_any_pipeline", fake)
+    monkeypatch.setattr(_deepfloyd, "_load_any_pipeline", fake)
     return loads
 
 

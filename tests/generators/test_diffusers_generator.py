@@ -100,6 +100,40 @@ def test_folder_deleted_after_construction_fails_cleanly_on_load(tiny_sd, tmp_pa
         spec.load()
 
 
+def test_offline_hub_id_without_cache_says_the_weights_are_not_cached(monkeypatch):
+    """Not "no model_index.json": the weights are not cached and cannot be downloaded, and how to get them."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = DiffusersGenerator("hub", "someone/not-cached-model", cost=1.0, device="cpu", dtype="float32")
+    with pytest.raises(OSError) as info:
+        spec.load()
+    message = str(info.value)
+    assert message.startswith("the weights of 'someone/not-cached-model' are not in the local Hugging Face cache")
+    assert "HF_HUB_OFFLINE is set, so nothing can be downloaded" in message
+    assert "`hf download someone/not-cached-model`" in message and "save_pretrained(folder)" in message
+    assert "model_index.json" not in message and len(pipeline_cache) == 0
+
+
+def test_offline_component_without_cache_is_named(tiny_sd, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = DiffusersGenerator("lcm", tiny_sd, components={"unet": "org/distilled-unet"}, cost=1.0, device="cpu")
+    with pytest.raises(OSError, match=r"^the weights of 'org/distilled-unet' are not in the local Hugging Face cache"):
+        spec.load()
+
+
+def test_loading_and_generating_draw_no_library_progress_bars(tiny_sd, capsys):
+    """diffusers' "Loading pipeline components" and per-step bars stay off; the settings are restored."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    before = (diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled())
+    capsys.readouterr()
+    spec = DiffusersGenerator("sd", tiny_sd, steps=2, device="cpu", dtype="float32")
+    spec.generate_images(["a red cat"], [1])
+    err = capsys.readouterr().err
+    assert "Loading" not in err and "%|" not in err and "it/s" not in err, err
+    assert (diffusers_logging.is_progress_bar_enabled(), transformers_logging.is_progress_bar_enabled()) == before
+
+
 # ------------------------------------------------------------------ loading, sharing, eviction
 def test_specs_sharing_weights_load_once_and_scheduler_swap_is_private(tiny_sd):
     base = DiffusersGenerator("base", tiny_sd, steps=2, guidance_scale=5.0, device="cpu")

@@ -92,3 +92,15 @@ def test_clone_recounts_only_when_the_cost_changes(pool):
     fixed = spec.clone(cost=1.0)
     assert fixed.cost == 1.0 and fixed.clone(steps=50).cost == 1.0
     assert copy.deepcopy(spec) == spec
+
+
+@pytest.mark.parametrize("name, repo", [("sdxl-turbo-1", "stabilityai/sdxl-turbo"),
+                                        ("deepfloyd-if", "DeepFloyd/IF-I-XL-v1.0")])
+def test_loading_offline_without_cache_says_how_to_get_the_weights(name, repo, monkeypatch, fresh_pipeline_cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError) as info:
+        presets.get(name, device="cpu", dtype="float32").load()
+    message = str(info.value)
+    assert message.startswith(f"the weights of {repo!r} are not in the local Hugging Face cache")
+    assert f"`hf download {repo}`" in message and "pass it as the model" in message
+    assert "model_index.json" not in message

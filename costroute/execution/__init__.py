@@ -1,0 +1,32 @@
+"""Running routing plans: batching, seeds, retries, fallbacks, progress and results.
+
+:meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>` calls :func:`generate_plan`,
+which runs each generator's prompts through a :class:`BatchRunner` and moves failed
+prompts to their next generator by utility. The runner is the reusable part: it sends
+given prompt indices to one generator with given seeds and reports an
+:class:`ImageOutcome` (an image, or the error) per index.
+
+An image is an object with a ``save`` method, such as a PIL image (:func:`is_image`);
+anything else a generator returns for a prompt fails that prompt.
+
+Importing this package does not import torch, diffusers or tqdm.
+"""
+
+from ._batches import BatchRunner, ImageOutcome, is_out_of_memory
+from ._images import is_image
+from ._plan import ON_ERROR, generate_plan
+from ._result import Fallback, GenerationError, GenerationResult
+from ._seeds import image_seed
+
+__all__ = [
+    "ON_ERROR",
+    "BatchRunner",
+    "Fallback",
+    "GenerationError",
+    "GenerationResult",
+    "ImageOutcome",
+    "generate_plan",
+    "image_seed",
+    "is_image",
+    "is_out_of_memory",
+]

@@ -1,0 +1,62 @@
+"""Fixtures for running plans: tiny diffusers pipelines (real, random weights, built offline once
+per session), a clean pipeline cache per test, recording generators and hand-made plans."""
+
+from __future__ import annotations
+
+import pytest
+from plan_helpers import Recorder, make_plan
+
+from costroute.generators import CallableGenerator, build_tiny_pipeline, pipeline_cache
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> str:
+    """Folder of a tiny StableDiffusionPipeline (64x64 images, random weights)."""
+    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sd", kind="sd", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> str:
+    """Folder of a tiny StableDiffusionXLPipeline."""
+    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sdxl", kind="sdxl", seed=1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_pipeline_cache():
+    """Every test starts and ends with an empty cache and the default bound."""
+    bound = pipeline_cache.max_loaded
+    pipeline_cache.clear()
+    yield pipeline_cache
+    pipeline_cache.clear()
+    pipeline_cache.max_loaded = bound
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core machine OpenMP threads slow them down."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def recorder_generators():
+    """Three CallableGenerators ("a", "b", "c", costs 1, 2, 3) over Recorders, returned with their recorders."""
+    recs = {name: Recorder(name) for name in "abc"}
+    gens = [CallableGenerator(name, recs[name], cost=float(i + 1), cost_unit="flops") for i, name in enumerate("abc")]
+    return gens, recs
+
+
+@pytest.fixture(name="make_plan")
+def make_plan_fixture():
+    """The :func:`make_plan` helper."""
+    return make_plan
+
+
+@pytest.fixture(name="Recorder")
+def recorder_class():
+    """The :class:`Recorder` helper class."""
+    return Recorder

@@ -1,0 +1,141 @@
+"""Layering: generators <- execution <- plan, with no import cycle and nothing heavy at import time."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import costroute
+
+PACKAGE = Path(costroute.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imported(module: str, node: ast.AST) -> set[str]:
+    """The costroute modules an import statement in ``module`` loads."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names if alias.name.split(".")[0] == "costroute"}
+    if not isinstance(node, ast.ImportFrom):
+        return set()
+    if node.level:
+        package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+        base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+        base = f"{base}.{node.module}" if node.module else base
+    else:
+        base = node.module or ""
+    if base.split(".")[0] != "costroute":
+        return set()
+    submodules = {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES}
+    out = submodules if submodules and len(submodules) == len(node.names) else submodules | {base}
+    # a module's own package (and its ancestors) is always being imported already: not an arrow
+    return {m for m in out if m != module and not module.startswith(m + ".")}
+
+
+def imports(module: str, at_import_time: bool) -> set[str]:
+    """Modules imported by ``module``: at import time only (module level, outside TYPE_CHECKING),
+    or anywhere (function bodies too), TYPE_CHECKING blocks excluded either way."""
+    found: set[str] = set()
+
+    def visit(body):
+        for node in body:
+            if is_type_checking(node):
+                continue
+            found.update(imported(module, node))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and at_import_time:
+                continue
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                visit(getattr(node, field, []) or [])
+
+    visit(ast.parse(MODULES[module].read_text()).body)
+    return found
+
+
+def unit(module: str) -> str:
+    """The package-level unit a module belongs to: costroute.generators, costroute.plan, ..."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_at_import_time():
+    graph = {m: imports(m, at_import_time=True) & set(MODULES) for m in MODULES}
+    done, active = set(), []
+
+    def visit(m):
+        if m in active:
+            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m):] + [m])}")
+        if m in done:
+            return
+        active.append(m)
+        for n in sorted(graph[m]):
+            visit(n)
+        active.pop()
+        done.add(m)
+
+    for m in sorted(MODULES):
+        visit(m)
+
+
+@pytest.mark.parametrize("lower, upper", [("costroute.generators", "costroute.execution"),
+                                          ("costroute.generators", "costroute.plan"),
+                                          ("costroute.execution", "costroute.plan")])
+def test_arrows_point_down(lower, upper):
+    """No module of a lower layer imports an upper one, even inside a function; the only exception is
+    the lazy ``__getattr__`` that keeps costroute.generators.GenerationResult & co. importable."""
+    offenders = []
+    for module in MODULES:
+        if unit(module) != lower:
+            continue
+        tree = ast.parse(MODULES[module].read_text())
+        if module == "costroute.generators":  # drop the lazy re-export from the scan
+            tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")]
+            found = set()
+            for node in ast.walk(tree):
+                if not is_type_checking(node):
+                    found |= imported(module, node)
+        else:
+            found = imports(module, at_import_time=False)
+        offenders += [(module, m) for m in found if unit(m) == upper]
+    assert offenders == []
+
+
+def test_plan_calls_into_execution_which_uses_generators():
+    assert "costroute.execution" in imports("costroute.plan", at_import_time=True)
+    assert {unit(m) for m in imports("costroute.execution._plan", at_import_time=True)} >= {"costroute.generators"}
+
+
+@pytest.mark.parametrize("first", ["costroute.execution", "costroute.generators", "costroute.plan",
+                                   "costroute.execution._batches", "costroute.generators.presets"])
+def test_fresh_interpreter_imports_in_any_order_without_heavy_modules(first):
+    code = (
+        f"import sys, importlib; importlib.import_module({first!r})\n"
+        "import costroute.execution as e, costroute.generators as g\n"
+        "assert all(getattr(g, n) is getattr(e, n) for n in ('GenerationResult', 'GenerationError', 'Fallback', "
+        "'image_seed'))\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'sentence_transformers', 'tqdm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_names_documented_in_generators_stay_importable_there():
+    from costroute import execution, generators
+    from costroute.generators import Fallback, GenerationError, GenerationResult, image_seed
+
+    assert (Fallback, GenerationError, GenerationResult, image_seed) == (
+        execution.Fallback, execution.GenerationError, execution.GenerationResult, execution.image_seed)
+    assert {"GenerationResult", "image_seed"} <= set(dir(generators))
+    with pytest.raises(AttributeError, match="has no attribute 'BatchRunner'"):
+        generators.BatchRunner  # noqa: B018
