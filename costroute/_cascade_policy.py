@@ -67,6 +67,7 @@ class PolicyRun:
         self.tried = np.zeros((n, K), dtype=bool)
         self.tried[np.arange(n), self.first] = True
         self.scored = np.zeros((n, K), dtype=bool)
+        self.failed = np.zeros((n, K), dtype=bool)  # tried, but no image came back
         self.scores = np.full((n, K), np.nan)
         self.order: list[list[int]] = [[int(k)] for k in self.first]
         self.active = np.ones(n, dtype=bool) if self.max_images > 1 else np.zeros(n, dtype=bool)
@@ -106,7 +107,7 @@ class PolicyRun:
         """For prompts with scored images: the best generator to try next, its net value and cost."""
         mean, gains = self.posterior.condition(self.predicted[rows], self.scored[rows], self.scores[rows])
         tried = self.tried[rows]
-        best = np.where(tried, mean, -np.inf).argmax(axis=1)
+        best = np.where(tried & ~self.failed[rows], mean, -np.inf).argmax(axis=1)
         idx = np.arange(rows.size)
         d = mean - mean[idx, best][:, None]
         diag = np.diagonal(gains, axis1=1, axis2=2)  # gains[i, k, k]
@@ -158,6 +159,28 @@ class PolicyRun:
         for i, k in zip(rows.tolist(), np.asarray(generator).tolist()):
             self.order[i].append(int(k))
 
+    def failed_image(self, rows: np.ndarray, generator: np.ndarray) -> None:
+        """Record that ``rows`` tried ``generator`` and got no image: never tried again, not charged."""
+        self.tried[rows, generator] = True
+        self.failed[rows, generator] = True
+        for i, k in zip(np.asarray(rows).tolist(), np.asarray(generator).tolist()):
+            self.order[i].append(int(k))
+
+    def first_failed(self, rows: np.ndarray) -> None:
+        """The first image of ``rows`` could not be made: uncharge it and mark it failed."""
+        k = self.first[rows]
+        self.failed[rows, k] = True
+        self.cost[rows] -= self.costs[k]
+
+    def replace_first(self, rows: np.ndarray, generator: np.ndarray) -> None:
+        """The first image of ``rows`` failed and ``generator`` made it instead (a fallback)."""
+        self.first[rows] = generator
+        self.generated(rows, generator)
+
+    def close(self, rows: np.ndarray) -> None:
+        """Stop ``rows``: no more scoring or escalation for them."""
+        self.active[rows] = False
+
     def observed(self, rows: np.ndarray, generator: np.ndarray, scores: np.ndarray) -> None:
         """Record the scores of the images of ``generator`` for ``rows``."""
         scores = np.asarray(scores, dtype=float)
@@ -168,12 +191,17 @@ class PolicyRun:
         self.cost[rows] += self.scoring_cost
 
     def returned(self) -> np.ndarray:
-        """The generator whose image each prompt returns: the tried one with the best expected quality."""
+        """The generator whose image each prompt returns: the tried one with the best expected quality.
+
+        -1 for a prompt that got no image at all.
+        """
         out = self.first.copy()
         rows = np.flatnonzero(self.scored.any(axis=1))
         if rows.size:
             mean, _ = self.posterior.condition(self.predicted[rows], self.scored[rows], self.scores[rows])
-            out[rows] = np.where(self.tried[rows], mean, -np.inf).argmax(axis=1)
+            out[rows] = np.where(self.tried[rows] & ~self.failed[rows], mean, -np.inf).argmax(axis=1)
+        n = len(out)
+        out[self.failed[np.arange(n), out]] = -1
         return out
 
 

@@ -382,6 +382,53 @@ class CascadeRouter(BaseEstimator):
         points = [self.simulate_predicted(predicted, Y, S, cost_penalty=float(lam)) for lam in lams]
         return lams, np.array([p.mean_cost for p in points]), np.array([p.mean_quality for p in points])
 
+    def generate(self, X, *, seed: int = 0, batch_size: int = 8, progress: bool = True,
+                 on_error: str = "fallback", cost_penalty=None, budget=None):
+        """Run the cascade for real: generate, score, escalate, and return the best candidates.
+
+        Each round batches its prompts per generator (through the generators' batch runners)
+        and scores its images in batches with ``scorer``. The image of generator ``g`` for
+        prompt ``i`` is seeded from ``(seed, i, g)``
+        (:func:`~costroute.execution.candidate_seed`), so the same image comes back whatever
+        else the cascade did. Errors and fallbacks follow :meth:`RoutingPlan.generate
+        <costroute.RoutingPlan.generate>`: a failed first image falls back to the next generator
+        by utility, a failed escalation is not a candidate, ``on_error="raise"`` stops at the
+        first failure with a :class:`~costroute.execution.GenerationError`, and any exception
+        that escapes (``KeyboardInterrupt`` included) carries ``.result`` with everything made.
+
+        Parameters
+        ----------
+        X : prompts
+        seed : int, default=0
+        batch_size : int, default=8
+            Largest batch sent to a generator or to the scorer.
+        progress : bool, default=True
+            A tqdm bar (stderr) counting images.
+        on_error : {"fallback", "raise"}, default="fallback"
+        cost_penalty, budget : float, optional
+            Override the estimator's parameters for this call. With a budget the batch never
+            spends more than ``budget x n`` (normalised), scoring included.
+
+        Returns
+        -------
+        costroute.execution.CascadeResult
+            The returned images in prompt order, every candidate and score, the cost spent.
+        """
+        from .execution import generate_cascade
+        from .execution._plan import _check_args
+
+        check_is_fitted(self, "posterior_")
+        _check_args(seed, batch_size, on_error)
+        if self.scorer is None:
+            raise ValueError("generate needs a scorer: CascadeRouter(router, scorer=CLIPScorer(...))")
+        prompts = self.router_._check_X(X, reset=False)
+        predicted = self.router_.predict_quality(prompts)
+        lam, budget = self._resolve(predicted, cost_penalty, budget)
+        limit = None if budget is None else budget * len(prompts)
+        run = self._run(predicted, lam, limit)
+        return generate_cascade(run, list(prompts), self.router_.generators_, self.scorer, seed=seed,
+                                batch_size=batch_size, progress=progress, on_error=on_error, budget=budget)
+
     def _outcome(self, run: PolicyRun, Y, lam: float, budget) -> CascadeOutcome:
         names = [str(s) for s in self.generator_names_]
         ret = run.returned()

@@ -13,18 +13,22 @@ Importing this package does not import torch, diffusers or tqdm.
 """
 
 from ._batches import BatchRunner, ImageOutcome, is_out_of_memory
+from ._cascade import CascadeResult, generate_cascade
 from ._images import is_image
 from ._plan import ON_ERROR, generate_plan
 from ._result import Fallback, GenerationError, GenerationResult
-from ._seeds import image_seed
+from ._seeds import candidate_seed, image_seed
 
 __all__ = [
     "ON_ERROR",
     "BatchRunner",
+    "CascadeResult",
     "Fallback",
     "GenerationError",
     "GenerationResult",
     "ImageOutcome",
+    "candidate_seed",
+    "generate_cascade",
     "generate_plan",
     "image_seed",
     "is_image",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_seed"]
+__all__ = ["candidate_seed", "image_seed"]
 
 
 def check_non_negative_int(value: Any, what: str) -> int:
@@ -49,4 +49,28 @@ def image_seed(seed: int, index: int) -> int:
     """
     seed, index = check_non_negative_int(seed, "seed"), check_non_negative_int(index, "index")
     state = np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def candidate_seed(seed: int, index: int, generator: str) -> int:
+    """The seed of generator ``generator``'s image of prompt ``index`` in a cascade seeded with ``seed``.
+
+    Like :func:`image_seed`, derived with :class:`numpy.random.SeedSequence`, here from
+    ``(seed, index, crc32(generator))``: a cascade that tries several generators on one prompt
+    gives each its own stream, and the same (seed, prompt, generator) always gives the same
+    image whatever else the cascade did.
+
+    Examples
+    --------
+    >>> from costroute.execution import candidate_seed
+    >>> candidate_seed(0, 3, "sdxl") == candidate_seed(0, 3, "sdxl") != candidate_seed(0, 3, "turbo")
+    True
+    """
+    import zlib
+
+    seed, index = check_non_negative_int(seed, "seed"), check_non_negative_int(index, "index")
+    if not isinstance(generator, str):
+        raise TypeError(f"generator must be a generator name (str), got {type(generator).__name__}")
+    tag = zlib.crc32(generator.encode("utf-8"))
+    state = np.random.SeedSequence([seed, index, tag]).generate_state(1, dtype=np.uint64)[0]
     return int(state >> np.uint64(1))

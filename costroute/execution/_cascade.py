@@ -1,0 +1,331 @@
+"""Running a cascade for real: the router's choice, then score and escalate, in batches.
+
+:meth:`CascadeRouter.generate <costroute.CascadeRouter.generate>` calls
+:func:`generate_cascade` with the cascade's policy state (a ``PolicyRun``). Every round, the
+prompts that escalate are grouped per generator and sent through that generator's
+:class:`~costroute.execution.BatchRunner`; the images to score are scored in batches. Seeds come
+from (seed, prompt index, generator) (:func:`~costroute.execution.candidate_seed`). Failures
+follow :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`'s rules: a prompt whose first
+image fails falls back to its next generator by utility, a failed escalation is simply not a
+candidate, and with ``on_error="raise"`` the first failure stops the run with a
+:class:`~costroute.execution.GenerationError` carrying the partial :class:`CascadeResult`. Any
+exception that escapes (``KeyboardInterrupt`` included) gets a ``result`` attribute holding
+everything made so far.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..generators import BackendGenerator
+from ._batches import BatchRunner
+from ._result import GenerationError, _file_name_part
+from ._seeds import candidate_seed
+
+__all__ = ["CascadeResult", "generate_cascade"]
+
+
+class CascadeResult(Sequence):
+    """Images a cascade returned, in prompt order, with every candidate, score and cost.
+
+    Behaves as a sequence of the returned images (``result[i]``; ``None`` for a prompt that got
+    no image).
+
+    Attributes
+    ----------
+    prompts : list
+    generator_names : list of str
+    cost_unit : str
+    seed : int
+    candidates : list of dict
+        Per prompt, every image made, by generator name, in the order tried.
+    scores : DataFrame (n, K)
+        The score of every scored image; NaN where nothing was scored.
+    order : list of list of str
+        Generators tried per prompt, in order (failed ones included).
+    returned : list of str or None
+        The generator whose image is returned.
+    cost : ndarray (n,)
+        Per prompt, in ``cost_unit``: every image made plus every scoring.
+    normalized_cost : ndarray (n,)
+        The same divided by the most expensive generator's cost (the cascade's cost measure).
+    seconds : ndarray (n,)
+        Generation and scoring wall time attributed to each prompt.
+    errors : dict
+        ``{(index, generator or "scorer"): "ExceptionType: message"}``.
+    cost_penalty : float
+    budget : float or None
+    """
+
+    def __init__(self, prompts: Sequence, generator_names: Sequence[str], cost_unit: str, seed: int,
+                 cost_penalty: float, budget: float | None):
+        n, K = len(prompts), len(generator_names)
+        self.prompts = list(prompts)
+        self.generator_names = list(generator_names)
+        self.cost_unit = cost_unit
+        self.seed = int(seed)
+        self.cost_penalty = float(cost_penalty)
+        self.budget = budget
+        self.candidates: list[dict[str, Any]] = [{} for _ in range(n)]
+        self.score_matrix = np.full((n, K), np.nan)
+        self.order: list[list[str]] = [[] for _ in range(n)]
+        self.returned: list[str | None] = [None] * n
+        self.cost = np.zeros(n)
+        self.normalized_cost = np.zeros(n)
+        self.seconds = np.zeros(n)
+        self.errors: dict[tuple[int, str], str] = {}
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """The score of every scored image (n, K); NaN where nothing was scored."""
+        return pd.DataFrame(self.score_matrix, columns=self.generator_names)
+
+    @property
+    def images(self) -> list:
+        return [None if g is None else self.candidates[i][g] for i, g in enumerate(self.returned)]
+
+    @property
+    def missing(self) -> list[int]:
+        """Prompts that got no image."""
+        return [i for i, g in enumerate(self.returned) if g is None]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    @property
+    def total_cost(self) -> float:
+        return float(self.cost.sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per prompt: generators tried, returned, images, scores, cost and seconds."""
+        scored = ~np.isnan(self.score_matrix)
+        frame = pd.DataFrame({
+            "prompt": self.prompts,
+            "tried": [" > ".join(o) for o in self.order],
+            "returned": self.returned,
+            "n_images": [len(c) for c in self.candidates],
+            "n_scores": scored.sum(axis=1),
+            "cost": self.cost,
+            "normalized_cost": self.normalized_cost,
+            "seconds": self.seconds,
+        })
+        for name in self.generator_names:
+            frame[f"score_{name}"] = self.score_matrix[:, self.generator_names.index(name)]
+        return frame
+
+    def save(self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png",
+             candidates: bool = False) -> list[str]:
+        """Write the returned images (and, with ``candidates=True``, every candidate) to ``folder``.
+
+        File names: ``{prefix}_{index:04d}_{generator}.{fmt}``, candidates with a ``_candidate``
+        suffix. A prompt with no image raises ``ValueError`` (nothing is skipped silently).
+        """
+        if self.missing:
+            raise ValueError(f"prompts {self.missing[:10]} have no image; save what exists with candidates "
+                             "from result.candidates, or rerun them")
+        os.makedirs(folder, exist_ok=True)
+        paths = []
+        for i, name in enumerate(self.returned):
+            path = os.path.join(folder, f"{prefix}_{i:04d}_{_file_name_part(str(name))}.{fmt}")
+            self.candidates[i][name].save(path)
+            paths.append(path)
+            if candidates:
+                for other, image in self.candidates[i].items():
+                    if other != name:
+                        extra = os.path.join(folder, f"{prefix}_{i:04d}_{_file_name_part(other)}_candidate.{fmt}")
+                        image.save(extra)
+                        paths.append(extra)
+        return paths
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.images[index]
+
+    def __iter__(self) -> Iterator:
+        return iter(self.images)
+
+    def __repr__(self) -> str:
+        made = sum(len(c) for c in self.candidates)
+        return (f"CascadeResult({len(self)} prompts, {made} images made, "
+                f"{int((~np.isnan(self.score_matrix)).sum())} scored, missing={len(self.missing)}, "
+                f"total_cost={self.total_cost:.4g} {self.cost_unit})")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *, seed: int = 0,
+                     batch_size: int = 8, progress: bool = True, on_error: str = "fallback",
+                     budget: float | None = None) -> CascadeResult:
+    """Drive the cascade policy ``run`` with real generators and a real scorer.
+
+    Parameters
+    ----------
+    run : PolicyRun
+        The policy state, already holding the router's first choices.
+    prompts : sequence of str
+    registry : GeneratorRegistry
+        Generators with a backend, in the columns' order.
+    scorer : Scorer
+        Has ``score(prompts, images, batch_size=..., progress=...)`` and a ``name``.
+    budget : float or None
+        Recorded in the result (the policy state holds the spend limit).
+    seed, batch_size, progress, on_error
+        As for :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`.
+    """
+    from tqdm.auto import tqdm
+
+    names = list(registry.names)
+    plain = [name for name in names if not isinstance(registry[name], BackendGenerator)]
+    if plain:
+        raise TypeError(
+            f"generators {plain} are plain GeneratorSpecs, which cannot make images; cascade over generators "
+            "with a backend (DiffusersGenerator, CallableGenerator or a preset)"
+        )
+    if scorer is None or not callable(getattr(scorer, "score", None)):
+        raise TypeError("generate needs a scorer with a score(prompts, images) method, e.g. CLIPScorer(...); "
+                        f"got {scorer!r}")
+    n = len(prompts)
+    cost_max = float(np.max(registry.costs))
+    result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget)
+    runners: dict[str, BatchRunner] = {}
+    failed_loads: dict[str, str] = {}
+    utilities = run.predicted - run.lam * run.costs[None, :]
+    bar = tqdm(total=None, unit="img", desc="cascade", file=sys.stderr, disable=not progress)
+
+    def stop(index: int, where: str, exc: BaseException) -> GenerationError:
+        return GenerationError(f"prompt {index} failed on {where}: {_describe(exc)}", result, {index: exc})
+
+    def make(rows: np.ndarray, ks: np.ndarray) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Generate image of generator ks[j] for prompt rows[j]; returns (ok rows, ok ks, failed rows, failed ks)."""
+        ok_r, ok_k, bad_r, bad_k = [], [], [], []
+        for k in np.unique(ks):
+            name = names[k]
+            idx = [int(i) for i in rows[ks == k]]
+            spec = registry[name]
+            error: BaseException | None = None
+            if name in failed_loads:
+                error = RuntimeError(f"{name} failed to load earlier: {failed_loads[name]}")
+            else:
+                try:
+                    spec.load()
+                except Exception as exc:
+                    failed_loads[name] = _describe(exc)
+                    error = exc
+            if error is not None:
+                for i in idx:
+                    result.errors[(i, name)] = _describe(error)
+                    if on_error == "raise":
+                        raise stop(i, name, error) from error
+                bad_r += idx
+                bad_k += [int(k)] * len(idx)
+                continue
+            runner = runners.setdefault(name, BatchRunner(spec, batch_size))
+            seeds = {i: candidate_seed(seed, i, name) for i in idx}
+            for outcomes in runner.run(idx, prompts, seeds):
+                for o in outcomes:
+                    result.order[o.index].append(name)
+                    if o.ok:
+                        result.candidates[o.index][name] = o.image
+                        result.seconds[o.index] += 0.0 if np.isnan(o.seconds) else o.seconds
+                        ok_r.append(o.index)
+                        ok_k.append(int(k))
+                        bar.update(1)
+                    else:
+                        result.errors[(o.index, name)] = _describe(o.error)
+                        if on_error == "raise":
+                            raise stop(o.index, name, o.error) from o.error
+                        bad_r.append(o.index)
+                        bad_k.append(int(k))
+        return ok_r, ok_k, bad_r, bad_k
+
+    def score(rows: np.ndarray, ks: np.ndarray) -> None:
+        if rows.size == 0:
+            return
+        images = [result.candidates[i][names[k]] for i, k in zip(rows.tolist(), ks.tolist())]
+        start = time.perf_counter()
+        try:
+            values = np.asarray(scorer.score([prompts[i] for i in rows], images, batch_size=batch_size,
+                                             progress=False), dtype=float)
+        except Exception as exc:
+            for i in rows.tolist():
+                result.errors[(i, "scorer")] = _describe(exc)
+            if on_error == "raise":
+                raise stop(int(rows[0]), f"scorer {getattr(scorer, 'name', scorer)!r}", exc) from exc
+            run.close(rows)  # without a score nothing more can be decided: keep the best so far
+            return
+        share = (time.perf_counter() - start) / rows.size
+        result.seconds[rows] += share
+        run.observed(rows, ks, values)
+        result.score_matrix[rows, ks] = values
+
+    try:
+        # the router's choices, with fallbacks by utility for prompts whose image fails
+        rows, ks = np.arange(n), run.first.copy()
+        first_round = True
+        while rows.size:
+            ok_r, ok_k, bad_r, bad_k = make(rows, ks)
+            if first_round:
+                bad = np.asarray(bad_r, dtype=np.intp)
+                run.first_failed(bad) if bad.size else None
+                first_round = False
+            else:
+                if ok_r:
+                    run.replace_first(np.asarray(ok_r), np.asarray(ok_k))
+                if bad_r:
+                    run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
+            nxt_r, nxt_k = [], []
+            for i in bad_r:
+                left = [k for k in np.argsort(-utilities[i], kind="stable") if not run.tried[i, k]
+                        and names[k] not in failed_loads]
+                if left:
+                    nxt_r.append(i)
+                    nxt_k.append(int(left[0]))
+                else:
+                    run.close(np.array([i]))
+            rows, ks = np.asarray(nxt_r, dtype=np.intp), np.asarray(nxt_k, dtype=np.intp)
+        # score, escalate, score
+        while True:
+            score_first, escalate, to = run.decide()
+            if score_first.size == 0 and escalate.size == 0:
+                break
+            ok_r, ok_k, bad_r, bad_k = make(escalate, to) if escalate.size else ([], [], [], [])
+            if ok_r:
+                run.generated(np.asarray(ok_r), np.asarray(ok_k))
+            if bad_r:
+                run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
+            rows = np.r_[score_first, np.asarray(ok_r, dtype=np.intp)].astype(np.intp)
+            ks = np.r_[run.first[score_first], np.asarray(ok_k, dtype=np.intp)].astype(np.intp)
+            score(rows, ks)
+        _finish(result, run, names, cost_max)
+    except BaseException as exc:  # KeyboardInterrupt included: hand back what was made
+        _finish(result, run, names, cost_max)
+        try:
+            exc.result = result  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+        raise
+    finally:
+        bar.close()
+    return result
+
+
+def _finish(result: CascadeResult, run: Any, names: list[str], cost_max: float) -> None:
+    """Copy the policy state's returned generators and costs into the result."""
+    returned = run.returned()
+    for i, k in enumerate(returned.tolist()):
+        name = None if k < 0 else names[k]
+        result.returned[i] = name if name in result.candidates[i] else None
+    result.normalized_cost = run.cost.copy()
+    result.cost = run.cost * cost_max
