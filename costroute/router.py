@@ -41,6 +41,9 @@ DEFAULT_N_NEIGHBORS = 40
 
 #: Fewest rated prompts a built-in quality model is fitted on (see :meth:`CostAwareRouter.fit`).
 MIN_TRAINING_PROMPTS = 2
+# Largest |quality| accepted in y and in predictions: the routing divides quality differences
+# by cost differences, which must stay within float range for a budget's λ to exist.
+_MAX_ABS_QUALITY = 1e100
 
 
 def _build_features(spec, progress: bool = True):
@@ -269,6 +272,14 @@ class CostAwareRouter(BaseEstimator):
             rows, cols = np.nonzero(bad)
             where = ", ".join(f"(row {r}, {names[c]})" for r, c in list(zip(rows, cols))[:5])
             raise ValueError(f"y contains NaN or inf at {bad.sum()} cell(s), e.g. {where}")
+        huge = np.abs(Y) > _MAX_ABS_QUALITY
+        if huge.any():
+            rows, cols = np.nonzero(huge)
+            where = ", ".join(f"(row {r}, {names[c]}: {Y[r, c]:.3g})" for r, c in list(zip(rows, cols))[:5])
+            raise ValueError(
+                f"y holds {huge.sum()} value(s) beyond ±{_MAX_ABS_QUALITY:.0e}, e.g. {where}; quality "
+                "differences divided by cost differences would overflow. Rescale the quality scores"
+            )
         return Y
 
     # ------------------------------------------------------------------ fitting
@@ -356,7 +367,7 @@ class CostAwareRouter(BaseEstimator):
                 f"{names}. A custom regressor must predict every column of the quality matrix it was "
                 "fitted on (one that is not tagged multi-output is wrapped in MultiOutputRegressor)"
             )
-        bad = ~np.isfinite(Q)
+        bad = ~np.isfinite(Q) | (np.abs(Q) > _MAX_ABS_QUALITY)
         if bad.any():
             rows = np.flatnonzero(bad.any(axis=1))
             generators = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
@@ -367,10 +378,10 @@ class CostAwareRouter(BaseEstimator):
             )
             more = f"; and {len(rows) - 3} more" if len(rows) > 3 else ""
             raise ValueError(
-                f"the quality model {model} predicted NaN or inf quality for {len(rows)} of {n} prompt(s) "
-                f"and generator(s) {generators}: {examples}{more}. Routing needs finite predictions (an "
-                "argmax over NaN or inf silently picks the cheapest generator); check the regressor "
-                "and the features it is given"
+                f"the quality model {model} predicted NaN or inf (or beyond ±{_MAX_ABS_QUALITY:.0e}) quality "
+                f"for {len(rows)} of {n} prompt(s) and generator(s) {generators}: {examples}{more}. Routing "
+                "needs finite predictions (an argmax over NaN or inf silently picks the cheapest "
+                "generator); check the regressor and the features it is given"
             )
         return Q
 
