@@ -24,7 +24,14 @@ from .generators import GeneratorRegistry
 from .plan import RoutingPlan
 from .routing import BudgetWarning, assign_generators, check_budget, check_penalty, penalty_for_budget
 
-__all__ = ["BudgetWarning", "CostAwareRouter", "DEFAULT_N_NEIGHBORS", "FEATURE_CHOICES", "QUALITY_MODEL_CHOICES"]
+__all__ = [
+    "BudgetWarning",
+    "CostAwareRouter",
+    "DEFAULT_N_NEIGHBORS",
+    "FEATURE_CHOICES",
+    "MIN_TRAINING_PROMPTS",
+    "QUALITY_MODEL_CHOICES",
+]
 
 FEATURE_CHOICES = ("minilm", "complexity", "minilm+complexity")
 QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
@@ -32,12 +39,19 @@ QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
 DEFAULT_N_NEIGHBORS = 40
 
 
-def _build_features(spec):
+#: Fewest rated prompts a built-in quality model is fitted on (see :meth:`CostAwareRouter.fit`).
+MIN_TRAINING_PROMPTS = 2
+# Largest |quality| accepted in y and in predictions: the routing divides quality differences
+# by cost differences, which must stay within float range for a budget's λ to exist.
+_MAX_ABS_QUALITY = 1e100
+
+
+def _build_features(spec, progress: bool = True):
     if spec is None:
         return None
     if isinstance(spec, str):
         if spec == "minilm":
-            return SentenceEmbedder()
+            return SentenceEmbedder(progress=progress)
         complexity = make_pipeline(PromptComplexity(), StandardScaler())
         if spec == "complexity":
             return complexity
@@ -45,7 +59,7 @@ def _build_features(spec):
             # Both blocks get a comparable norm: the unit-norm embedding, and the standardised
             # statistics scaled by 1/sqrt(d) so that they do not swamp it in distances.
             return FeatureUnion(
-                [("minilm", SentenceEmbedder()), ("complexity", complexity)],
+                [("minilm", SentenceEmbedder(progress=progress)), ("complexity", complexity)],
                 transformer_weights={"minilm": 1.0, "complexity": 1.0 / math.sqrt(len(COMPLEXITY_FEATURES))},
             )
         raise ValueError(
@@ -58,6 +72,31 @@ def _build_features(spec):
         f"features must be one of {list(FEATURE_CHOICES)}, a scikit-learn transformer or None, "
         f"got {type(spec).__name__}: {spec!r}"
     )
+
+
+def _builtin_embedders(features):
+    """The SentenceEmbedders inside a transformer built from a string ``features``."""
+    if isinstance(features, SentenceEmbedder):
+        return [features]
+    if isinstance(features, FeatureUnion):
+        return [t for _, t in features.transformer_list if isinstance(t, SentenceEmbedder)]
+    return []
+
+
+def _looks_like_text(X) -> bool:
+    """Whether ``X`` is a prompt string or a 1-d collection holding strings."""
+    if isinstance(X, (str, bytes)):
+        return True
+    if getattr(X, "ndim", 1) != 1 or not isinstance(X, (list, tuple, np.ndarray, pd.Series)):
+        return False
+    return any(isinstance(v, (str, bytes)) for v in X)
+
+
+def _describe_model(model) -> str:
+    name = type(model).__name__
+    if isinstance(model, MultiOutputRegressor):
+        name += f"({type(model.estimator).__name__})"
+    return name
 
 
 def _build_quality_model(spec, n_samples: int, random_state):
@@ -126,6 +165,12 @@ class CostAwareRouter(BaseEstimator):
         above ``cost_penalty`` as little as needed for the batch to meet it.
     random_state : int, RandomState or None, default=None
         Seed of the "mlp" and "gbm" quality models.
+    progress : bool, default=True
+        Let the built-in MiniLM features show a tqdm progress bar on stderr when they
+        embed at least 256 prompts not embedded before in this process (a first ``fit``
+        on a few hundred prompts takes 10-20 s on a laptop CPU). ``False`` keeps stderr
+        silent. Read at every ``fit``, ``predict`` and ``route``; a transformer passed as
+        ``features`` keeps its own settings.
 
     Attributes
     ----------
@@ -165,6 +210,7 @@ class CostAwareRouter(BaseEstimator):
         cost_penalty: float = 0.0,
         budget: float | None = None,
         random_state=None,
+        progress: bool = True,
     ):
         self.generators = generators
         self.features = features
@@ -172,12 +218,24 @@ class CostAwareRouter(BaseEstimator):
         self.cost_penalty = cost_penalty
         self.budget = budget
         self.random_state = random_state
+        self.progress = progress
 
     # ------------------------------------------------------------------ validation
     def _check_X(self, X, *, reset: bool):
         if self.features is None:
+            if _looks_like_text(X):
+                raise ValueError(
+                    "features=None expects numeric X of shape (n_samples, n_features), got prompt "
+                    f"text ({type(X).__name__}); to route prompts, set features='minilm' (or one of "
+                    f"{list(FEATURE_CHOICES)}, or a transformer of a list of strings)"
+                )
             return validate_data(self, X, reset=reset)
         return check_prompts(X)
+
+    def _check_progress(self) -> bool:
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
+        return bool(self.progress)
 
     def _check_y(self, y, n_samples: int) -> np.ndarray:
         names = list(self.generator_names_)
@@ -214,6 +272,14 @@ class CostAwareRouter(BaseEstimator):
             rows, cols = np.nonzero(bad)
             where = ", ".join(f"(row {r}, {names[c]})" for r, c in list(zip(rows, cols))[:5])
             raise ValueError(f"y contains NaN or inf at {bad.sum()} cell(s), e.g. {where}")
+        huge = np.abs(Y) > _MAX_ABS_QUALITY
+        if huge.any():
+            rows, cols = np.nonzero(huge)
+            where = ", ".join(f"(row {r}, {names[c]}: {Y[r, c]:.3g})" for r, c in list(zip(rows, cols))[:5])
+            raise ValueError(
+                f"y holds {huge.sum()} value(s) beyond ±{_MAX_ABS_QUALITY:.0e}, e.g. {where}; quality "
+                "differences divided by cost differences would overflow. Rescale the quality scores"
+            )
         return Y
 
     # ------------------------------------------------------------------ fitting
@@ -232,6 +298,16 @@ class CostAwareRouter(BaseEstimator):
         Returns
         -------
         self : CostAwareRouter
+
+        Raises
+        ------
+        ValueError
+            On a bad X or y (the message names the position or cell), on text X with
+            ``features=None``, and when a built-in quality model is given fewer than
+            ``MIN_TRAINING_PROMPTS`` (2) rated prompts: one prompt shows nothing about how
+            quality varies between prompts. A custom regressor decides for itself.
+        TypeError
+            On a non-string prompt or a parameter of the wrong type.
         """
         # a private copy: specs the user changes later cannot desynchronise fitted costs
         self.generators_ = copy.deepcopy(GeneratorRegistry.coerce(self.generators))
@@ -240,21 +316,92 @@ class CostAwareRouter(BaseEstimator):
         self.normalized_costs_ = self.generators_.normalized_costs()
         check_penalty(self.cost_penalty)
         check_budget(self.budget)
+        progress = self._check_progress()
         X = self._check_X(X, reset=True)
         Y = self._check_y(y, len(X))
-        self.features_ = _build_features(self.features)
+        if isinstance(self.quality_model, str) and len(X) < MIN_TRAINING_PROMPTS:
+            raise ValueError(
+                f"quality_model={self.quality_model!r} needs at least {MIN_TRAINING_PROMPTS} rated prompts, "
+                f"got {len(X)} sample: one prompt shows nothing about how quality varies between prompts, "
+                "and every prompt would be routed to the generator that was best on it. Rate more "
+                "prompts, or use that generator for everything"
+            )
+        self.features_ = _build_features(self.features, progress)
         Xt = X if self.features_ is None else self.features_.fit_transform(X)
         self.quality_model_ = _build_quality_model(self.quality_model, len(X), self.random_state)
         self.quality_model_.fit(Xt, Y)
         return self
 
     # ------------------------------------------------------------------ prediction
+    def _transform(self, X):
+        if self.features_ is None:
+            return X
+        if isinstance(self.features, str):  # built here: follows the current ``progress``
+            for embedder in _builtin_embedders(self.features_):
+                embedder.progress = self._check_progress()
+        return self.features_.transform(X)
+
     def _predict_checked(self, X) -> np.ndarray:
-        Xt = X if self.features_ is None else self.features_.transform(X)
-        return np.asarray(self.quality_model_.predict(Xt), dtype=float).reshape(len(X), len(self.generator_names_))
+        """The quality model's predictions for validated ``X``, checked: shape (n, K), all finite.
+
+        Every prediction goes through here (``predict_quality``, ``predict``, ``route`` with
+        or without a budget, ``score``), so a faulty quality model cannot route silently.
+        """
+        names = [str(name) for name in self.generator_names_]
+        n, k = len(X), len(names)
+        model = _describe_model(self.quality_model_)
+        raw = self.quality_model_.predict(self._transform(X))
+        try:
+            Q = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"the quality model {model} returned predictions that are not numbers "
+                f"({type(raw).__name__}): {exc}"
+            ) from exc
+        if Q.ndim == 1 and k == 1 and Q.shape[0] == n:
+            Q = Q[:, None]
+        if Q.shape != (n, k):
+            raise ValueError(
+                f"the quality model {model} returned predictions of shape {Q.shape} for {n} prompt(s); "
+                f"expected (n_prompts, n_generators) = ({n}, {k}), one column per generator in the order "
+                f"{names}. A custom regressor must predict every column of the quality matrix it was "
+                "fitted on (one that is not tagged multi-output is wrapped in MultiOutputRegressor)"
+            )
+        bad = ~np.isfinite(Q) | (np.abs(Q) > _MAX_ABS_QUALITY)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            generators = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+            examples = "; ".join(
+                f"{self._describe_row(X, i)}: "
+                + ", ".join(f"{names[j]}={Q[i, j]}" for j in np.flatnonzero(bad[i]))
+                for i in rows[:3]
+            )
+            more = f"; and {len(rows) - 3} more" if len(rows) > 3 else ""
+            raise ValueError(
+                f"the quality model {model} predicted NaN or inf (or beyond ±{_MAX_ABS_QUALITY:.0e}) quality "
+                f"for {len(rows)} of {n} prompt(s) and generator(s) {generators}: {examples}{more}. Routing "
+                "needs finite predictions (an argmax over NaN or inf silently picks the cheapest "
+                "generator); check the regressor and the features it is given"
+            )
+        return Q
+
+    def _describe_row(self, X, i: int) -> str:
+        if self.features_ is None:
+            return f"row {i}"
+        text = X[i] if len(X[i]) <= 60 else X[i][:57] + "..."
+        return f"prompt {i} {text!r}"
 
     def predict_quality(self, X) -> np.ndarray:
-        """Predicted quality of every generator, shape (n, K), columns in ``generator_names_`` order."""
+        """Predicted quality of every generator, shape (n, K), columns in ``generator_names_`` order.
+
+        Raises
+        ------
+        ValueError
+            If the quality model returns a wrong shape or a NaN or infinite prediction (the
+            message names the model, the generators and the first prompts concerned). To
+            inspect the raw predictions, call ``quality_model_.predict`` on
+            ``features_.transform(X)``.
+        """
         check_is_fitted(self, "quality_model_")
         return self._predict_checked(self._check_X(X, reset=False))
 
@@ -274,6 +421,12 @@ class CostAwareRouter(BaseEstimator):
         Returns
         -------
         RoutingPlan
+
+        Raises
+        ------
+        ValueError
+            If the quality model's predictions have the wrong shape or are not finite, as in
+            :meth:`predict_quality`.
         """
         check_is_fitted(self, "quality_model_")
         lam = check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)

