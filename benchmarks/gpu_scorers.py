@@ -2,7 +2,9 @@
 
 Run from the repository root::
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python tests/scoring/gpu_check.py
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/gpu_scorers.py
+
+(``benchmarks/gpu_verify.py`` runs these checks together with the cascade's.)
 
 It needs torch with CUDA and transformers (no download) and writes ``scoring_gpu.json`` to
 ``$OUT`` (default ``/tmp``):
@@ -16,7 +18,7 @@ It needs torch with CUDA and transformers (no download) and writes ``scoring_gpu
 * ``llava_7b_random_weights``: LLaVA-1.5 7B from the shipped config with random weights,
   put in the model cache directly and scored through ``VQAScorer``.
 
-Not a pytest test (it needs a GPU and minutes of it); importing it runs nothing.
+It needs a GPU and minutes of it; importing it runs nothing.
 """
 
 from __future__ import annotations
