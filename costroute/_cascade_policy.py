@@ -99,7 +99,7 @@ class PolicyRun:
             m = mu[sel][:, None, :] + h[None, None, :] * _NODES[None, :, None]  # (r, G, K)
             d = m - m[..., a : a + 1]
             net = expected_improvement(d, spread[None, None, :]) - self.lam * step_cost[None, None, :]
-            net[..., a] = -np.inf
+            net = np.where(self.tried[rows[sel]][:, None, :], -np.inf, net)  # a, and any failed fallback
             value[sel] = np.maximum(net.max(axis=-1), 0.0) @ _WEIGHTS
         return value - self.lam * self.scoring_cost, np.full(rows.size, self.scoring_cost)
 

@@ -250,7 +250,8 @@ def _costs(args: argparse.Namespace) -> int:
         steps = (args.steps, args.steps) if two_stage and args.steps is not None else args.steps
         try:
             cost = pipeline_cost(arch, height=args.height, width=args.width, steps=steps,
-                                 guidance=(guidance, guidance) if two_stage else guidance)
+                                 guidance=(guidance, guidance) if two_stage else guidance,
+                                 progress=not args.quiet)
         except ValueError as exc:  # the arguments are the only input
             raise _InputError(str(exc)) from None
         print(cost, flush=True)
@@ -292,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--height", type=_positive_int, default=None)
     costs.add_argument("--width", type=_positive_int, default=None)
     costs.add_argument("--no-guidance", action="store_true", help="no classifier-free guidance")
+    costs.add_argument("-q", "--quiet", action="store_true", help="no progress bar while FLOPs are counted")
     costs.set_defaults(func=_costs)
     return parser
 

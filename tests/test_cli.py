@@ -219,9 +219,12 @@ def test_costs_breakdown(capsys):
 
 
 def test_closed_output_pipe_exits_quietly(tmp_path):
-    """``costroute costs | head -1``: the reader is gone; no traceback, no error message."""
+    """``costroute costs | head -1``: the reader is gone; no traceback, no error message.
+
+    ``-q``: a cold FLOP cache would otherwise draw its (legitimate) progress bar on stderr.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "costroute.cli", "costs", "sd15", "--steps", "1"],
+        [sys.executable, "-m", "costroute.cli", "costs", "sd15", "--steps", "1", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     proc.stdout.close()                  # every write to stdout now fails with EPIPE
