@@ -28,10 +28,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._cascade_policy import PolicyRun, replay
 from ._posterior import QualityPosterior
+from ._threshold_cascade import ThresholdCascade, ThresholdOutcome
 from .router import CostAwareRouter
 from .routing import BudgetWarning, check_budget, check_penalty, lambda_grid, meets_budget
 
-__all__ = ["CascadeOutcome", "CascadeRouter"]
+__all__ = ["CascadeOutcome", "CascadeRouter", "ThresholdCascade", "ThresholdOutcome"]
 
 
 @dataclass(frozen=True)

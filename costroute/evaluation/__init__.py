@@ -1,4 +1,4 @@
-"""Evaluation of cost-aware routers: deferral curves, AUC, APGR, cost at quality, baselines.
+"""Evaluation of cost-aware routers and cascades: deferral curves, AUC, APGR, cost at quality, baselines.
 
 These are the definitions every figure of costroute is computed with. For a test set with
 true quality ``Q`` (n x K) and normalised costs ``c̃`` (K,), with ``c̃_min = min_k c̃_k``:
@@ -29,6 +29,14 @@ true quality ``Q`` (n x K) and normalised costs ``c̃`` (K,), with ``c̃_min = m
   same straight-line joins) reaches ``q``; ``inf`` when it never does
   (:func:`cost_at_quality`). The headline saving is ``cost_hull(q_best) / cost_router(q_best)``
   with ``q_best`` the best single generator's mean quality (:func:`cost_saving`).
+* **Cascades** (:class:`~costroute.CascadeRouter`, :class:`~costroute.cascade.ThresholdCascade`)
+  -- a prompt's cost is the sum of the normalised costs of every image generated for it plus
+  every scoring (so it may exceed 1); its quality is the true quality of the image returned.
+  A cascade's curve is its operating points over its sweep (λ, or a threshold); curves, hull,
+  oracle (the one-image oracle) and AUC are otherwise as above -- points beyond cost 1 add no
+  area -- so routers and cascades share one table, and a cascade's quality at λ = 0 is its
+  first point. Scores are fitted on training folds only (``cross_validate_routing(...,
+  scores=S)``).
 * Figures are always out of sample: :func:`cross_validate_routing` runs repeated K-fold
   cross-validation by prompt with the same folds for every method and reports mean ± std
   over the folds (:func:`routing_report`).

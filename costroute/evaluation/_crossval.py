@@ -1,12 +1,14 @@
 """Repeated K-fold cross-validation (by prompt) of routers against the baselines.
 
 Every method is scored on the same held-out prompts of every fold: the routers (cloned and
-fitted on the fold's training prompts), each single generator, the random-mixture hull and
+fitted on the fold's training prompts), the cascades (cloned and fitted on the fold's training
+prompts and the scores of their images), each single generator, the random-mixture hull and
 the oracle. The result keeps the per-fold scores, the out-of-fold predictions and the folds.
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import sys
 import time
@@ -35,8 +37,10 @@ class RoutingCVResult:
     ----------
     scores : DataFrame
         One row per (repeat, fold[, rater], method) with columns ``repeat``, ``fold``,
-        ``method``, ``kind`` (``"single"``, ``"hull"``, ``"router"``, ``"oracle"``), the metrics
-        listed in ``metrics`` and, for routers, ``fit_time``/``predict_time`` in seconds.
+        ``method``, ``kind`` (``"single"``, ``"hull"``, ``"router"``, ``"cascade"``,
+        ``"oracle"``), the metrics listed in ``metrics`` and, for routers and cascades,
+        ``fit_time``/``predict_time`` in seconds (a cascade's predict time is the time of its
+        ``deferral_points`` on the test fold).
     metrics : tuple of str
         Metric columns of ``scores`` (see :data:`METRICS`).
     generator_names : list of str
@@ -47,15 +51,22 @@ class RoutingCVResult:
     oof_predictions : dict
         ``{router name: [ndarray (n_prompts, n_generators) per repeat]}``: out-of-fold
         predicted quality, each prompt predicted by the model of the fold that held it out.
-        Empty for the split-rater evaluation.
+        Empty for the split-rater evaluation. Cascades have none (their curves are in
+        ``cascade_curves``), so :meth:`pooled_scores`, :meth:`curves` and :meth:`plot` cover
+        the routers only.
     models : dict
-        ``{(repeat, fold): {router name: fitted router}}`` when ``return_models=True``.
+        ``{(repeat, fold): {method name: fitted router or cascade}}`` when
+        ``return_models=True``.
     info : dict
         Settings (cv, n_repeats, random_state, ...) and timings.
     test_indices : dict
         ``{(repeat, fold): ndarray of int}``: the row indices of the test fold's prompts, the
         same for every method. Within a repeat of K-fold cross-validation they partition the
         prompts; the training prompts of a fold are all the others.
+    cascade_curves : dict
+        ``{(repeat, fold): {cascade name: DeferralCurve}}``: each cascade's operating points on
+        the test fold (from its ``deferral_points``; costs include every image and every
+        scoring, so they may exceed 1). Empty when no cascade was evaluated.
     """
 
     scores: pd.DataFrame
@@ -67,6 +78,7 @@ class RoutingCVResult:
     models: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     test_indices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
         """Mean ± std over folds per method; the same table as :func:`routing_report`."""
@@ -134,7 +146,20 @@ class RoutingCVResult:
         return plot_deferral(curves, points, ax=ax, title=title)
 
 
-def _coerce_routers(routers: Any) -> dict[str, Any]:
+def _is_cascade(est: Any) -> bool:
+    """A cascade is evaluated from its ``deferral_points`` (CascadeRouter, ThresholdCascade)."""
+    return hasattr(est, "fit") and callable(getattr(est, "deferral_points", None))
+
+
+def _coerce_routers(routers: Any, allow_cascades: bool = False) -> dict[str, Any]:
+    """``{name: estimator}`` from one estimator or a dict; cascades only when ``allow_cascades``."""
+    wanted = "fit and predict_quality" + (" (a router) or fit and deferral_points (a cascade)" if allow_cascades else "")
+
+    def ok(est: Any) -> bool:
+        if allow_cascades and _is_cascade(est):
+            return True
+        return hasattr(est, "fit") and hasattr(est, "predict_quality")
+
     if isinstance(routers, Mapping):
         if not routers:
             raise ValueError("routers must not be empty")
@@ -142,14 +167,16 @@ def _coerce_routers(routers: Any) -> dict[str, Any]:
         for name, est in routers.items():
             if not isinstance(name, str):
                 raise TypeError(f"router names must be str, got {name!r}")
-            if not (hasattr(est, "fit") and hasattr(est, "predict_quality")):
-                raise TypeError(f"router {name!r} must have fit and predict_quality, got {type(est).__name__}")
+            if not ok(est):
+                raise TypeError(f"router {name!r} must have {wanted}, got {type(est).__name__}")
             out[name] = est
         return out
     if hasattr(routers, "fit") and hasattr(routers, "predict_quality"):
         return {"router": routers}
+    if allow_cascades and _is_cascade(routers):
+        return {"cascade": routers}
     raise TypeError(
-        "routers must be an estimator with fit/predict_quality or a dict name -> estimator, "
+        f"routers must be an estimator with {wanted}, or a dict name -> estimator, "
         f"got {type(routers).__name__}"
     )
 
@@ -198,6 +225,53 @@ def _fit_predict(name: str, estimator: Any, p_train: list[str], y_train: Any, p_
     if pred.shape != (len(p_test), K):
         raise ValueError(f"{name}.predict_quality returned shape {pred.shape}, expected {(len(p_test), K)}")
     return model, pred, (t1 - t0, t2 - t1)
+
+
+def _cascade_grid(estimator: Any, lambdas: Any) -> dict[str, Any]:
+    """Keyword for a cascade's ``deferral_points``: an explicit λ array, when it sweeps λ."""
+    if lambdas is None or (isinstance(lambdas, numbers.Integral) and not isinstance(lambdas, bool)):
+        return {}
+    if "lambdas" not in inspect.signature(estimator.deferral_points).parameters:
+        return {}
+    return {"lambdas": np.asarray(lambdas, dtype=float)}
+
+
+def _fit_cascade(name: str, estimator: Any, p_train: list[str], y_train: Any, s_train: Any,
+                 p_test: list[str], y_test: Any, s_test: Any, lambdas: Any):
+    """Clone and fit one cascade on a training fold with its scores; its points on the test fold.
+
+    Returns the fitted clone, ``(sweep values, mean costs, mean qualities)`` and (fit seconds,
+    deferral_points seconds).
+    """
+    model = clone(estimator)
+    t0 = time.perf_counter()
+    model.fit(p_train, y_train, scores=s_train)
+    t1 = time.perf_counter()
+    sweep, costs, quals = model.deferral_points(p_test, y_test, s_test, **_cascade_grid(model, lambdas))
+    t2 = time.perf_counter()
+    points = tuple(np.asarray(v, dtype=float).ravel() for v in (sweep, costs, quals))
+    if not (points[0].size == points[1].size == points[2].size > 0):
+        raise ValueError(
+            f"{name}.deferral_points must return three equal-length, non-empty arrays, got sizes "
+            f"{[p.size for p in points]}"
+        )
+    return model, points, (t1 - t0, t2 - t1)
+
+
+def _check_scores(scores: Any, quality: Any, n: int, K: int) -> None:
+    """``scores`` follows ``quality``'s rules: shape (n, K), finite, named columns if a DataFrame."""
+    S = _as_matrix(scores, "scores")
+    if S.shape != (n, K):
+        raise ValueError(
+            f"scores must have the shape of quality, (n_prompts, n_generators) = ({n}, {K}), got {S.shape}"
+        )
+    if isinstance(scores, pd.DataFrame) and isinstance(quality, pd.DataFrame):
+        extra = sorted(set(map(str, scores.columns)) ^ set(map(str, quality.columns)))
+        if extra:
+            raise ValueError(
+                f"scores columns must be the generator names of quality {[str(c) for c in quality.columns]}; "
+                f"they differ in {extra}"
+            )
 
 
 
@@ -263,12 +337,26 @@ def cross_validate_routing(
     return_models: bool = False,
     verbose: int = 0,
     progress: bool = True,
+    scores: Any = None,
 ) -> RoutingCVResult:
-    """Repeated K-fold cross-validation (by prompt) of routers against the baselines.
+    """Repeated K-fold cross-validation (by prompt) of routers and cascades against the baselines.
 
     Every router is cloned and fitted on the training prompts of each fold and evaluated on
     the held-out prompts; the single generators, the random-mixture hull and the oracle are
     evaluated on the same held-out prompts, so every method sees exactly the same folds.
+
+    A *cascade* -- any method with a ``deferral_points`` method, such as
+    :class:`~costroute.CascadeRouter` or :class:`~costroute.cascade.ThresholdCascade` -- is
+    cloned and fitted on the same training prompts with the scores of their images,
+    ``fit(prompts_train, y_train, scores=scores_train)`` (scores are seen on training folds
+    only), and evaluated on the test fold from ``deferral_points(prompts_test, y_test,
+    scores_test)``, with kind ``"cascade"``. Its curve is those operating points: a prompt's
+    cost is the sum of the normalised costs of every image generated for it plus every
+    scoring (it may exceed 1: points beyond cost 1 add no AUC area), its quality the true
+    quality of the image returned. It goes through the same metrics as a router's curve (AUC
+    on ``[c̃_min, 1]`` of the running maximum, APGR against the same hull and one-image
+    oracle, saving and cost at quality); its ``quality`` and ``cost`` (at λ = 0) are its
+    first point.
 
     Parameters
     ----------
@@ -276,7 +364,9 @@ def cross_validate_routing(
         Unfitted routers (e.g. :class:`~costroute.CostAwareRouter`); each needs ``fit(prompts,
         y)``, ``predict_quality(prompts)`` and, after fit, ``normalized_costs_`` (and ideally
         ``generator_names_``). They are cloned with :func:`sklearn.base.clone` per fold. A
-        single estimator is reported as ``"router"``.
+        single estimator is reported as ``"router"`` (a single cascade as ``"cascade"``).
+        Cascades (``fit(prompts, y, scores=...)`` and ``deferral_points``, see above) may be
+        mixed in; they need ``scores``.
     prompts : sequence of str, length n_prompts
     quality : DataFrame or array-like of shape (n_prompts, n_generators)
         True quality. A DataFrame's columns are generator names (reordered to
@@ -290,7 +380,12 @@ def cross_validate_routing(
     random_state : int, RandomState or None
         Seed of the fold assignment.
     lambdas : None, int or array-like, default=None
-        λ grid of each curve (see :func:`deferral_curve`; ``None`` = exact curves).
+        λ grid of each router's and the oracle's curve (see :func:`deferral_curve`; ``None`` =
+        exact curves). An explicit array is also the sweep of every cascade whose
+        ``deferral_points`` takes ``lambdas`` (:class:`~costroute.CascadeRouter`); with
+        ``None`` or an int, and for cascades that sweep something else (a
+        :class:`~costroute.cascade.ThresholdCascade` sweeps its threshold), each cascade
+        sweeps its own default grid.
     fractions : sequence of float, default=(0.5, 0.8)
         Quality targets ``q_cheap + f (q_best - q_cheap)`` for the ``cost_XX`` metrics.
     return_models : bool, default=False
@@ -301,13 +396,21 @@ def cross_validate_routing(
     progress : bool, default=True
         Show a tqdm progress bar on stderr over the ``(cv * n_repeats) x n_routers`` fits,
         naming the repeat, fold and router being fitted. ``False`` prints nothing to stderr.
+    scores : DataFrame or array-like of shape (n_prompts, n_generators), optional
+        A scorer's score of every generator's image for every prompt, with the same column
+        rules as ``quality``. Required when a cascade is evaluated; ignored otherwise.
 
     Returns
     -------
     RoutingCVResult
         Per-fold metrics (``result.scores``), out-of-fold predictions, the test folds
-        (``result.test_indices``) and ``result.summary()`` (mean ± std over all
-        ``cv * n_repeats`` folds).
+        (``result.test_indices``), the cascades' per-fold curves (``result.cascade_curves``)
+        and ``result.summary()`` (mean ± std over all ``cv * n_repeats`` folds).
+
+    Raises
+    ------
+    ValueError
+        A cascade is given without ``scores``, or ``scores`` does not match ``quality``.
 
     Examples
     --------
@@ -322,13 +425,22 @@ def cross_validate_routing(
     >>> print(report_to_markdown(res.summary(), ["quality", "auc", "apgr", "saving"]))  # doctest: +SKIP
     """
 
-    models = _coerce_routers(routers)
+    models = _coerce_routers(routers, allow_cascades=True)
+    cascades = {name for name, est in models.items() if _is_cascade(est)}
     prompts = _as_prompt_list(prompts)
     names_in = [str(col) for col in quality.columns] if isinstance(quality, pd.DataFrame) else None
     Q_all = _as_matrix(quality, "quality")
     n, K = Q_all.shape
     if len(prompts) != n:
         raise ValueError(f"got {len(prompts)} prompts but quality has {n} rows")
+    if cascades and scores is None:
+        raise ValueError(
+            f"{sorted(cascades)} are cascades (they have deferral_points) and need the scores of the "
+            f"images: pass scores=, an ({n}, {K}) matrix of every generator's image score, with the "
+            "columns of quality"
+        )
+    if scores is not None:
+        _check_scores(scores, quality, n, K)
     fractions = _check_fractions(fractions)
     progress = _check_flag(progress, "progress")
     splits = _make_splits(cv, n_repeats, random_state, n)
@@ -339,11 +451,12 @@ def cross_validate_routing(
     c: np.ndarray | None = c_fixed
     Q_eval: np.ndarray | None = None
     n_rep = max(s[0] for s in splits) + 1
-    oof = {name: [np.full((n, K), np.nan) for _ in range(n_rep)] for name in models}
+    oof = {name: [np.full((n, K), np.nan) for _ in range(n_rep)] for name in models if name not in cascades}
     fitted: dict[tuple[int, int], dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     test_indices: dict[tuple[int, int], np.ndarray] = {}
+    cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = {}
     with _Progress(progress, verbose, len(splits) * len(models), "cross-validating") as bar:
         for repeat, fold, train, test in splits:
             t_fold = time.perf_counter()
@@ -355,7 +468,13 @@ def cross_validate_routing(
             timings = {}
             for name, est in models.items():
                 bar.fitting(f"repeat {repeat} fold {fold}: {name}")
-                model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
+                if name in cascades:
+                    model, points, timings[name] = _fit_cascade(
+                        name, est, p_train, y_train, _subset_target(scores, train), p_test,
+                        _subset_target(quality, test), _subset_target(scores, test), lambdas,
+                    )
+                else:
+                    model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
                 bar.fitted()
                 if return_models:
                     fitted.setdefault((repeat, fold), {})[name] = model
@@ -367,6 +486,12 @@ def cross_validate_routing(
                     _check_method_names(models, names, ("random mixture", "oracle"))
                 else:
                     _check_consistent(model, name, names, c, c_fixed is not None)
+                if name in cascades:
+                    sweep, costs, quals = points
+                    curve = DeferralCurve(sweep, costs, quals, float(c.min()), name)
+                    cascade_curves.setdefault((repeat, fold), {})[name] = curve
+                    router_curves[name] = ("cascade", curve, float(quals[0]), float(costs[0]))
+                    continue
                 oof[name][repeat][test] = pred
                 Q_test = Q_eval[test]
                 curve = deferral_curve(pred, Q_test, c, lambdas=lambdas, label=name)
@@ -398,6 +523,7 @@ def cross_validate_routing(
         oof_predictions={k: v for k, v in oof.items()} if isinstance(cv, numbers.Integral) else {},
         models=fitted,
         test_indices=test_indices,
+        cascade_curves=cascade_curves,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,

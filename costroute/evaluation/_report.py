@@ -38,8 +38,8 @@ def routing_report(
     Returns
     -------
     DataFrame
-        One row per method (single generators by cost, then the random mixture, the routers
-        and the oracle(s)), columns ``kind``, ``n_folds`` and ``<metric>_mean``,
+        One row per method (single generators by cost, then the random mixture, the routers,
+        the cascades and the oracle(s)), columns ``kind``, ``n_folds`` and ``<metric>_mean``,
         ``<metric>_std`` for each metric (std over all test folds -- and raters, for the
         split-rater evaluation -- with ``ddof=1``; over repeats when ``pooled``). The
         cost-to-reach metrics (``cost_50``, ``cost_80``) are averaged over the folds where the
@@ -53,7 +53,9 @@ def routing_report(
     (cost_hull(q_best)/cost(q_best), 0 on a fold where the curve never reaches q_best),
     cost_50 / cost_80 (least normalised cost reaching 50 % / 80 % of the way from the
     cheapest to the best single generator's quality), reached_best (share of folds whose
-    curve reaches q_best). AUC and APGR are NaN for single generators.
+    curve reaches q_best). AUC and APGR are NaN for single generators. A cascade's quality
+    and cost are those of its first operating point (λ = 0), and its costs include every
+    image and every scoring.
     """
     if not isinstance(result, RoutingCVResult):
         if prompts is None or quality is None:

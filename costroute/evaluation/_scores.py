@@ -30,7 +30,7 @@ METRICS = (
     "reached_best",
 )
 
-_KIND_ORDER = {"single": 0, "hull": 1, "router": 2, "oracle": 3}
+_KIND_ORDER = {"single": 0, "hull": 1, "router": 2, "cascade": 3, "oracle": 4}
 
 
 def _fold_metrics(
@@ -146,7 +146,7 @@ def _summarise(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
             out[f"{m}_std"] = std[m]
     if "fit_time" in scores.columns:
         out["fit_time_mean"] = grouped["fit_time"].mean()
-    # singles by cost, then hull, routers (in given order), oracles
+    # singles by cost, then hull, routers and cascades (each in given order), oracles
     first_pos = {m: i for i, m in enumerate(scores["method"].drop_duplicates())}
     key = [
         (_KIND_ORDER.get(out.loc[m, "kind"], 9), out.loc[m, "cost_mean"] if out.loc[m, "kind"] == "single" else 0.0, first_pos[m])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ._crossval import (
     _Progress,
     _check_flag,
     _fit_predict,
+    _is_cascade,
     _make_splits,
     _model_costs,
     _model_names,
@@ -90,8 +91,21 @@ def split_rater_cross_validate(
         ``scores`` has a ``rater`` column and an extra ``apgr_indep`` metric;
         ``true_quality`` is the all-rater mean and ``test_indices`` holds the test folds.
         ``routing_report`` averages over folds and raters.
+
+    Notes
+    -----
+    Cascades (:class:`~costroute.CascadeRouter`, :class:`~costroute.cascade.ThresholdCascade`)
+    are not supported: their scores are of one image, not per rater. Evaluate them with
+    :func:`cross_validate_routing` and ``scores=``.
     """
 
+    cascades = [name for name, est in (routers.items() if isinstance(routers, Mapping) else [("router", routers)])
+                if _is_cascade(est)]
+    if cascades:
+        raise ValueError(
+            f"split_rater_cross_validate does not evaluate cascades, got {cascades}; evaluate them with "
+            "cross_validate_routing(..., scores=S)"
+        )
     models = _coerce_routers(routers)
     prompts = _as_prompt_list(prompts)
     R3 = np.asarray(ratings, dtype=float)
