@@ -21,10 +21,9 @@ Scoring cost: VQAScore's counted cost per image (``VQAScorer().cost_in(unit)``: 
 336 px, 8.91 TFLOPs; in USD through ``DEFAULT_PRICE_MODEL``); CLIPScore's is
 ``CLIPScorer().cost_in(unit)`` (CLIP ViT-L/14). The simulated scorers are costed as VQAScore.
 
-The ``CascadeRouter``'s curve is swept over its own default λ grid *plus every exact λ breakpoint
-of its router's predictions* on the test fold (``CascadeRouter.default_lambdas`` alone has 32
-points, too coarse to visit every routing of the router; see ``docs/benchmarks.md``). The policy
-is unchanged.
+The ``CascadeRouter``'s curve is swept over its default λ grid, which holds 32 geometric points
+*plus every exact λ breakpoint of its router's predictions* on the test fold
+(``CascadeRouter.default_lambdas``); the "default λ grid only" row leaves the breakpoints out.
 
 Usage::
 
@@ -65,7 +64,6 @@ from costroute import CascadeRouter, CostAwareRouter  # noqa: E402
 from costroute.cascade import ThresholdCascade  # noqa: E402
 from costroute.evaluation import (  # noqa: E402
     deferral_curve,
-    lambda_grid,
     report_to_markdown,
     routing_report,
     cross_validate_routing,
@@ -84,16 +82,11 @@ BELOW_KEY, BELOW_SCORER = "genai_bench_usd", "r=0.3"
 BANDS = (0.0, 0.001, 0.01, 0.1, 0.3, 0.6, 1.0 + 1e-9)
 
 
-class ExactSweepCascadeRouter(CascadeRouter):
-    """A CascadeRouter whose deferral curve also visits every routing of its router.
+class DefaultGridCascadeRouter(CascadeRouter):
+    """A CascadeRouter whose deferral curve uses only its geometric λ grid (no router breakpoints)."""
 
-    Only the λ values of :meth:`deferral_points` change (its default grid plus the exact
-    breakpoints of the router's predictions, :func:`costroute.evaluation.lambda_grid`); the
-    policy at each λ is CascadeRouter's.
-    """
-
-    def default_lambdas(self, predicted, n: int = 32) -> np.ndarray:
-        return np.union1d(super().default_lambdas(predicted, n), lambda_grid(predicted, self.normalized_costs_, n=None))
+    def default_lambdas(self, predicted, n: int = 32, exact: bool = False) -> np.ndarray:
+        return super().default_lambdas(predicted, n, exact=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -150,7 +143,7 @@ def methods(data, scoring_cost, seed):
     return {
         ROUTER: router,
         THRESHOLD: ThresholdCascade(data.generators, scoring_cost=scoring_cost),
-        CASCADE: ExactSweepCascadeRouter(router, scoring_cost=scoring_cost, random_state=seed),
+        CASCADE: CascadeRouter(router, scoring_cost=scoring_cost, random_state=seed),
     }
 
 
@@ -219,15 +212,15 @@ def diagnostics(data, scores, scoring_cost, args, log):
     router = CostAwareRouter(data.generators, features="minilm", quality_model="knn", random_state=args.seed)
     variants = {
         ROUTER: router,
-        CASCADE: ExactSweepCascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
-        f"{CASCADE}, default λ grid only": CascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
-        f"{CASCADE}, free scoring": ExactSweepCascadeRouter(router, scoring_cost=0.0, random_state=args.seed),
+        CASCADE: CascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
+        f"{CASCADE}, default λ grid only": DefaultGridCascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
+        f"{CASCADE}, free scoring": CascadeRouter(router, scoring_cost=0.0, random_state=args.seed),
     }
     common = dict(cv=args.folds, n_repeats=args.repeats, random_state=args.seed, progress=False)
     res = cross_validate_routing(variants, data.prompts, data.quality, scores=scores, **common)
     perfect = {
         ROUTER: router,
-        f"{CASCADE}, perfect scorer": ExactSweepCascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
+        f"{CASCADE}, perfect scorer": CascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
         f"{THRESHOLD}, perfect scorer": ThresholdCascade(data.generators, scoring_cost=scoring_cost),
     }
     res_p = cross_validate_routing(perfect, data.prompts, data.quality, scores=data.quality, **common)

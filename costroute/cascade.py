@@ -357,16 +357,22 @@ class CascadeRouter(BaseEstimator):
         run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float))
         return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
 
-    def default_lambdas(self, predicted, n: int = 32) -> np.ndarray:
-        """A λ grid for a cascade's deferral curve: 0, then ``n - 1`` values spaced geometrically.
+    def default_lambdas(self, predicted, n: int = 32, exact: bool = True) -> np.ndarray:
+        """A λ grid for a cascade's deferral curve.
 
-        From a thousandth to ten times the λ at which the router sends every prompt to the
-        cheapest generator (escalations to cheap generators still pay somewhat beyond it).
+        0, then ``n - 1`` values spaced geometrically from a thousandth to ten times the λ at
+        which the router sends every prompt to the cheapest generator (escalations to cheap
+        generators still pay somewhat beyond it), and, with ``exact=True``, every exact
+        breakpoint of the router's routing (:func:`~costroute.routing.lambda_grid`), so that the
+        curve visits each first choice the router can make.
         """
         top = float(lambda_grid(predicted, self.normalized_costs_, n=2)[-1])
         if top <= 0:
             top = float(np.std(predicted)) or 1.0
-        return np.r_[0.0, np.geomspace(top * 1e-3, top * 10.0, int(n) - 1)]
+        grid = np.r_[0.0, np.geomspace(top * 1e-3, top * 10.0, int(n) - 1)]
+        if exact:
+            grid = np.union1d(grid, lambda_grid(predicted, self.normalized_costs_, n=None))
+        return grid
 
     def deferral_points(self, X, y, scores, lambdas=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Operating points ``(lambdas, mean cost, mean true quality)`` of the cascade on a batch.
