@@ -5,20 +5,23 @@
    50 steps), with their counted costs in FLOPs per image, and a CLIPScore scorer
    (``openai/clip-vit-large-patch14``) whose cost per image is counted the same way.
 2. Training data made on the spot: every generator draws an image for each of a few dozen
-   PartiPrompts (seeded with :func:`costroute.execution.candidate_seed`), the scorer scores
-   every image, and a *judge* rates every image as the "true quality" the router learns.
-3. A :class:`~costroute.CostAwareRouter` (prompt-complexity features, k-nearest neighbours with
-   7 neighbours: the default ``"knn"`` takes 40, more than this small training set holds, and
-   would predict its mean for every prompt) inside a :class:`~costroute.CascadeRouter` is fitted on that matrix; the cascade then runs on
-   a few held-out prompts: generate with the routed generator, score the image, try another
-   generator while the expected improvement is worth its cost, return the best candidate.
+   PartiPrompts (seeded with :func:`costroute.execution.candidate_seed` from ``--seed`` + 1,
+   so that no held-out image shares its noise with a training image), the scorer scores every
+   image, and a *judge* rates every image as the "true quality" the router learns.
+3. A :class:`~costroute.CostAwareRouter` (prompt-complexity features; k-nearest neighbours
+   with 7 neighbours, since the default ``"knn"`` takes 40, more than this small training set
+   holds, and would predict its mean for every prompt) inside a
+   :class:`~costroute.CascadeRouter` is fitted on that matrix. The cascade then runs on a few
+   held-out prompts (seeded from ``--seed``): generate with the routed generator, score the
+   image, try another generator while the expected improvement is worth its cost, return the
+   best candidate.
 4. Everything goes into a folder (``--out``; by default a fresh temporary folder, whose path is
    printed): every candidate image, ``contact_sheet.png`` (one row per prompt, one tile per
    candidate in the order tried, labelled with generator, score, expected quality and cost, the
    returned one framed in green), ``result.csv`` (``CascadeResult.to_frame()``) and ``costs.csv``
-   (what one image of each generator and one scoring cost). The script prints what
-   each prompt tried and returned, and the mean cost next to the plain router's on the same
-   prompts.
+   (what one image of each generator and one scoring cost). The script prints what each
+   prompt tried and returned, and the mean cost and judged quality next to the plain
+   router's on the same prompts (its image is the cascade's first candidate).
 
 The judge. There are no human ratings of freshly generated images, so a second scorer stands
 in for them: without ``--tiny`` it is VQAScore (LLaVA-1.5 7B), which follows human ratings
@@ -50,7 +53,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from sklearn.neighbors import KNeighborsRegressor
 
 from costroute import CascadeRouter, CostAwareRouter, GeneratorRegistry
@@ -165,7 +167,8 @@ def training_matrices(pool: GeneratorRegistry, scorer, judge, prompts: list[str]
         images = []
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start:start + batch_size]
-            images += spec.generate_images(batch, [candidate_seed(seed, start + j, spec.name) for j in range(len(batch))])
+            seeds = [candidate_seed(seed, start + j, spec.name) for j in range(len(batch))]
+            images += spec.generate_images(batch, seeds)
             bar.update(len(batch))
         # scorers batch on their own (their default batch size)
         scores[spec.name] = scorer.score(prompts, images, progress=False)
