@@ -123,7 +123,8 @@ def test_the_packaged_model_returns_unit_vectors_either_way(embedder):
     np.testing.assert_allclose(raw, embedder.transform(["a white wall", "a red kite"]), atol=1e-6)
 
 
-def test_progress_bar_only_for_many_uncached_texts(capsys, embedder):
+def test_progress_bar_only_for_many_uncached_texts(capsys, embedder, monkeypatch):
+    monkeypatch.setattr(_embedding, "PROGRESS_MIN_TEXTS", 24)  # the rule, not the default size, is tested
     clear_embedding_cache(models=False)
     many = [f"a photo of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS + 44)]
     SentenceEmbedder(progress=True).fit(many).transform(many)
