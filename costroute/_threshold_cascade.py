@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._checks import check_nonnegative
+from ._outcome import OutcomeSummary
 from .features import check_prompts
 from .generators import GeneratorRegistry
 
@@ -31,7 +32,7 @@ _QUANTILES = np.linspace(0.0, 1.0, 41)
 
 
 @dataclass(frozen=True)
-class ThresholdOutcome:
+class ThresholdOutcome(OutcomeSummary):
     """What a threshold cascade did for each prompt of a batch.
 
     Attributes
@@ -63,16 +64,6 @@ class ThresholdOutcome:
     returned_index: np.ndarray
     cost: np.ndarray
     quality: np.ndarray | None
-
-    @property
-    def mean_cost(self) -> float:
-        return float(self.cost.mean()) if self.cost.size else 0.0
-
-    @property
-    def mean_quality(self) -> float:
-        if self.quality is None:
-            raise ValueError("no true quality was given to simulate(); mean_quality is unknown")
-        return float(self.quality.mean()) if self.quality.size else float("nan")
 
     @property
     def n_images(self) -> np.ndarray:

@@ -27,6 +27,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from ._cascade_policy import PolicyRun, replay
+from ._outcome import OutcomeSummary
 from ._posterior import QualityPosterior
 from ._threshold_cascade import ThresholdCascade, ThresholdOutcome
 from .router import CostAwareRouter
@@ -36,7 +37,7 @@ __all__ = ["CascadeOutcome", "CascadeRouter", "ThresholdCascade", "ThresholdOutc
 
 
 @dataclass(frozen=True)
-class CascadeOutcome:
+class CascadeOutcome(OutcomeSummary):
     """What a cascade did for each prompt of a batch.
 
     Attributes
@@ -68,16 +69,6 @@ class CascadeOutcome:
     quality: np.ndarray | None
     cost_penalty: float
     budget: float | None
-
-    @property
-    def mean_cost(self) -> float:
-        return float(self.cost.mean()) if self.cost.size else 0.0
-
-    @property
-    def mean_quality(self) -> float:
-        if self.quality is None:
-            raise ValueError("no true quality was given to simulate(); mean_quality is unknown")
-        return float(self.quality.mean()) if self.quality.size else float("nan")
 
     @property
     def n_images(self) -> np.ndarray:

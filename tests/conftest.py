@@ -8,6 +8,8 @@ folder exists, point the dataset loaders at it so that a plain ``pytest`` works.
 import os
 from pathlib import Path
 
+import pytest
+
 _SHARED_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 
 if not os.environ.get("COSTROUTE_DATA") and _SHARED_DATA.is_dir():
@@ -16,3 +18,19 @@ if not os.environ.get("COSTROUTE_DATA") and _SHARED_DATA.is_dir():
 # Count FLOPs afresh in tests instead of reading counts an earlier process saved on disk;
 # tests/costs/test_cache.py checks the disk cache itself.
 os.environ.setdefault("COSTROUTE_FLOPS_CACHE", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> str:
+    """Folder of a tiny StableDiffusionPipeline (64x64 images, random weights), built once per session."""
+    from costroute.generators import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sd", kind="sd", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> str:
+    """Folder of a tiny StableDiffusionXLPipeline (two CLIP encoders, text_time conditioning)."""
+    from costroute.generators import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sdxl", kind="sdxl", seed=1)

@@ -1,24 +1,12 @@
-"""Fixtures for running plans: tiny diffusers pipelines (real, random weights, built offline once
-per session), a clean pipeline cache per test, recording generators and hand-made plans."""
+"""Fixtures for running plans: a clean pipeline cache per test, one torch thread, recording
+generators and hand-made plans (the tiny pipelines are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 from plan_helpers import Recorder, make_plan
 
-from costroute.generators import CallableGenerator, build_tiny_pipeline, pipeline_cache
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> str:
-    """Folder of a tiny StableDiffusionPipeline (64x64 images, random weights)."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sd", kind="sd", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_sdxl(tmp_path_factory) -> str:
-    """Folder of a tiny StableDiffusionXLPipeline."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sdxl", kind="sdxl", seed=1)
+from costroute.generators import CallableGenerator, pipeline_cache
 
 
 @pytest.fixture(autouse=True)

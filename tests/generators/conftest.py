@@ -1,22 +1,10 @@
-"""Tiny random diffusers pipelines, built offline once per test session; a clean pipeline cache per test."""
+"""A clean pipeline cache per test and one torch thread per module (the tiny pipelines are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from costroute.generators import build_tiny_pipeline, pipeline_cache
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory) -> str:
-    """Folder of a tiny StableDiffusionPipeline (64x64 images, random weights)."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sd", kind="sd", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_sdxl(tmp_path_factory) -> str:
-    """Folder of a tiny StableDiffusionXLPipeline (two CLIP encoders, text_time conditioning)."""
-    return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sdxl", kind="sdxl", seed=1)
+from costroute.generators import pipeline_cache
 
 
 @pytest.fixture(autouse=True)
