@@ -131,7 +131,7 @@ class PolicyRun:
         unscored = ~self.scored[open_rows].any(axis=1)
         fresh, later = open_rows[unscored], open_rows[~unscored]
         v_fresh, c_fresh = self._value_of_first_score(fresh) if fresh.size else (np.zeros(0), np.zeros(0))
-        n_images = self.tried[later].sum(axis=1)
+        n_images = (self.tried[later] & ~self.failed[later]).sum(axis=1)
         k_later, v_later, c_later = self._best_escalation(later) if later.size else (
             np.zeros(0, np.intp), np.zeros(0), np.zeros(0))
         v_later = np.where(n_images < self.max_images, v_later, -np.inf)
@@ -142,10 +142,12 @@ class PolicyRun:
         if self.spend_limit is not None and take.any():
             ratio = np.where(cost > 0, value / np.where(cost > 0, cost, 1.0), np.inf)
             order = np.flatnonzero(take)[np.argsort(-ratio[take], kind="stable")]
-            room = self.spend_limit - self.cost.sum()
-            within = np.cumsum(cost[order]) <= room + 1e-12 * max(1.0, abs(self.spend_limit))
+            room = self.spend_limit - self.cost.sum() + 1e-12 * max(1.0, abs(self.spend_limit))
             take[:] = False
-            take[order[within]] = True
+            for j in order:  # best value per cost first; an action that does not fit is skipped, not a stop
+                if cost[j] <= room:
+                    take[j] = True
+                    room -= cost[j]
         self.active[rows[~take]] = False
         score_first = fresh[take[: fresh.size]]
         later_take = take[fresh.size :]

@@ -84,6 +84,11 @@ class QualityPosterior:
         self.covariance_ = corr * scale[:, None] * scale[None, :]
         return self
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_conditional_cache", None)  # derived, rebuilt on demand
+        return state
+
     def prior(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expected quality and expected score of every generator, each (n, K), before any image."""
         P = np.asarray(predicted, dtype=float)
@@ -119,9 +124,15 @@ class QualityPosterior:
         n, K = mu.shape
         mean = mu.copy()
         gains = np.zeros((n, K, K))
-        masks, group = np.unique(observed, axis=0, return_inverse=True)
-        for g, mask in enumerate(masks):
-            rows = np.flatnonzero(group.ravel() == g)
+        codes = observed.astype(np.int64) @ (np.int64(1) << np.arange(K, dtype=np.int64)) if K < 63 else None
+        if codes is None:  # pragma: no cover - more than 62 generators
+            masks, group = np.unique(observed, axis=0, return_inverse=True)
+            groups = [(mask, np.flatnonzero(group.ravel() == g)) for g, mask in enumerate(masks)]
+        else:
+            order = np.argsort(codes, kind="stable")
+            bounds = np.flatnonzero(np.diff(codes[order])) + 1
+            groups = [(observed[part[0]], part) for part in np.split(order, bounds) if part.size]
+        for mask, rows in groups:
             cond_cov, solve = self._conditional(mask)
             if solve is not None:
                 obs = np.flatnonzero(mask)
@@ -134,7 +145,14 @@ class QualityPosterior:
         return mean, gains
 
     def _conditional(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Covariance of Z given the scores in ``mask``, and the map innovations -> ΔE[Q]."""
+        """Covariance of Z given the scores in ``mask``, and the map innovations -> ΔE[Q] (cached per mask)."""
+        cache = self.__dict__.setdefault("_conditional_cache", {})
+        key = np.asarray(mask, dtype=bool).tobytes()
+        if key not in cache:
+            cache[key] = self._conditional_uncached(mask)
+        return cache[key]
+
+    def _conditional_uncached(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         K = self.n_generators_
         cov = self.covariance_
         obs = K + np.flatnonzero(mask)

@@ -273,8 +273,12 @@ class CascadeRouter(BaseEstimator):
         tiled = np.repeat(predicted, int(self.n_draws), axis=0)
         draws = self.posterior_.sample_scores(tiled, np.random.default_rng(self.random_state))
 
+        memo: dict[float, float] = {}
+
         def cost(lam: float) -> float:
-            return float(replay(self._run(tiled, lam), draws).cost.mean())
+            if lam not in memo:
+                memo[lam] = float(replay(self._run(tiled, lam), draws).cost.mean())
+            return memo[lam]
 
         if meets_budget(cost(floor), budget):
             return floor
@@ -298,7 +302,7 @@ class CascadeRouter(BaseEstimator):
                 hi = mid
             else:
                 lo = mid
-            if hi - lo <= 1e-6 * max(1.0, hi):
+            if hi - lo <= 1e-3 * max(1e-3, hi):  # finer than this is below the Monte Carlo noise
                 break
         return hi
 
@@ -404,8 +408,9 @@ class CascadeRouter(BaseEstimator):
             A tqdm bar (stderr) counting images.
         on_error : {"fallback", "raise"}, default="fallback"
         cost_penalty, budget : float, optional
-            Override the estimator's parameters for this call. With a budget the batch never
-            spends more than ``budget x n`` (normalised), scoring included.
+            Override the estimator's parameters for this call. With a budget, no score and no
+            escalation takes the batch's spend past ``budget x n`` (normalised); a fallback
+            for a failed first image is still made, so that every prompt gets an image.
 
         Returns
         -------

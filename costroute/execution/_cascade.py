@@ -225,6 +225,7 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
                     error = exc
             if error is not None:
                 for i in idx:
+                    result.order[i].append(name)
                     result.errors[(i, name)] = _describe(error)
                     if on_error == "raise":
                         raise stop(i, name, error) from error
@@ -251,24 +252,27 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
         return ok_r, ok_k, bad_r, bad_k
 
     def score(rows: np.ndarray, ks: np.ndarray) -> None:
-        if rows.size == 0:
-            return
-        images = [result.candidates[i][names[k]] for i, k in zip(rows.tolist(), ks.tolist())]
-        start = time.perf_counter()
-        try:
-            values = np.asarray(scorer.score([prompts[i] for i in rows], images, batch_size=batch_size,
-                                             progress=False), dtype=float)
-        except Exception as exc:
-            for i in rows.tolist():
-                result.errors[(i, "scorer")] = _describe(exc)
-            if on_error == "raise":
-                raise stop(int(rows[0]), f"scorer {getattr(scorer, 'name', scorer)!r}", exc) from exc
-            run.close(rows)  # without a score nothing more can be decided: keep the best so far
-            return
-        share = (time.perf_counter() - start) / rows.size
-        result.seconds[rows] += share
-        run.observed(rows, ks, values)
-        result.score_matrix[rows, ks] = values
+        """Score the images of (rows, ks) in chunks of ``batch_size``; a failing chunk closes only its prompts."""
+        for start in range(0, rows.size, batch_size):
+            part, part_k = rows[start:start + batch_size], ks[start:start + batch_size]
+            images = [result.candidates[i][names[k]] for i, k in zip(part.tolist(), part_k.tolist())]
+            began = time.perf_counter()
+            try:
+                values = np.asarray(scorer.score([prompts[i] for i in part], images, batch_size=batch_size,
+                                                 progress=False), dtype=float)
+                if values.shape != (part.size,) or not np.isfinite(values).all():
+                    raise ValueError(f"scorer {getattr(scorer, 'name', scorer)!r} returned {values.tolist()[:8]} "
+                                     f"for {part.size} images; expected {part.size} finite numbers")
+            except Exception as exc:
+                for i in part.tolist():
+                    result.errors[(i, "scorer")] = _describe(exc)
+                if on_error == "raise":
+                    raise stop(int(part[0]), f"scorer {getattr(scorer, 'name', scorer)!r}", exc) from exc
+                run.close(part)  # without a score nothing more can be decided: keep the best so far
+                continue
+            result.seconds[part] += (time.perf_counter() - began) / part.size
+            run.observed(part, part_k, values)
+            result.score_matrix[part, part_k] = values
 
     try:
         # the router's choices, with fallbacks by utility for prompts whose image fails
@@ -322,10 +326,18 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
 
 
 def _finish(result: CascadeResult, run: Any, names: list[str], cost_max: float) -> None:
-    """Copy the policy state's returned generators and costs into the result."""
+    """Copy the returned generators into the result and charge exactly what was made and scored.
+
+    Costs are rebuilt from the images that exist and the scores that were computed, so a run
+    stopped part-way (``on_error="raise"``, Ctrl-C) charges neither planned images never made
+    nor misses images made in the interrupted round.
+    """
     returned = run.returned()
     for i, k in enumerate(returned.tolist()):
         name = None if k < 0 else names[k]
         result.returned[i] = name if name in result.candidates[i] else None
-    result.normalized_cost = run.cost.copy()
-    result.cost = run.cost * cost_max
+    position = {name: k for k, name in enumerate(names)}
+    made = np.array([sum(run.costs[position[g]] for g in c) for c in result.candidates], dtype=float)
+    scored = (~np.isnan(result.score_matrix)).sum(axis=1)
+    result.normalized_cost = made + scored * run.scoring_cost
+    result.cost = result.normalized_cost * cost_max

@@ -1,4 +1,5 @@
-"""Per-image seeds: :func:`image_seed`, a function of the run seed and the prompt's position only."""
+"""Per-image seeds: :func:`image_seed` (run seed, prompt position) for plans, :func:`candidate_seed`
+(run seed, prompt position, generator) for cascades."""
 
 from __future__ import annotations
 
@@ -58,7 +59,9 @@ def candidate_seed(seed: int, index: int, generator: str) -> int:
     Like :func:`image_seed`, derived with :class:`numpy.random.SeedSequence`, here from
     ``(seed, index, crc32(generator))``: a cascade that tries several generators on one prompt
     gives each its own stream, and the same (seed, prompt, generator) always gives the same
-    image whatever else the cascade did.
+    image whatever else the cascade did. It differs from :func:`image_seed`, so a cascade's
+    first image is not the image :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`
+    makes with the same run seed.
 
     Examples
     --------

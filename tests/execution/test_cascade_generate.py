@@ -159,3 +159,64 @@ def test_budget_guard_holds_when_generating():
     result = cascade.generate(test, progress=False)
     assert result.normalized_cost.sum() <= 0.3 * len(test) + 1e-9
     assert result.budget == 0.3
+
+
+def test_a_failing_score_call_closes_only_its_chunk_and_a_bad_return_is_refused():
+    prompts, Q, S = world()
+    test = [f"p{i}" for i in range(N, N + 24)]
+    calls = {"n": 0}
+
+    def flaky(prompts, images):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("scoring service busy")
+        return read_score(prompts, images)
+
+    cascade = cascade_over([generator(k) for k in range(3)], cost_penalty=1.3).fit(prompts, Q, scores=S)
+    cascade.set_params(scorer=CallableScorer("flaky", flaky, cost=0.5, cost_unit="flops"))
+    result = cascade.generate(test, batch_size=4, progress=False)
+    failed = sorted(i for i, where in result.errors if where == "scorer")
+    assert failed == [0, 1, 2, 3]  # the first chunk of 4 only
+    assert result.complete and (~np.isnan(result.score_matrix[4:])).any()
+    cascade.set_params(scorer=CallableScorer("scalar", lambda p, im: [float("nan")] * len(p), cost=0.5,
+                                             cost_unit="flops"))
+    with pytest.raises(GenerationError):
+        cascade.generate(test[:4], on_error="raise", progress=False)
+
+
+def test_an_interrupted_run_charges_exactly_what_was_made_and_scored():
+    prompts, Q, S = world()
+    test = [f"p{i}" for i in range(N, N + 20)]
+    made = {"n": 0}
+
+    def big(prompts, seeds):  # the first choice of every prompt at this penalty
+        made["n"] += 1
+        if made["n"] > 1:
+            raise KeyboardInterrupt
+        return [image_of(3.0) for _ in prompts]
+
+    gens = [generator(0), generator(1), CallableGenerator("big", big, cost=10.0, cost_unit="flops")]
+    cascade = cascade_over(gens, cost_penalty=0.3).fit(prompts, Q, scores=S)
+    with pytest.raises(KeyboardInterrupt) as info:
+        cascade.generate(test, batch_size=2, progress=False)
+    partial = info.value.result
+    assert sum(len(c) for c in partial.candidates) == 2  # one batch of 2 made before Ctrl-C
+    scored = (~np.isnan(partial.score_matrix)).sum(axis=1)
+    charged = [sum(COSTS[g] for g in c) / 10.0 + n * 0.05 for c, n in zip(partial.candidates, scored)]
+    np.testing.assert_allclose(partial.normalized_cost, charged)
+
+
+def test_a_generator_that_cannot_load_is_in_every_order_it_was_tried_for():
+    class Broken(CallableGenerator):
+        def load(self):
+            raise OSError("weights missing")
+
+    prompts, Q, S = world()
+    test = [f"p{i}" for i in range(N, N + 12)]
+    gens = [generator(0), generator(1), Broken("big", lambda p, s: [], cost=10.0, cost_unit="flops")]
+    cascade = cascade_over(gens, cost_penalty=0.0).fit(prompts, Q, scores=S)
+    result = cascade.generate(test, progress=False)
+    assert result.complete
+    tried_big = [i for i, o in enumerate(result.order) if "big" in o]
+    assert tried_big and all((i, "big") in result.errors for i in tried_big)
+    assert all("big" not in c for c in result.candidates)
