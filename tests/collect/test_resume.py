@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from collect_helpers import PROMPTS, brightness, draw, integrity, rows
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costroute.cli import main
@@ -44,7 +44,7 @@ def _run(folder: Path, name: str, batch_size: int, seeds: int, stop_generator=No
     return collect(PROMPTS, gens, scorers, folder / name, seeds=seeds, batch_size=batch_size, progress=False)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None)
 @given(batch_size=st.integers(1, 4), seeds=st.integers(1, 2), where=st.sampled_from(["generator", "scorer"]),
        stop=st.integers(1, 12))
 def test_a_run_interrupted_anywhere_then_rerun_equals_one_uninterrupted_run(batch_size, seeds, where, stop):
