@@ -16,7 +16,7 @@ import numpy as np
 from ..generators import BackendGenerator, GeneratorRegistry, GeneratorSpec
 from ..scoring import Scorer
 from ._backend import Backend, UnitResult, WorkUnit, check_result, resolve_backend
-from ._keys import digest, generator_identity, image_seed_for, scorer_identity
+from ._keys import digest, generator_identity, image_seed_for, scorer_cost, scorer_identity
 from ._store import CollectionStore, NewImage, NewScore
 
 __all__ = ["CollectSummary", "check_arguments", "collect"]
@@ -327,17 +327,20 @@ def collect(
     start = time.perf_counter()
     args = check_arguments(prompts, generators, scorers, store, seeds, batch_size, backend, progress, save_images,
                            regenerate)
-    # identities first: counting a cost may fail, and nothing is written before it all passed
+    # identities and costs first: counting a cost may fail, and nothing is written before it all passed
     gen_idents = [generator_identity(g) for g in args.generators]
     scorer_idents = [scorer_identity(s) for s in args.scorers]
+    for g in args.generators:
+        g.cost  # noqa: B018 - counted here (FLOPs of a diffusers pipeline), raising before the store is touched
     gen_keys = [(digest(ident), ident) for ident in gen_idents]
     scorer_keys = [(digest(ident), ident) for ident in scorer_idents]
     if args.save_images is not None:
         os.makedirs(args.save_images, exist_ok=True)
     with CollectionStore(args.store) as db:
         prompt_ids = db.register_prompts(args.prompts)
-        gen_ids = [db.register_generator(k, ident) for k, ident in gen_keys]
-        scorer_ids = [db.register_scorer(k, s.name, ident) for (k, ident), s in zip(scorer_keys, args.scorers)]
+        gen_ids = [db.register_generator(k, ident, float(g.cost)) for (k, ident), g in zip(gen_keys, args.generators)]
+        scorer_ids = [db.register_scorer(k, s.name, ident, scorer_cost(s))
+                      for (k, ident), s in zip(scorer_keys, args.scorers)]
         units, cells, summary = _plan(db, args, prompt_ids, gen_ids, scorer_ids, [k for k, _ in gen_keys])
         summary.store = db.path
         _run(db, args, units, cells, summary, gen_ids, scorer_ids)

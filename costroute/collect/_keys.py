@@ -79,12 +79,16 @@ def generator_identity(generator: Any) -> dict[str, Any]:
     ``{"class": class name, "name": name, "cost": cost per image, "cost_unit": unit,
     "settings": every setting but those in :data:`IGNORED_SETTINGS`}``, plus ``"fn":
     module.qualname`` of the wrapped callable of a :class:`~costroute.generators.CallableGenerator`.
+    ``"cost"`` is ``None`` for a cost that is counted from the settings (a
+    :class:`~costroute.generators.DiffusersGenerator` without ``cost=``): it follows from
+    them, and leaving it out keeps the key when a later costroute counts FLOPs differently.
     """
     settings = {k: v for k, v in generator.settings.items() if k not in IGNORED_SETTINGS}
+    counted = getattr(generator, "_explicit_cost", True) is False
     identity = {
         "class": type(generator).__qualname__,
         "name": generator.name,
-        "cost": float(generator.cost),
+        "cost": None if counted else float(generator.cost),
         "cost_unit": generator.cost_unit,
         "settings": _plain(settings, f"a setting of generator {generator.name!r}"),
     }
@@ -97,7 +101,8 @@ def generator_identity(generator: Any) -> dict[str, Any]:
 def generator_key(generator: Any) -> str:
     """The store key of a generator: 16 hex digits of the SHA-256 of :func:`generator_identity`.
 
-    The name, the class, the cost per image and its unit, and every setting (model, steps,
+    The name, the class, the cost per image (when given rather than counted) and its unit,
+    and every setting (model, steps,
     guidance scale, resolution, scheduler, dtype, extra pipeline arguments ...) except the
     device go into it; so does the wrapped function's ``module.qualname`` for a
     :class:`~costroute.generators.CallableGenerator` (its code does not: rename the
@@ -127,13 +132,12 @@ def generator_key(generator: Any) -> str:
 
 def scorer_identity(scorer: Any) -> dict[str, Any]:
     """What :func:`scorer_key` hashes: the class, the scorer's settings (``batch_size`` and ``device`` left
-    out), its cost per image (when it can be counted) and the wrapped callable of a
+    out; an explicit ``cost`` among them, a counted one not), the cost unit and the wrapped callable of a
     :class:`~costroute.scoring.CallableScorer`."""
     params = {k: v for k, v in scorer._params().items() if k not in IGNORED_SETTINGS}
     return {
         "class": type(scorer).__qualname__,
         "params": _plain(params, f"a setting of scorer {scorer.name!r}"),
-        "cost": scorer_cost(scorer),
         "cost_unit": scorer.cost_unit,
     }
 

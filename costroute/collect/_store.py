@@ -203,15 +203,15 @@ class CollectionStore:
             )
         return int(self._conn.execute(f"SELECT id FROM {table} WHERE key = ?", (key,)).fetchone()[0])
 
-    def register_generator(self, key: str, identity: dict[str, Any]) -> int:
-        """Id of the generator with this key (from :func:`~costroute.collect.generator_identity`), inserted when new."""
-        return self._register("generators", key, identity["name"], identity["class"], identity["cost"],
-                              identity["cost_unit"], identity)
-
-    def register_scorer(self, key: str, name: str, identity: dict[str, Any]) -> int:
-        """Id of the scorer with this key (from :func:`~costroute.collect.scorer_identity`), inserted when new."""
-        return self._register("scorers", key, name, identity["class"], identity["cost"], identity["cost_unit"],
+    def register_generator(self, key: str, identity: dict[str, Any], cost: float) -> int:
+        """Id of the generator with this key, inserted when new (``identity``: what the key hashes; ``cost``: per
+        image, counted or given)."""
+        return self._register("generators", key, identity["name"], identity["class"], cost, identity["cost_unit"],
                               identity)
+
+    def register_scorer(self, key: str, name: str, identity: dict[str, Any], cost: float | None) -> int:
+        """Id of the scorer with this key, inserted when new (``cost``: per image, ``None`` when unknown)."""
+        return self._register("scorers", key, name, identity["class"], cost, identity["cost_unit"], identity)
 
     # ------------------------------------------------------------------ reading
     def images_of(self, generator_ids: Iterable[int]) -> dict[tuple[int, int, int], tuple[int, str | None]]:

@@ -23,6 +23,7 @@ from costroute.collect import (
     prompt_number,
     scorer_key,
 )
+from costroute.collect._keys import generator_identity
 from costroute.execution import candidate_seed
 from costroute.generators import CallableGenerator, DiffusersGenerator, pipeline_cache
 from costroute.scoring import CallableScorer
@@ -177,6 +178,9 @@ def test_diffusers_generator_keys_follow_steps_and_model_but_not_device(tiny_sd)
     assert generator_key(a) == generator_key(DiffusersGenerator("sd", tiny_sd, steps=2, device="cpu"))
     assert generator_key(a) != generator_key(DiffusersGenerator("sd", tiny_sd, steps=3))
     assert generator_key(a) != generator_key(DiffusersGenerator("sd", tiny_sd, steps=2, guidance_scale=1.0))
+    # a counted cost follows from the settings and stays out of the key; a given one is in it
+    assert generator_identity(a)["cost"] is None and a.cost > 0
+    assert generator_key(a) != generator_key(DiffusersGenerator("sd", tiny_sd, steps=2, cost=a.cost))
 
 
 def test_failed_images_are_reported_left_out_and_retried_by_the_next_run(tmp_path, bright):
