@@ -4,10 +4,11 @@ once per session), fast generators and scorers made of plain functions, a clean 
 from __future__ import annotations
 
 import pytest
-from collect_helpers import Counting, brightness, redness
 
 from costroute.generators import CallableGenerator, build_tiny_pipeline, pipeline_cache
 from costroute.scoring import CallableScorer, build_tiny_clip
+
+from ._helpers import Counting, brightness, redness
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from collect_helpers import integrity
 
 from costroute.cli import main
 from costroute.collect import parse_generator, parse_scorer
 from costroute.datasets import load_collection
 from costroute.generators import DiffusersGenerator
 from costroute.scoring import CLIPScorer, VQAScorer
+
+from ._helpers import integrity
 
 
 def test_generator_specs(tiny_sd):

@@ -8,7 +8,6 @@ import sqlite3
 
 import numpy as np
 import pytest
-from collect_helpers import PROMPTS, Counting, brightness, draw, integrity, rows
 from PIL import Image
 
 from costroute import GeneratorSpec
@@ -27,6 +26,8 @@ from costroute.collect._keys import generator_identity
 from costroute.execution import candidate_seed
 from costroute.generators import CallableGenerator, DiffusersGenerator, pipeline_cache
 from costroute.scoring import CallableScorer
+
+from ._helpers import PROMPTS, Counting, brightness, draw, integrity, rows
 
 
 def test_a_small_run_stores_every_cell_once_with_exact_costs_seeds_and_scores(tmp_path, callables, bright, red):

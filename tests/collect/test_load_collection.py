@@ -7,12 +7,13 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-from collect_helpers import PROMPTS, Counting, brightness, draw
 
 from costroute import CascadeRouter, CostAwareRouter, GeneratorRegistry
 from costroute.collect import CollectionStore, collect, generator_key, image_seed_for
 from costroute.datasets import load_collection
 from costroute.generators import CallableGenerator
+
+from ._helpers import PROMPTS, Counting, brightness, draw
 
 
 @pytest.fixture

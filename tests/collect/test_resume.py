@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from collect_helpers import PROMPTS, brightness, draw, integrity, rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from costroute.cli import main
 from costroute.collect import LocalBackend, collect
 from costroute.generators import CallableGenerator, DiffusersGenerator
 from costroute.scoring import CallableScorer, CLIPScorer
+
+from ._helpers import PROMPTS, brightness, draw, integrity, rows
 
 
 class Interrupting:
