@@ -72,6 +72,7 @@ class LocalBackend(Backend):
     name = "local"
 
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
+        """Run ``units`` in order, yielding each one's :class:`UnitResult` as soon as it is finished."""
         runners: dict[str, BatchRunner] = {}
         failed_loads: dict[str, str] = {}
         bound = pipeline_cache.max_loaded
