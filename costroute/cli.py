@@ -258,6 +258,42 @@ def _costs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from .collect import collect, parse_generator, parse_scorer
+    from .collect._collect import check_arguments
+
+    prompts = _read_prompts(args.prompts, args.column)
+    try:  # every argument is checked before any cost is counted or model loaded
+        generators = [parse_generator(text) for text in args.generators]
+        scorers = [parse_scorer(text) for text in args.scorer]
+        check_arguments(prompts, generators, scorers, args.store, args.seeds, args.batch_size,
+                        save_images=args.save_images, regenerate=args.regenerate)
+    except (ValueError, TypeError, OSError) as exc:
+        raise _InputError(str(exc)) from None
+    _say(args, f"{len(prompts)} prompt(s) x {len(generators)} generator(s) x {args.seeds} seed(s), scored by "
+               f"{', '.join(s.name for s in scorers)}, into {args.store}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = collect(prompts, generators, scorers, args.store, seeds=args.seeds, batch_size=args.batch_size,
+                          progress=not args.quiet, save_images=args.save_images, regenerate=args.regenerate)
+    seen = set()
+    for warning in caught:
+        text = str(warning.message)
+        if (issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+                or (issubclass(warning.category, RuntimeWarning) and summary.failures) or text in seen):
+            continue  # failures are reported below
+        seen.add(text)
+        print(f"costroute collect: warning: {text}", file=sys.stderr)
+    _say(args, str(summary))
+    if summary.failures:
+        for (prompt, generator, seed), why in list(summary.failures.items())[:5]:
+            print(f"costroute collect: failed: {generator} seed {seed} {prompt[:60]!r}: {why}", file=sys.stderr)
+        print(f"costroute collect: error: {len(summary.failures)} image(s) failed; run the same command again "
+              "to retry them", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``costroute`` command."""
     from . import __version__
@@ -295,6 +331,30 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--no-guidance", action="store_true", help="no classifier-free guidance")
     costs.add_argument("-q", "--quiet", action="store_true", help="no progress bar while FLOPs are counted")
     costs.set_defaults(func=_costs)
+
+    collect = sub.add_parser(
+        "collect", help="generate every prompt with every generator and seed, score every image, store it (SQLite; "
+                        "resumable)",
+        description="Generate every prompt with every generator (and seed), score every image with every scorer and "
+                    "store one row per (prompt, generator, seed, scorer) in an SQLite file. Running the same command "
+                    "again resumes: stored cells are skipped. Generators: [NAME=]PRESET[:STEPS] or "
+                    "[NAME=]diffusers:MODEL[:STEPS] (MODEL a local folder or a hub id). Scorers: [NAME=]clip[:MODEL] "
+                    "or [NAME=]vqa[:MODEL].")
+    collect.add_argument("prompts", help="text file with one prompt per line, a .csv file, or - for standard input")
+    collect.add_argument("--column", default=None, help="read the input as CSV and take the prompts from this column")
+    collect.add_argument("--generators", nargs="+", required=True, metavar="SPEC",
+                         help="generators: [NAME=]PRESET[:STEPS] or [NAME=]diffusers:MODEL[:STEPS]")
+    collect.add_argument("--scorer", nargs="+", required=True, metavar="SPEC",
+                         help="scorers: [NAME=]clip[:MODEL] or [NAME=]vqa[:MODEL]")
+    collect.add_argument("--store", required=True, help="the SQLite file (created when missing)")
+    collect.add_argument("--seeds", type=_positive_int, default=1, help="images per prompt and generator (default 1)")
+    collect.add_argument("--batch-size", type=_positive_int, default=8, help="images per generator call (default 8)")
+    collect.add_argument("--save-images", default=None, metavar="FOLDER",
+                         help="save every image there (PNG named by content hash); lets a later scorer reuse them")
+    collect.add_argument("--regenerate", action="store_true",
+                         help="generate again the unsaved images a newly added scorer needs")
+    collect.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    collect.set_defaults(func=_collect)
     return parser
 
 

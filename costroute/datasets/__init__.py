@@ -14,6 +14,7 @@ from ._base import (
     fetch_file,
     get_data_home,
 )
+from ._collection import load_collection
 from ._genai_bench import load_genai_bench
 from ._prompts import PROMPT_SETS, load_prompts
 from ._simulate import simulate_scores
@@ -28,6 +29,7 @@ __all__ = [
     "fetch_file",
     "get_data_home",
     "load_agiqa3k",
+    "load_collection",
     "load_genai_bench",
     "load_genai_bench_teaser",
     "load_prompts",

@@ -1,0 +1,43 @@
+"""Training data for a router: generate every prompt with every generator and seed, score every image, store it.
+
+:func:`collect` plans the missing (prompt, generator, seed) images as work units (one batch
+of one generator each), runs them on a backend and writes every finished batch to an
+SQLite store (:class:`CollectionStore`) in one transaction. Killed at any moment and run
+again, it resumes: finished cells are never paid for twice, and no row is ever duplicated
+or half-written. :func:`costroute.datasets.load_collection` turns the store into the
+dataset :class:`~costroute.CostAwareRouter` and :class:`~costroute.CascadeRouter` fit on.
+
+Backends receive :class:`WorkUnit` objects and yield :class:`UnitResult` objects; only the
+driver writes the store. :class:`LocalBackend` (``backend="local"``) runs units in this
+process; another backend plugs in by subclassing :class:`Backend` (and, for a name such as
+``backend="ray"``, an entry in :data:`BACKENDS`).
+
+Importing this package does not import torch, diffusers, transformers or tqdm.
+"""
+
+from ._backend import BACKENDS, Backend, ImageRow, UnitResult, WorkUnit
+from ._collect import CollectSummary, collect
+from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
+from ._local import LocalBackend
+from ._specs import parse_generator, parse_scorer
+from ._store import SCHEMA, CollectionStore
+
+__all__ = [
+    "BACKENDS",
+    "IGNORED_SETTINGS",
+    "SCHEMA",
+    "Backend",
+    "CollectSummary",
+    "CollectionStore",
+    "ImageRow",
+    "LocalBackend",
+    "UnitResult",
+    "WorkUnit",
+    "collect",
+    "generator_key",
+    "image_seed_for",
+    "parse_generator",
+    "parse_scorer",
+    "prompt_number",
+    "scorer_key",
+]

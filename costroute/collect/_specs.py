@@ -1,0 +1,114 @@
+"""Generators and scorers named on a command line: :func:`parse_generator`, :func:`parse_scorer`.
+
+Generators::
+
+    PRESET[:STEPS]              a preset of costroute.generators.presets (sdxl-turbo-1, sd15-25 ...)
+    diffusers:MODEL[:STEPS]     a diffusers pipeline: a local folder (save_pretrained) or a hub id
+
+Scorers::
+
+    clip[:MODEL]                CLIPScore of a CLIP model (default openai/clip-vit-large-patch14)
+    vqa[:MODEL]                 VQAScore of a LLaVA-style model (default llava-hf/llava-1.5-7b-hf)
+
+Either may start with ``NAME=`` to name it (``fast=diffusers:./tiny:2``). Default names: the
+preset (``PRESET-STEPSsteps`` with STEPS), the model folder's last part (``tiny-2steps``),
+``clipscore:MODEL``, ``vqascore:MODEL``. Parsing checks the form and that local folders
+exist; it loads nothing, counts nothing and imports neither torch nor diffusers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..generators import BackendGenerator, DiffusersGenerator, presets
+from ..scoring import CLIPScorer, Scorer, VQAScorer
+
+__all__ = ["GENERATOR_FORMS", "SCORER_FORMS", "parse_generator", "parse_scorer"]
+
+GENERATOR_FORMS = "[NAME=]PRESET[:STEPS] or [NAME=]diffusers:MODEL[:STEPS]"
+SCORER_FORMS = "[NAME=]clip[:MODEL] or [NAME=]vqa[:MODEL]"
+
+_NAMED = re.compile(r"^([^=:/\\]+)=(.+)$")
+
+
+def _split_name(text: str, what: str, forms: str) -> tuple[str | None, str]:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty {what}; expected {forms}")
+    match = _NAMED.match(text.strip())
+    if match:
+        return match.group(1).strip(), match.group(2).strip()
+    return None, text.strip()
+
+
+def _split_steps(rest: str, text: str) -> tuple[str, int | None]:
+    head, sep, tail = rest.rpartition(":")
+    if sep and re.fullmatch(r"\d+", tail):
+        steps = int(tail)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1 in generator {text!r}, got {tail}")
+        return head, steps
+    return rest, None
+
+
+def parse_generator(text: str) -> BackendGenerator:
+    """The generator a command-line spec names (see the module docstring for the forms).
+
+    Raises
+    ------
+    ValueError
+        An unknown preset or form (the message lists the forms and presets).
+    FileNotFoundError
+        A local model folder that does not exist or holds no ``model_index.json``.
+
+    Examples
+    --------
+    >>> from costroute.collect import parse_generator
+    >>> g = parse_generator("turbo=sdxl-turbo-1:2")
+    >>> g.name, g.steps, g.model
+    ('turbo', 2, 'stabilityai/sdxl-turbo')
+    """
+    name, rest = _split_name(text, "generator", GENERATOR_FORMS)
+    if rest.startswith("diffusers:"):
+        model, steps = _split_steps(rest[len("diffusers:"):], text)
+        if not model:
+            raise ValueError(f"generator {text!r} names no model; expected diffusers:FOLDER_OR_HUB_ID[:STEPS]")
+        default = os.path.basename(model.rstrip("/\\")) or model
+        kwargs = {} if steps is None else {"steps": steps}
+        return DiffusersGenerator(name or (default if steps is None else f"{default}-{steps}steps"), model, **kwargs)
+    preset, steps = _split_steps(rest, text)
+    if preset not in presets.PRESETS:
+        raise ValueError(f"unknown generator {text!r}; expected {GENERATOR_FORMS}, with PRESET one of "
+                         f"{presets.names()}")
+    default = preset if steps is None else f"{preset}-{steps}steps"
+    changes = {"name": name or default}
+    if steps is not None:
+        changes["steps"] = steps
+    return presets.get(preset, **changes)
+
+
+def parse_scorer(text: str) -> Scorer:
+    """The scorer a command-line spec names (see the module docstring for the forms).
+
+    Raises
+    ------
+    ValueError
+        An unknown form.
+    FileNotFoundError
+        A local model folder that does not exist or holds no config.
+
+    Examples
+    --------
+    >>> from costroute.collect import parse_scorer
+    >>> parse_scorer("clip").name
+    'clipscore:clip-vit-large-patch14'
+    """
+    name, rest = _split_name(text, "scorer", SCORER_FORMS)
+    kind, _, model = rest.partition(":")
+    classes = {"clip": CLIPScorer, "vqa": VQAScorer}
+    if kind not in classes:
+        raise ValueError(f"unknown scorer {text!r}; expected {SCORER_FORMS}")
+    kwargs = {"name": name} if name else {}
+    if model:
+        return classes[kind](model, **kwargs)
+    return classes[kind](**kwargs)
