@@ -27,11 +27,12 @@ Examples
 >>> import os, tempfile
 >>> from costroute import CostAwareRouter
 >>> from costroute.io import load, save
->>> router = CostAwareRouter({"turbo": 1.0, "base": 10.0}, features="complexity",
-...                          quality_model="ridge").fit(["a wall", "two red kites at dusk"], [[3, 3.1], [1, 4]])
+>>> prompts = ["a white wall", "three red kites left of two tall trees at dusk"]
+>>> router = CostAwareRouter({"turbo": 1.0, "base": 10.0}, features="complexity", quality_model="ridge",
+...                          cost_penalty=0.5).fit(prompts, [[3.0, 3.1], [1.0, 4.0]])
 >>> path = save(router, os.path.join(tempfile.mkdtemp(), "router.skops"))
->>> load(path).predict(["a wall"]).tolist()
-['turbo']
+>>> load(path).predict(prompts).tolist()
+['turbo', 'base']
 """
 
 from __future__ import annotations
