@@ -40,7 +40,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
+import secrets
 import types
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -175,8 +175,8 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
     _check_savable(estimator)
     import skops.io as sio
 
-    handle, tmp = tempfile.mkstemp(prefix=".", suffix=".skops.tmp", dir=folder)
-    os.close(handle)
+    # a fresh name next to the target (created by skops with the usual permissions), then an atomic rename
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
     try:
         sio.dump(estimator, tmp, compression=zipfile.ZIP_DEFLATED)
         os.replace(tmp, path)

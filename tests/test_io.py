@@ -393,6 +393,9 @@ def test_save_errors(saved_routers, tmp_path):
     save(router, path)                                         # replaced in place
     assert load(path).predict(["a cat"]).tolist() == router.predict(["a cat"]).tolist()
     assert [p.name for p in tmp_path.iterdir()] == ["router.skops"]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")                                      # a file made the usual way (umask applies)
+    assert path.stat().st_mode == plain.stat().st_mode
 
 
 def test_an_unfitted_router_round_trips_its_parameters(tmp_path):
