@@ -411,3 +411,11 @@ def test_copying_a_saved_file_elsewhere_loads(saved_routers, tmp_path):
     moved = tmp_path / "elsewhere.skops"
     shutil.copy(path, moved)
     np.testing.assert_array_equal(load(moved).predict_quality(NEW_PROMPTS), router.predict_quality(NEW_PROMPTS))
+
+
+def test_importing_costroute_io_and_costs_loads_nothing_heavy():
+    code = ("import sys, costroute.io, costroute.costs\n"
+            "heavy = [m for m in ('skops', 'torch', 'diffusers', 'transformers', 'tqdm') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
