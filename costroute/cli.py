@@ -1,4 +1,4 @@
-"""The ``costroute`` command: route a file of prompts, or print per-image costs.
+"""The ``costroute`` command: fit and save a router, route a file of prompts, generate its images, print costs.
 
 Examples
 --------
@@ -7,7 +7,20 @@ Examples
     costroute route prompts.txt --budget 0.3            # fit on GenAI-Bench, route, CSV to stdout
     costroute route - --cost-penalty 0.2 < prompts.txt
     costroute route prompts.csv --column text -q        # prompts from a CSV column, no progress
+    costroute fit --dataset agiqa3k-quality -o router.skops   # fit once, save (skops, never pickle)
+    costroute route prompts.txt --router router.skops   # route with the saved router, no refit
+    costroute generate prompts.txt --router presets.skops --out images/ --budget 0.3
     costroute costs sdxl --steps 25                     # FLOPs breakdown of one image
+
+Routers
+-------
+``fit`` saves a router with :func:`costroute.io.save`; ``route --router`` and ``generate``
+load it with :func:`costroute.io.load` (never a pickle), which refuses a file naming a type
+outside its allow-list unless ``--trust TYPE`` names it. With ``--router`` the saved router
+is used as it is: the options that fit one (``--dataset``, ``--features``,
+``--quality-model``, ``--cost-unit``) are refused. ``generate`` needs generators that make
+images (presets, ``DiffusersGenerator``); it writes the images and ``images.csv`` into
+``--out`` (also when some images fail: exit status 1). See ``docs/persistence.md``.
 
 Input
 -----
@@ -33,7 +46,9 @@ Exit status
 2
     Usage or bad input: an unknown option or a bad value (``--budget`` and
     ``--cost-penalty`` must be finite and >= 0), a prompts file that is missing, unreadable,
-    not UTF-8, holds no prompts, or lacks the column to read.
+    not UTF-8, holds no prompts, or lacks the column to read; a router file that is missing,
+    not a skops file, holds untrusted types or no fitted CostAwareRouter; a router whose
+    generators cannot make images (``generate``); an output folder that cannot be used.
 130
     Interrupted (Ctrl-C).
 141
@@ -44,15 +59,15 @@ Exit status
 from __future__ import annotations
 
 import argparse
-import codecs
-import csv
-import io
 import math
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+
+from ._prompt_files import InputError as _InputError
+from ._prompt_files import read_prompts as _read_prompts
 
 DATASETS = ("genai-bench", "agiqa3k-alignment", "agiqa3k-quality")
 
@@ -61,10 +76,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
-
-
-class _InputError(Exception):
-    """Bad input or arguments found while running a command (exit status 2)."""
 
 
 # ---------------------------------------------------------------------- argument types
@@ -78,6 +89,16 @@ def _nonnegative_float(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -88,108 +109,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-# ---------------------------------------------------------------------- reading prompts
-def _read_bytes(source: str) -> tuple[bytes, str]:
-    """The raw input and the name to report it by."""
-    if source == "-":
-        return sys.stdin.buffer.read(), "standard input"
-    try:
-        with open(source, "rb") as fh:
-            return fh.read(), repr(source)
-    except OSError as exc:
-        raise _InputError(f"cannot read the prompts file {source!r}: {exc.strerror or exc}") from None
-
-
-def _decode(data: bytes, where: str) -> str:
-    """``data`` as UTF-8 text (a byte-order mark dropped), or an error naming the line."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise _InputError(
-            f"{where} starts with a UTF-16 byte-order mark; expected UTF-8. Convert it, e.g. "
-            "`iconv -f UTF-16 -t UTF-8`"
-        )
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise _InputError(
-            f"{where}, line {line}: byte 0x{data[exc.start]:02x} (byte {column} of the line) is not "
-            "valid UTF-8; expected UTF-8 text. Re-save it as UTF-8, e.g. `iconv -f LATIN1 -t UTF-8`"
-        ) from None
-
-
-def _text_prompts(text: str) -> list[str]:
-    prompts = [line.rstrip("\r\n") for line in io.StringIO(text, newline="")]
-    while prompts and not prompts[-1]:
-        prompts.pop()
-    return prompts
-
-
-def _csv_prompts(text: str, where: str, column: str | None) -> list[str]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    prompts: list[str] = []
-    index = None
-    try:
-        for row in reader:
-            if index is None:
-                if not row:
-                    continue  # blank lines before the header
-                header = row
-                index = _pick_column(header, where, column)
-                continue
-            if not row:
-                continue
-            if index >= len(row):
-                raise _InputError(
-                    f"{where}, line {reader.line_num}: {len(row)} field(s), so no {header[index]!r} value "
-                    f"(the header has {len(header)} columns)"
-                )
-            prompts.append(row[index])
-    except csv.Error as exc:
-        raise _InputError(f"{where}, line {reader.line_num}: not valid CSV: {exc}") from None
-    return prompts
-
-
-def _pick_column(header: list[str], where: str, column: str | None) -> int:
-    names = [name.strip() for name in header]
-    wanted = column if column is not None else "prompt"
-    if names.count(wanted) > 1:
-        raise _InputError(f"{where} has {names.count(wanted)} columns named {wanted!r}; rename one")
-    if wanted in names:
-        return names.index(wanted)
-    if column is not None:
-        raise _InputError(f"{where} has no column {column!r}; its columns are {names}")
-    if len(names) == 1:
-        return 0
-    raise _InputError(
-        f"{where} has the columns {names} and none is named 'prompt'; choose one with --column"
-    )
-
-
-def _read_prompts(source: str, column: str | None = None) -> list[str]:
-    """The prompts of a text or CSV file (``-`` for standard input); see the module docstring."""
-    data, where = _read_bytes(source)
-    text = _decode(data, where)
-    if column is not None or source.lower().endswith(".csv"):
-        prompts = _csv_prompts(text, where, column)
-        what = "one row per prompt under a header"
-    else:
-        prompts = _text_prompts(text)
-        what = "one prompt per line"
-    if not prompts:
-        raise _InputError(f"no prompts in {where} ({what})")
-    return prompts
-
-
 # ---------------------------------------------------------------------- commands
 def _say(args: argparse.Namespace, message: str) -> None:
     if not args.quiet:
         print(f"costroute {args.command}: {message}", file=sys.stderr, flush=True)
 
 
-def _report_warnings(caught) -> None:
+def _report_warnings(caught, command: str = "route") -> None:
     """Print each distinct warning once, as one line; library deprecation notices are dropped."""
     seen = set()
     for warning in caught:
@@ -197,7 +123,7 @@ def _report_warnings(caught) -> None:
         if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)) or text in seen:
             continue
         seen.add(text)
-        print(f"costroute route: warning: {text}", file=sys.stderr)
+        print(f"costroute {command}: warning: {text}", file=sys.stderr)
 
 
 def _load_training_data(name: str, cost_unit: str):
@@ -208,20 +134,84 @@ def _load_training_data(name: str, cost_unit: str):
     return load_agiqa3k(target=name.split("-", 1)[1], cost_unit=cost_unit)
 
 
-def _route(args: argparse.Namespace) -> int:
+# options that fit a router: refused next to --router, defaults filled in otherwise
+_FIT_OPTIONS = {"dataset": "genai-bench", "features": "minilm", "quality_model": "knn", "cost_unit": None}
+
+
+def _fit_defaults(args: argparse.Namespace) -> None:
+    """Fill in the defaults of the options that fit a router (they are ``None`` when not given)."""
+    for key, default in _FIT_OPTIONS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
+
+
+def _refuse_fit_options(args: argparse.Namespace) -> None:
+    given = [f"--{key.replace('_', '-')}" for key in _FIT_OPTIONS if getattr(args, key) is not None]
+    if given:
+        raise _InputError(
+            f"{', '.join(given)} fit a router, but --router gives a fitted one, used as it is; drop "
+            f"{'them' if len(given) > 1 else 'it'}, or fit a new router with `costroute fit`"
+        )
+
+
+def _load_router(args: argparse.Namespace):
+    """The fitted CostAwareRouter saved at ``args.router`` (bad files exit 2)."""
+    from .io import load
+    from .router import CostAwareRouter
+
+    path = args.router
+    try:
+        router = load(path, trusted=args.trust or None)
+    except OSError as exc:
+        raise _InputError(f"cannot read the router file {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # untrusted types, a pickle, not a skops file
+        raise _InputError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file: say so instead of a traceback
+        raise _InputError(f"cannot load the router file {path!r}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(router, CostAwareRouter):
+        raise _InputError(
+            f"{path!r} holds a {type(router).__name__}, not a CostAwareRouter; save a fitted CostAwareRouter "
+            "(costroute fit, or costroute.io.save(router, path))"
+        )
+    if not hasattr(router, "quality_model_"):
+        raise _InputError(f"{path!r} holds a CostAwareRouter that is not fitted; fit it before saving it")
+    if router.features is None:
+        raise _InputError(
+            f"{path!r} holds a router fitted on numeric features (features=None); it cannot route prompt text"
+        )
+    router.set_params(progress=not args.quiet)
+    return router
+
+
+def _fit_router(args: argparse.Namespace, what: str):
+    """Load the ``--dataset`` ratings and fit a router on them, saying so on stderr."""
     from . import CostAwareRouter
 
+    _say(args, f"{what}loading the {args.dataset} ratings ...")
+    start = time.perf_counter()
+    data = _load_training_data(args.dataset, args.cost_unit or "flops")
+    _say(args, f"fitting the router on {len(data.prompts)} rated prompts (features={args.features}, "
+               f"quality_model={args.quality_model}) ...")
+    router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
+                             random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+    _say(args, f"fitted in {time.perf_counter() - start:.1f} s")
+    return router
+
+
+def _route(args: argparse.Namespace) -> int:
     prompts = _read_prompts(args.prompts, args.column)
+    if args.router is not None:
+        _refuse_fit_options(args)
+    else:
+        _fit_defaults(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _say(args, f"{len(prompts)} prompt(s) to route; loading the {args.dataset} ratings ...")
-        start = time.perf_counter()
-        data = _load_training_data(args.dataset, args.cost_unit)
-        _say(args, f"fitting the router on {len(data.prompts)} rated prompts (features={args.features}, "
-                   f"quality_model={args.quality_model}) ...")
-        router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
-                                 random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
-        _say(args, f"fitted in {time.perf_counter() - start:.1f} s; routing ...")
+        if args.router is not None:
+            _say(args, f"{len(prompts)} prompt(s) to route; loading the router {args.router!r} ...")
+            router = _load_router(args)
+        else:
+            router = _fit_router(args, f"{len(prompts)} prompt(s) to route; ")
+        _say(args, "routing ...")
         plan = router.route(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
     _report_warnings(caught)
     frame = plan.to_frame()
@@ -234,6 +224,126 @@ def _route(args: argparse.Namespace) -> int:
                f"total {plan.total_cost:.4g} {plan.generators.cost_unit}")
     if not args.quiet:
         print(plan.summary().round(4).to_string(), file=sys.stderr)
+    return EXIT_OK
+
+
+def _dataset(text: str) -> str:
+    """A shipped dataset name or a collection store path (``.sqlite``)."""
+    if text in DATASETS or text.lower().endswith(".sqlite"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown dataset {text!r}; choose one of {', '.join(DATASETS)}, or a collection store STORE.sqlite"
+    )
+
+
+def _load_store(args: argparse.Namespace):
+    """A collection store as a dataset, when this costroute can read one."""
+    path = args.dataset
+    if not os.path.isfile(path):
+        raise _InputError(f"no collection store {path!r}: the file does not exist")
+    if args.cost_unit is not None:
+        raise _InputError("--cost-unit chooses the cost table of a shipped dataset; a collection store's costs "
+                          "are in its generators' own unit: drop --cost-unit")
+    try:
+        from .datasets import load_collection
+    except ImportError:
+        raise _InputError(
+            f"cannot read the collection store {path!r}: reading stores (costroute.datasets.load_collection) is "
+            f"not yet available in this version of costroute; fit on one of {', '.join(DATASETS)}"
+        ) from None
+    return load_collection(path)
+
+
+def _check_output_file(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise _InputError(f"the output {path!r} is a directory; give a file name such as router.skops")
+    if not os.path.isdir(folder):
+        raise _InputError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from . import CostAwareRouter
+    from .io import save
+
+    _check_output_file(args.output)
+    store = args.dataset.lower().endswith(".sqlite")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if store:
+            data = _load_store(args)
+            _say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
+                       f"(features={args.features}, quality_model={args.quality_model}) ...")
+            router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
+                                     random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+        else:
+            router = _fit_router(args, "")
+        router.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
+        save(router, args.output)
+    _report_warnings(caught, "fit")
+    names = ", ".join(router.generators_.names)
+    _say(args, f"saved the router to {args.output!r}: generators {names} (costs in {router.generators_.cost_unit}), "
+               f"cost_penalty={router.cost_penalty:g}, budget={router.budget}")
+    return EXIT_OK
+
+
+def _check_output_folder(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise _InputError(f"--out {path!r} is a file; give a folder for the images (created if needed)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise _InputError(f"cannot create the folder {path!r}: its parent {parent!r} does not exist")
+
+
+def _write_generation(args: argparse.Namespace, plan, result) -> str:
+    """Save the images there are and ``images.csv``; returns the CSV's path."""
+    os.makedirs(args.out, exist_ok=True)
+    saved = iter(result.save(args.out, missing="skip"))
+    frame = result.to_frame()
+    frame["expected_quality"] = plan.expected_quality
+    frame["file"] = [os.path.basename(next(saved)) if made else "" for made in (s == "made" for s in result.status())]
+    path = os.path.join(args.out, "images.csv")
+    frame.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .execution import GenerationError
+    from .generators import BackendGenerator
+
+    prompts = _read_prompts(args.prompts, args.column)
+    _check_output_folder(args.out)
+    _say(args, f"{len(prompts)} prompt(s) to generate; loading the router {args.router!r} ...")
+    router = _load_router(args)
+    plain = [spec.name for spec in router.generators_ if not isinstance(spec, BackendGenerator)]
+    if plain:
+        raise _InputError(
+            f"the router's generator(s) {plain} are plain GeneratorSpecs (a name and a cost) and cannot make "
+            "images; fit and save a router over generators with a backend: presets "
+            "(costroute.generators.presets.paper_pool()), DiffusersGenerator or CallableGenerator"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan = router.route(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
+    _report_warnings(caught, "generate")
+    _say(args, f"routed with cost_penalty={plan.cost_penalty:.4g}: "
+               + ", ".join(f"{name} {idx.size}" for name, idx in plan.groups().items()) + "; generating ...")
+    try:
+        result = plan.generate(seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    except GenerationError as exc:
+        csv_path = _write_generation(args, plan, exc.result)
+        print(f"costroute generate: error: {exc}", file=sys.stderr)
+        print(f"costroute generate: the {len(exc.result) - len(exc.result.missing)} images made and {csv_path!r} "
+              "were written", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "result", None)
+        if partial is not None:
+            _write_generation(args, plan, partial)
+        raise
+    csv_path = _write_generation(args, plan, result)
+    _say(args, f"{len(result)} images in {args.out!r} ({result.total_seconds:.1f} s, {len(result.fallbacks)} "
+               f"fallback(s), total cost {result.total_cost:.4g} {result.cost_unit}); table: {csv_path!r}")
     return EXIT_OK
 
 
@@ -294,6 +404,26 @@ def _collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompts", help="text file with one prompt per line, a .csv file, or - for standard input")
+    parser.add_argument("--column", default=None,
+                        help="read the input as CSV and take the prompts from this column "
+                             "(default for .csv files: the column 'prompt', else the only column)")
+
+
+def _add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust", action="append", default=None, metavar="TYPE",
+                        help="also trust this type (module.Name) in the router file, after reviewing it; repeatable")
+
+
+def _add_penalty_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cost-penalty", type=_nonnegative_float, default=None,
+                        help="lambda >= 0 (default: the router's, 0 for a fresh one); with --budget, the least "
+                             "lambda used")
+    parser.add_argument("--budget", type=_nonnegative_float, default=None,
+                        help="target mean normalised cost of the batch, >= 0 (lambda is raised until it is met)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``costroute`` command."""
     from . import __version__
@@ -307,21 +437,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    route = sub.add_parser("route", help="fit a router on a rated dataset and route a file of prompts (CSV to stdout)")
-    route.add_argument("prompts", help="text file with one prompt per line, a .csv file, or - for standard input")
-    route.add_argument("--column", default=None,
-                       help="read the input as CSV and take the prompts from this column "
-                            "(default for .csv files: the column 'prompt', else the only column)")
-    route.add_argument("--dataset", choices=DATASETS, default="genai-bench", help="training ratings (default: %(default)s)")
-    route.add_argument("--cost-unit", choices=("flops", "usd"), default="flops")
-    route.add_argument("--features", choices=FEATURE_CHOICES, default="minilm")
-    route.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default="knn")
-    route.add_argument("--cost-penalty", type=_nonnegative_float, default=None,
-                       help="lambda >= 0 (default 0); with --budget, the least lambda used")
-    route.add_argument("--budget", type=_nonnegative_float, default=None,
-                       help="target mean normalised cost of the batch, >= 0 (lambda is raised until it is met)")
+    route = sub.add_parser("route", help="route a file of prompts with a router fitted on a rated dataset, or a "
+                                         "saved one (--router); CSV to stdout")
+    _add_prompt_arguments(route)
+    route.add_argument("--router", default=None, metavar="ROUTER.skops",
+                       help="a router saved by `costroute fit` or costroute.io.save, used as it is (no refit)")
+    _add_trust_argument(route)
+    route.add_argument("--dataset", choices=DATASETS, default=None,
+                       help="training ratings (default: genai-bench); not with --router")
+    route.add_argument("--cost-unit", choices=("flops", "usd"), default=None, help="default: flops")
+    route.add_argument("--features", choices=FEATURE_CHOICES, default=None, help="default: minilm")
+    route.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default=None, help="default: knn")
+    _add_penalty_arguments(route)
     route.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     route.set_defaults(func=_route)
+
+    fit = sub.add_parser("fit", help="fit a router on a rated dataset and save it (skops format)")
+    fit.add_argument("--dataset", type=_dataset, default="genai-bench", metavar="DATASET",
+                     help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
+                          "store STORE.sqlite")
+    fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
+    fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
+                     help="cost table of a shipped dataset (default: flops)")
+    fit.add_argument("--features", choices=FEATURE_CHOICES, default="minilm")
+    fit.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default="knn")
+    fit.add_argument("--cost-penalty", type=_nonnegative_float, default=None,
+                     help="lambda >= 0 stored in the router (default 0); route/generate may override it")
+    fit.add_argument("--budget", type=_nonnegative_float, default=None,
+                     help="target mean normalised cost stored in the router; route/generate may override it")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    fit.set_defaults(func=_fit)
+
+    generate = sub.add_parser("generate", help="route a file of prompts with a saved router and make the images")
+    _add_prompt_arguments(generate)
+    generate.add_argument("--router", required=True, metavar="ROUTER.skops",
+                          help="a saved router whose generators can make images (presets, DiffusersGenerator)")
+    generate.add_argument("--out", required=True, metavar="DIR", help="folder for the images and images.csv")
+    _add_trust_argument(generate)
+    generate.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the run (default: 0)")
+    generate.add_argument("--batch-size", type=_positive_int, default=8, help="largest batch per generator call")
+    _add_penalty_arguments(generate)
+    generate.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    generate.set_defaults(func=_generate)
 
     costs = sub.add_parser("costs", help="per-image FLOPs of shipped architectures, with a breakdown")
     costs.add_argument("arch", nargs="*", help="architectures (default: all)")

@@ -231,3 +231,248 @@ def test_closed_output_pipe_exits_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+# ---------------------------------------------------------------- fit, route --router, generate
+class Marker(dict):
+    """A type from outside costroute inside a saved router: refused unless trusted."""
+
+
+def test_fit_then_route_with_the_saved_router_gives_the_refit_csv(tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a white wall\nthree red kites left of two trees at dusk\na cat\n")
+    saved = tmp_path / "router.skops"
+    assert main(["fit", "--dataset", "genai-bench", "-o", str(saved), *ROUTE_FAST]) == 0
+    err = capsys.readouterr().err
+    assert "fitting the router on 527 rated prompts" in err and f"saved the router to '{saved}'" in err
+    for extra in ([], ["--budget", "0.3"], ["--cost-penalty", "0.4"]):
+        assert main(["route", str(prompts), "--router", str(saved), "-q", *extra]) == 0
+        with_router = capsys.readouterr().out
+        assert main(["route", str(prompts), *ROUTE_FAST, "-q", *extra]) == 0
+        refit = capsys.readouterr().out
+        assert with_router == refit and len(routed_frame(refit)) == 3
+
+
+def test_fit_stores_penalty_and_budget_that_route_may_override(tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a white wall\nthree red kites left of two trees at dusk\n")
+    saved = tmp_path / "router.skops"
+    assert main(["fit", "-o", str(saved), *ROUTE_FAST, "--cost-penalty", "100", "-q"]) == 0
+    assert main(["route", str(prompts), "--router", str(saved), "-q"]) == 0
+    assert set(routed_frame(capsys.readouterr().out)["generator"]) == {"SDXL_Turbo"}   # λ = 100 from the file
+    assert main(["route", str(prompts), "--router", str(saved), "--cost-penalty", "0", "-q"]) == 0
+    assert main(["route", str(prompts), *ROUTE_FAST, "--cost-penalty", "0", "-q"]) == 0
+    out = capsys.readouterr().out
+    half = len(out) // 2
+    assert out[:half] == out[half:]                       # the override equals a refit at λ = 0
+
+
+@pytest.fixture(scope="module")
+def complexity_router_file(tmp_path_factory):
+    """A fitted complexity/ridge router over GenAI-Bench's generators, saved; and one holding a foreign type."""
+    from costroute import CostAwareRouter, GeneratorSpec
+    from costroute.datasets import load_genai_bench
+    from costroute.io import save
+
+    data = load_genai_bench()
+    router = CostAwareRouter(data.generators, features="complexity", quality_model="ridge").fit(data.prompts, data.quality)
+    folder = tmp_path_factory.mktemp("routers")
+    plain = save(router, folder / "router.skops")
+    specs = [GeneratorSpec(s.name, s.cost, note=Marker(a=1)) for s in data.generators]
+    marked = CostAwareRouter(specs, features="complexity", quality_model="ridge").fit(data.prompts, data.quality)
+    return plain, save(marked, folder / "marked.skops"), router
+
+
+def test_route_with_a_router_loads_no_training_data(tmp_path, corrupt_data, complexity_router_file, capsys):
+    plain, _, router = complexity_router_file
+    path = tmp_path / "prompts.txt"
+    path.write_text("a white wall\n")
+    assert main(["route", str(path), "--router", plain]) == 0    # the (corrupt) ratings are never read
+    captured = capsys.readouterr()
+    assert routed_frame(captured.out)["generator"].tolist() == router.predict(["a white wall"]).tolist()
+    assert "loading the router" in captured.err and "ratings" not in captured.err
+
+
+def test_route_with_a_router_refuses_fit_options_and_bad_files(tmp_path, corrupt_data, complexity_router_file, capsys):
+    import pickle
+
+    plain, marked, router = complexity_router_file
+    path = tmp_path / "prompts.txt"
+    path.write_text("a white wall\n")
+    assert main(["route", str(path), "--router", plain, "--features", "minilm", "--dataset", "genai-bench"]) == 2
+    assert ("--dataset, --features fit a router, but --router gives a fitted one, used as it is; drop them"
+            in capsys.readouterr().err)
+    pickled = tmp_path / "router.pkl"
+    pickled.write_bytes(pickle.dumps(router))
+    for bad, message in [
+        (tmp_path / "missing.skops", "cannot read the router file"),
+        (pickled, "is a pickle, not a skops file; costroute never loads pickles"),
+        (path, "is not a skops file"),
+        (marked, f"holds type(s) that are not trusted: ['{Marker.__module__}.Marker']"),
+    ]:
+        assert main(["route", str(path), "--router", str(bad), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("costroute route: error: ") and message in err and "Traceback" not in err
+    # a reviewed type is trusted by name
+    assert main(["route", str(path), "--router", marked, "--trust", f"{Marker.__module__}.Marker", "-q"]) == 0
+    assert routed_frame(capsys.readouterr().out)["prompt"].tolist() == ["a white wall"]
+
+
+def test_route_refuses_files_without_a_fitted_text_router(tmp_path, capsys):
+    import numpy as np
+
+    from costroute import CascadeRouter, CostAwareRouter
+    from costroute.io import save
+
+    path = tmp_path / "prompts.txt"
+    path.write_text("a white wall\n")
+    costs = {"a": 1.0, "b": 2.0}
+    numeric = CostAwareRouter(costs, features=None, quality_model="ridge").fit(np.eye(3), np.eye(3)[:, :2])
+    cases = [
+        (CostAwareRouter(costs), "holds a CostAwareRouter that is not fitted"),
+        (numeric, "fitted on numeric features (features=None); it cannot route prompt text"),
+        (CascadeRouter(numeric), "holds a CascadeRouter, not a CostAwareRouter"),
+    ]
+    for i, (estimator, message) in enumerate(cases):
+        saved = save(estimator, tmp_path / f"r{i}.skops")
+        assert main(["route", str(path), "--router", saved]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_fit_checks_its_arguments_before_loading_data(tmp_path, corrupt_data, capsys):
+    assert main(["fit", "-o", str(tmp_path / "missing" / "r.skops")]) == 2
+    assert "the folder" in capsys.readouterr().err
+    assert main(["fit", "-o", str(tmp_path)]) == 2
+    assert "is a directory; give a file name" in capsys.readouterr().err
+    assert main(["fit", "-o", str(tmp_path / "r.skops"), "--dataset", "nope"]) == 2
+    assert "argument --dataset: unknown dataset 'nope'; choose one of genai-bench" in capsys.readouterr().err
+    assert main(["fit", "-o", str(tmp_path / "r.skops"), "--dataset", str(tmp_path / "none.sqlite")]) == 2
+    assert "no collection store" in capsys.readouterr().err
+    assert main(["fit", "-o", str(tmp_path / "r.skops")]) == 1     # only now is the (corrupt) data read
+    assert "ChecksumError" in capsys.readouterr().err
+    assert not (tmp_path / "r.skops").exists()
+
+
+def test_fit_on_a_collection_store(tmp_path, capsys):
+    import costroute.datasets
+
+    store = tmp_path / "run.sqlite"
+    store.write_bytes(b"")
+    if hasattr(costroute.datasets, "load_collection"):
+        pytest.skip("load_collection exists: fitting on stores is covered with real stores by the collection tests")
+    assert main(["fit", "--dataset", str(store), "-o", str(tmp_path / "r.skops")]) == 2
+    assert "reading stores (costroute.datasets.load_collection) is not yet available" in capsys.readouterr().err
+    assert main(["fit", "--dataset", str(store), "--cost-unit", "usd", "-o", str(tmp_path / "r.skops")]) == 2
+    assert "a collection store's costs are in its generators' own unit" in capsys.readouterr().err
+
+
+SHORT = ["a cat", "a dog", "a red kite", "a white wall", "a tree", "a blue car"]
+LONG = ["three red kites left of two tall trees at dusk, and a dog below them",
+        "a crowded market street at night with neon signs, five people and a bicycle",
+        "two cats on a sofa next to a window, one black and one white, in the rain",
+        "an oil painting of a lighthouse on a cliff with waves and seagulls above it",
+        "a kitchen table with four cups, a teapot and a plate of lemons in the morning",
+        "a dragon flying over a castle while knights ride across the bridge below"]
+
+
+@pytest.fixture(scope="module")
+def tiny_routers(tmp_path_factory):
+    """Routers over DiffusersGenerators of a tiny pipeline folder, saved: working, one generator's folder
+    gone, every folder gone. Short prompts go to "quick" (1 step), long ones to "slow" (3 steps)."""
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from costroute import CostAwareRouter
+    from costroute.generators import DiffusersGenerator, build_tiny_pipeline
+    from costroute.io import save
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # tiny models gain nothing from threads on a shared machine
+    root = tmp_path_factory.mktemp("tiny")
+    folder = build_tiny_pipeline(root / "tiny-sd", kind="sd", seed=0)
+    gone = shutil.copytree(folder, root / "gone")
+    quality = np.array([[3.0, 3.0]] * len(SHORT) + [[1.0, 4.0]] * len(LONG))
+
+    def fit_and_save(name, quick_folder, slow_folder):
+        generators = [DiffusersGenerator("quick", quick_folder, steps=1, guidance_scale=1.0),
+                      DiffusersGenerator("slow", slow_folder, steps=3)]
+        router = CostAwareRouter(generators, features="complexity", quality_model="ridge", cost_penalty=0.5,
+                                 progress=False).fit(SHORT + LONG, quality)
+        return save(router, root / name), router
+
+    files = {"ok": fit_and_save("ok.skops", folder, folder), "slow-gone": fit_and_save("slow.skops", folder, gone),
+             "all-gone": fit_and_save("all.skops", gone, gone)}
+    shutil.rmtree(gone)
+    yield files
+    torch.set_num_threads(threads)
+
+
+def test_generate_writes_the_images_and_a_csv(tmp_path, tiny_routers, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from costroute.generators import pipeline_cache
+
+    path, router = tiny_routers["ok"]
+    prompts = ["a bird", LONG[0], "a tree", "two dogs and three cats playing with a red ball in a park at noon"]
+    source = tmp_path / "prompts.txt"
+    source.write_text("\n".join(prompts) + "\n")
+    out = tmp_path / "images"
+    assert main(["generate", str(source), "--router", path, "--out", str(out), "--seed", "5", "--batch-size", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "routed with cost_penalty=0.5" in err and "4 images in" in err
+    frame = pd.read_csv(out / "images.csv", keep_default_na=False)
+    plan = router.route(prompts)
+    assert frame["prompt"].tolist() == prompts
+    assert frame["generator"].tolist() == frame["planned_generator"].tolist() == plan.generator_names.tolist()
+    assert frame["generator"].tolist() == ["quick", "slow", "quick", "slow"]
+    assert frame["status"].tolist() == ["made"] * 4 and not frame["fell_back"].any()
+    assert frame["expected_quality"].tolist() == pytest.approx(plan.expected_quality.tolist(), rel=1e-5)
+    assert sorted(p.name for p in out.iterdir()) == sorted(frame["file"].tolist() + ["images.csv"])
+    pipeline_cache.clear()
+    expected = plan.generate(seed=5, batch_size=2, progress=False)     # the same images, made here
+    for i, name in enumerate(frame["file"]):
+        assert name == f"image_{i:04d}_{frame['generator'][i]}.png" and frame["seed"][i] == expected.seeds[i]
+        assert np.array_equal(np.asarray(Image.open(out / name)), np.asarray(expected[i]))
+    pipeline_cache.clear()
+
+
+def test_generate_falls_back_and_reports_failures(tmp_path, tiny_routers, capsys):
+    from costroute.generators import pipeline_cache
+
+    source = tmp_path / "prompts.txt"
+    source.write_text(f"a bird\n{LONG[1]}\n")
+    out = tmp_path / "fallback"
+    assert main(["generate", str(source), "--router", tiny_routers["slow-gone"][0], "--out", str(out), "-q"]) == 0
+    frame = pd.read_csv(out / "images.csv", keep_default_na=False)
+    assert frame["planned_generator"].tolist() == ["quick", "slow"]
+    assert frame["generator"].tolist() == ["quick", "quick"] and frame["fell_back"].tolist() == [False, True]
+    assert (out / "image_0001_quick.png").is_file()
+    out = tmp_path / "failed"
+    assert main(["generate", str(source), "--router", tiny_routers["all-gone"][0], "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "costroute generate: error: 2 of 2 images failed" in err and "images.csv" in err
+    frame = pd.read_csv(out / "images.csv", keep_default_na=False)
+    assert frame["status"].tolist() == ["failed", "failed"] and frame["file"].tolist() == ["", ""]
+    assert sorted(p.name for p in out.iterdir()) == ["images.csv"]
+    pipeline_cache.clear()
+
+
+def test_generate_refuses_routers_without_backends_and_bad_output(tmp_path, complexity_router_file, tiny_routers,
+                                                                  capsys):
+    source = tmp_path / "prompts.txt"
+    source.write_text("a bird\n")
+    plain, _, _ = complexity_router_file
+    out = tmp_path / "images"
+    assert main(["generate", str(source), "--router", plain, "--out", str(out), "-q"]) == 2
+    assert ("the router's generator(s) ['DeepFloyd_I_XL_v1', 'SDXL_Base', 'SDXL_Turbo', 'SDXL_2_1'] are plain "
+            "GeneratorSpecs (a name and a cost) and cannot make images") in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["generate", str(source), "--router", tiny_routers["ok"][0], "--out", str(source), "-q"]) == 2
+    assert "is a file; give a folder for the images" in capsys.readouterr().err
+    assert main(["generate", str(source), "--router", tiny_routers["ok"][0], "--out", str(out), "--seed", "-1"]) == 2
+    assert "argument --seed: must be >= 0, got '-1'" in capsys.readouterr().err
+    assert main(["generate", str(source), "--out", str(out)]) == 2
+    assert "the following arguments are required: --router" in capsys.readouterr().err

@@ -15,7 +15,8 @@ import numpy as np
 
 from .._checks import check_nonnegative
 
-COST_UNITS = ("flops", "usd")
+#: Units of a cost per image: FLOPs, US dollars, or seconds measured with :func:`costroute.costs.profile`.
+COST_UNITS = ("flops", "usd", "seconds")
 
 
 def _check_name(name: Any) -> str:
@@ -45,7 +46,7 @@ class GeneratorSpec:
         Unique name of the generator (for example ``"SDXL_Base"`` or ``"sd15-25steps"``).
     cost : float
         Cost of one image, in ``cost_unit``. Must be finite and non-negative.
-    cost_unit : {"flops", "usd"}, default="flops"
+    cost_unit : {"flops", "usd", "seconds"}, default="flops"
         Unit of ``cost``. All generators of one registry share a unit.
     **settings
         Free settings describing the generator (steps, guidance scale, resolution, model id,

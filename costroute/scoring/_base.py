@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["COST_UNITS", "Scorer"]
 
 #: Units a scorer's cost can be expressed in (the same as the generators').
-COST_UNITS = ("flops", "usd")
+COST_UNITS = ("flops", "usd", "seconds")
 
 
 def _check_name(name: Any) -> str:
@@ -97,8 +97,9 @@ class Scorer:
         Name of the scorer (identifies it in results and reprs).
     cost : float or None, default=None
         Cost of scoring one image in ``cost_unit``. ``None``: counted (model scorers).
-    cost_unit : {"flops", "usd"}, default="flops"
-        Unit of :attr:`cost`. Counted FLOPs become dollars through ``price_model``.
+    cost_unit : {"flops", "usd", "seconds"}, default="flops"
+        Unit of :attr:`cost`. Counted FLOPs become dollars through ``price_model``; seconds
+        (measured on your hardware) must be given as an explicit ``cost``.
     price_model : GPUPriceModel or None, default=None
         Turns FLOPs into dollars; ``None`` is :data:`costroute.costs.DEFAULT_PRICE_MODEL`,
         the one the datasets' cost tables use, so scorer and generator costs add up.
@@ -151,7 +152,7 @@ class Scorer:
 
         Parameters
         ----------
-        unit : {"flops", "usd"}
+        unit : {"flops", "usd", "seconds"}
             The unit wanted.
         price_model : GPUPriceModel, optional
             Converts FLOPs to dollars; default the scorer's ``price_model``, else
@@ -164,18 +165,29 @@ class Scorer:
         Raises
         ------
         ValueError
-            ``unit`` is not "flops" or "usd", or FLOPs are asked of a scorer whose only cost
-            is an explicit price in dollars.
+            ``unit`` is not a valid unit, or the cost has no equivalent in it: FLOPs of an
+            explicit price in dollars, seconds of anything but an explicit cost in seconds.
         """
         unit = _check_unit(unit, "unit")
         if self._explicit_cost is not None:
             if unit == self.cost_unit:
                 return self._explicit_cost
-            if unit == "usd":
+            if unit == "usd" and self.cost_unit == "flops":
                 return self._price(price_model).usd_per_image(self._explicit_cost)
+            if self.cost_unit == "usd" and unit == "flops":
+                raise ValueError(
+                    f"scorer {self.name!r} has an explicit cost of USD {self._explicit_cost:g} per image, which has no "
+                    "FLOPs equivalent; give the cost in FLOPs (cost_unit='flops') to add it to FLOP costs"
+                )
             raise ValueError(
-                f"scorer {self.name!r} has an explicit cost of USD {self._explicit_cost:g} per image, which has no "
-                "FLOPs equivalent; give the cost in FLOPs (cost_unit='flops') to add it to FLOP costs"
+                f"scorer {self.name!r} has an explicit cost of {self._explicit_cost:g} {self.cost_unit} per image, which "
+                f"has no {unit} equivalent; give the cost in {unit} (cost_unit={unit!r})"
+            )
+        if unit == "seconds":
+            raise ValueError(
+                f"scorer {self.name!r} has a counted cost in FLOPs, which has no seconds equivalent; give it "
+                "cost=<seconds per image, measured> with cost_unit='seconds', or pass scoring_cost= in seconds to "
+                "the CascadeRouter"
             )
         flops = float(self._counted_flops())
         return flops if unit == "flops" else self._price(price_model).usd_per_image(flops)
