@@ -251,7 +251,10 @@ def _load_store(args: argparse.Namespace):
             f"cannot read the collection store {path!r}: reading stores (costroute.datasets.load_collection) is "
             f"not yet available in this version of costroute; fit on one of {', '.join(DATASETS)}"
         ) from None
-    return load_collection(path)
+    try:
+        return load_collection(path, scorer=getattr(args, "scorer", None))
+    except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store
+        raise _InputError(str(exc)) from None
 
 
 def _check_output_file(path: str) -> None:
@@ -456,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dataset", type=_dataset, default="genai-bench", metavar="DATASET",
                      help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
                           "store STORE.sqlite")
+    fit.add_argument("--scorer", default=None, metavar="NAME",
+                     help="with a collection store: the scorer whose scores are the quality (default: its only one)")
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
     fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
                      help="cost table of a shipped dataset (default: flops)")

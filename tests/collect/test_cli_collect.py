@@ -74,6 +74,17 @@ def test_collect_command_fills_a_store_and_resumes(tmp_path, tiny_sd, tiny_clip,
     assert data.quality.shape == (3, 2) and data.generators.names == ["two", "three"]
     assert data.generators["two"].cost < data.generators["three"].cost and data.cost_unit == "flops"
     assert main(args + ["-q"]) == 0 and capsys.readouterr().err == ""
+    # fit a router on the store, save it, and route a prompts file with the saved router
+    router = tmp_path / "router.skops"
+    assert main(["fit", "--dataset", str(tmp_path / "run.sqlite"), "-o", str(router), "--features", "complexity",
+                 "--quality-model", "ridge", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["route", str(prompts), "--router", str(router), "-q"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("prompt,generator")
+    assert all(line.split(",")[1] in ("two", "three") for line in lines[1:])
+    assert main(["fit", "--dataset", str(tmp_path / "run.sqlite"), "--scorer", "nope", "-o", str(router)]) == 2
+    assert "nope" in capsys.readouterr().err  # the error names the scorer asked for
 
 
 def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip):
