@@ -36,14 +36,10 @@ import time
 from pathlib import Path
 
 # Thread limits must be set before numpy / torch start their pools.
-_THREADS = "1"
-for _i, _a in enumerate(sys.argv):
-    if _a == "--threads" and _i + 1 < len(sys.argv):
-        _THREADS = sys.argv[_i + 1]
-    elif _a.startswith("--threads="):
-        _THREADS = _a.split("=", 1)[1]
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, _THREADS)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _threads import limit_threads_from_argv  # noqa: E402
+
+limit_threads_from_argv()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
