@@ -34,3 +34,11 @@ def tiny_sdxl(tmp_path_factory) -> str:
     from costroute.generators import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sdxl", kind="sdxl", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """Folder of a tiny CLIPModel + processor (seed 3: its cosines take both signs on test images)."""
+    from costroute.scoring import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("scorers") / "tiny-clip", seed=3)

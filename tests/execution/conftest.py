@@ -6,28 +6,8 @@ from __future__ import annotations
 import pytest
 from plan_helpers import Recorder, make_plan
 
-from costroute.generators import CallableGenerator, pipeline_cache
-
-
-@pytest.fixture(autouse=True)
-def fresh_pipeline_cache():
-    """Every test starts and ends with an empty cache and the default bound."""
-    bound = pipeline_cache.max_loaded
-    pipeline_cache.clear()
-    yield pipeline_cache
-    pipeline_cache.clear()
-    pipeline_cache.max_loaded = bound
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from threads; on a shared 2-core machine OpenMP threads slow them down."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from costroute.generators import CallableGenerator
+from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 
 
 @pytest.fixture

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from costroute.generators import pipeline_cache
-from costroute.scoring import build_tiny_clip, build_tiny_vlm
+from costroute.scoring import build_tiny_vlm
+from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 
 PROMPTS = ["a cat", "a red dog on a mat", "x", "a very long prompt about {many} things, 'quoted'", "b", "zebra 42"]
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory) -> str:
-    """Folder of a tiny CLIPModel + processor (seed 3: its cosines take both signs on the test images)."""
-    return build_tiny_clip(tmp_path_factory.mktemp("scorers") / "tiny-clip", seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -36,24 +30,3 @@ def images():
 @pytest.fixture
 def prompts():
     return list(PROMPTS)
-
-
-@pytest.fixture(autouse=True)
-def fresh_pipeline_cache():
-    """Every test starts and ends with an empty model cache and the default bound."""
-    bound = pipeline_cache.max_loaded
-    pipeline_cache.clear()
-    yield pipeline_cache
-    pipeline_cache.clear()
-    pipeline_cache.max_loaded = bound
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from threads; on a shared 2-core machine threads slow them down."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
