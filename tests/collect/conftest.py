@@ -1,5 +1,5 @@
-"""Collection fixtures (the tiny pipelines and tiny CLIP model are in tests/conftest.py):
-once per session), fast generators and scorers made of plain functions, a clean pipeline cache per test."""
+"""Collection fixtures: fast generators and scorers made of plain functions, and a clean model cache per
+test (the tiny pipelines and the tiny CLIP model are in tests/conftest.py)."""
 
 from __future__ import annotations
 
