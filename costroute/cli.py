@@ -237,20 +237,15 @@ def _dataset(text: str) -> str:
 
 
 def _load_store(args: argparse.Namespace):
-    """A collection store as a dataset, when this costroute can read one."""
+    """A collection store as a dataset (the scorer given by ``--scorer`` is the quality)."""
     path = args.dataset
     if not os.path.isfile(path):
         raise _InputError(f"no collection store {path!r}: the file does not exist")
     if args.cost_unit is not None:
         raise _InputError("--cost-unit chooses the cost table of a shipped dataset; a collection store's costs "
                           "are in its generators' own unit: drop --cost-unit")
-    try:
-        from .datasets import load_collection
-    except ImportError:
-        raise _InputError(
-            f"cannot read the collection store {path!r}: reading stores (costroute.datasets.load_collection) is "
-            f"not yet available in this version of costroute; fit on one of {', '.join(DATASETS)}"
-        ) from None
+    from .datasets import load_collection
+
     try:
         return load_collection(path, scorer=getattr(args, "scorer", None))
     except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store

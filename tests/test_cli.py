@@ -353,17 +353,14 @@ def test_fit_checks_its_arguments_before_loading_data(tmp_path, corrupt_data, ca
     assert not (tmp_path / "r.skops").exists()
 
 
-def test_fit_on_a_collection_store(tmp_path, capsys):
-    import costroute.datasets
-
+def test_fit_on_a_collection_store_refuses_an_empty_store_and_a_cost_unit(tmp_path, capsys):
     store = tmp_path / "run.sqlite"
     store.write_bytes(b"")
-    if hasattr(costroute.datasets, "load_collection"):
-        pytest.skip("load_collection exists: fitting on stores is covered with real stores by the collection tests")
     assert main(["fit", "--dataset", str(store), "-o", str(tmp_path / "r.skops")]) == 2
-    assert "reading stores (costroute.datasets.load_collection) is not yet available" in capsys.readouterr().err
+    assert "is an empty file, not a collection store" in capsys.readouterr().err
     assert main(["fit", "--dataset", str(store), "--cost-unit", "usd", "-o", str(tmp_path / "r.skops")]) == 2
     assert "a collection store's costs are in its generators' own unit" in capsys.readouterr().err
+    assert not (tmp_path / "r.skops").exists()
 
 
 SHORT = ["a cat", "a dog", "a red kite", "a white wall", "a tree", "a blue car"]
