@@ -8,20 +8,14 @@ import math
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.multioutput import MultiOutputRegressor
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .features import COMPLEXITY_FEATURES, PromptComplexity, SentenceEmbedder, check_prompts
 from .generators import GeneratorRegistry
 from .plan import RoutingPlan
+from .quality_models import DEFAULT_N_NEIGHBORS, QUALITY_MODEL_CHOICES, build_quality_model, describe_model, reads_text
 from .routing import BudgetWarning, assign_generators, check_budget, check_penalty, penalty_for_budget
 
 __all__ = [
@@ -34,9 +28,6 @@ __all__ = [
 ]
 
 FEATURE_CHOICES = ("minilm", "complexity", "minilm+complexity")
-QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
-#: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
-DEFAULT_N_NEIGHBORS = 40
 
 
 #: Fewest rated prompts a built-in quality model is fitted on (see :meth:`CostAwareRouter.fit`).
@@ -92,48 +83,6 @@ def _looks_like_text(X) -> bool:
     return any(isinstance(v, (str, bytes)) for v in X)
 
 
-def _describe_model(model) -> str:
-    name = type(model).__name__
-    if isinstance(model, MultiOutputRegressor):
-        name += f"({type(model.estimator).__name__})"
-    return name
-
-
-def _build_quality_model(spec, n_samples: int, random_state):
-    if isinstance(spec, str):
-        if spec == "knn":
-            return KNeighborsRegressor(n_neighbors=min(DEFAULT_N_NEIGHBORS, n_samples))
-        if spec == "ridge":
-            return RidgeCV(alphas=np.logspace(-3, 3, 13))
-        if spec == "mlp":
-            mlp = MLPRegressor(
-                hidden_layer_sizes=(64,), alpha=1.0, learning_rate_init=1e-3, max_iter=300,
-                early_stopping=n_samples >= 50, n_iter_no_change=20, random_state=random_state,
-            )
-            return TransformedTargetRegressor(regressor=mlp, transformer=StandardScaler())
-        if spec == "gbm":
-            return MultiOutputRegressor(
-                HistGradientBoostingRegressor(
-                    max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
-                    min_samples_leaf=max(1, min(20, n_samples // 10)), l2_regularization=1.0,
-                    random_state=random_state,
-                )
-            )
-        raise ValueError(
-            f"unknown quality_model {spec!r}; valid choices are {list(QUALITY_MODEL_CHOICES)} "
-            "or a scikit-learn regressor"
-        )
-    if hasattr(spec, "fit") and hasattr(spec, "predict"):
-        model = clone(spec)
-        if not get_tags(model).target_tags.multi_output:
-            model = MultiOutputRegressor(model)
-        return model
-    raise TypeError(
-        f"quality_model must be one of {list(QUALITY_MODEL_CHOICES)} or a scikit-learn regressor, "
-        f"got {type(spec).__name__}: {spec!r}"
-    )
-
-
 class CostAwareRouter(BaseEstimator):
     """Route each prompt to the generator with the best predicted quality for its cost.
 
@@ -156,7 +105,9 @@ class CostAwareRouter(BaseEstimator):
         Regressor of the (n, K) quality matrix: k-nearest neighbours (k=40 or the training
         size if smaller), an MLP, histogram gradient boosting (one per generator), RidgeCV,
         or any scikit-learn regressor (cloned; single-output ones are wrapped in
-        :class:`~sklearn.multioutput.MultiOutputRegressor`).
+        :class:`~sklearn.multioutput.MultiOutputRegressor`). A regressor tagged
+        ``input_tags.string`` reads the prompts themselves: it is given the validated
+        prompts and ``features`` is not used (``features_`` is ``None``).
     cost_penalty : float, default=0.0
         λ >= 0, in quality units per unit of normalised cost. 0 picks the best predicted
         quality whatever the cost.
@@ -221,8 +172,18 @@ class CostAwareRouter(BaseEstimator):
         self.progress = progress
 
     # ------------------------------------------------------------------ validation
+    def _reads_text(self) -> bool:
+        """Whether the quality model takes the prompts themselves (``features`` then unused)."""
+        spec = self.quality_model
+        if isinstance(spec, str):
+            try:
+                spec = build_quality_model(spec, MIN_TRAINING_PROMPTS, None)
+            except ValueError:  # an unknown name: fit reports it
+                return False
+        return reads_text(spec)
+
     def _check_X(self, X, *, reset: bool):
-        if self.features is None:
+        if self.features is None and not self._reads_text():
             if _looks_like_text(X):
                 raise ValueError(
                     "features=None expects numeric X of shape (n_samples, n_features), got prompt "
@@ -326,9 +287,9 @@ class CostAwareRouter(BaseEstimator):
                 "and every prompt would be routed to the generator that was best on it. Rate more "
                 "prompts, or use that generator for everything"
             )
-        self.features_ = _build_features(self.features, progress)
+        self.features_ = None if self._reads_text() else _build_features(self.features, progress)
         Xt = X if self.features_ is None else self.features_.fit_transform(X)
-        self.quality_model_ = _build_quality_model(self.quality_model, len(X), self.random_state)
+        self.quality_model_ = build_quality_model(self.quality_model, len(X), self.random_state)
         self.quality_model_.fit(Xt, Y)
         return self
 
@@ -349,7 +310,7 @@ class CostAwareRouter(BaseEstimator):
         """
         names = [str(name) for name in self.generator_names_]
         n, k = len(X), len(names)
-        model = _describe_model(self.quality_model_)
+        model = describe_model(self.quality_model_)
         raw = self.quality_model_.predict(self._transform(X))
         try:
             Q = np.asarray(raw, dtype=float)
@@ -386,7 +347,7 @@ class CostAwareRouter(BaseEstimator):
         return Q
 
     def _describe_row(self, X, i: int) -> str:
-        if self.features_ is None:
+        if not isinstance(X[i], str):
             return f"row {i}"
         text = X[i] if len(X[i]) <= 60 else X[i][:57] + "..."
         return f"prompt {i} {text!r}"
@@ -472,7 +433,8 @@ class CostAwareRouter(BaseEstimator):
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
-        tags.input_tags.string = self.features is not None
-        tags.input_tags.two_d_array = self.features is None
+        text = self.features is not None or self._reads_text()
+        tags.input_tags.string = text
+        tags.input_tags.two_d_array = not text
         tags.non_deterministic = self.quality_model in ("mlp", "gbm") and self.random_state is None
         return tags

@@ -139,7 +139,9 @@ def test_round_trip_predicts_identically_in_a_fresh_process(saved_routers, fresh
     results, _ = fresh_process_results
     X = NEW_PROMPTS + PROMPTS if features else numeric(NEW_PROMPTS + PROMPTS)
     name = tag(features, quality_model)
-    np.testing.assert_array_equal(results[f"{name}/quality"], router.predict_quality(X))
+    # MiniLM embeddings are float32 and depend on which prompts shared a padded batch (this
+    # process may have embedded some of them earlier, in other batches): a last-bit difference
+    np.testing.assert_allclose(results[f"{name}/quality"], router.predict_quality(X), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(results[f"{name}/budget"], router.route(X, budget=0.5).assignments)
     assert results[f"{name}/progress"].tolist() == [False]   # parameters come back untouched
 

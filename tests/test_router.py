@@ -16,6 +16,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVR
+from sklearn.utils import get_tags
 
 from costroute import BudgetWarning, CostAwareRouter, GeneratorRegistry, GeneratorSpec, RoutingPlan
 from costroute.metrics import make_routing_scorer
@@ -474,3 +475,34 @@ def test_progress_is_a_plain_parameter(capsys):
     assert capsys.readouterr().err == ""                  # a handful of prompts never shows a bar
     with pytest.raises(TypeError, match="progress must be True or False, got str"):
         CostAwareRouter(COSTS, features="complexity", progress="no").fit(PROMPTS, QUALITY)
+
+
+class _LengthRegressor(RegressorMixin, BaseEstimator):
+    """Reads the prompts themselves: quality of column k = k-th power of a length score."""
+
+    def fit(self, X, y):
+        assert all(isinstance(p, str) for p in X)
+        self.n_outputs_ = np.asarray(y).shape[1]
+        return self
+
+    def predict(self, X):
+        assert all(isinstance(p, str) for p in X)
+        lengths = np.array([len(p.split()) for p in X], dtype=float)
+        return np.column_stack([np.full(len(X), 2.0), lengths / 2.0][: self.n_outputs_])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.multi_output = True
+        return tags
+
+
+@pytest.mark.parametrize("features", [None, "minilm", "complexity"])
+def test_a_quality_model_that_reads_text_gets_the_prompts_and_no_features(features):
+    prompts = ["a wall", "three red kites left of two tall trees at dusk", "a cat"]
+    router = CostAwareRouter({"cheap": 1.0, "big": 10.0}, features=features, quality_model=_LengthRegressor())
+    router.fit(prompts, [[2.0, 1.0], [2.0, 5.0], [2.0, 1.0]])
+    assert router.features_ is None
+    assert router.predict(prompts).tolist() == ["cheap", "big", "cheap"]
+    assert get_tags(router).input_tags.string
