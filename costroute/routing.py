@@ -211,11 +211,18 @@ def assign_generators(
         )
     if not np.isfinite(Q).all():
         raise ValueError(_non_finite_message(Q, "predicted_quality", generator_names))
-    utility = Q - float(cost_penalty) * c[None, :]
+    lam = float(cost_penalty)
     order = np.argsort(c, kind="stable")
-    u = utility[:, order]
-    best = u.max(axis=1, keepdims=True)
-    tied = u >= best - _TIE_RTOL * np.maximum(1.0, np.abs(best))
+    q, cs = Q[:, order], c[order]
+    u = q - lam * cs[None, :]
+    rows = np.arange(len(q))
+    b = u.argmax(axis=1)
+    best = u[rows, b][:, None]
+    # each generator's shortfall from the best, as the quality difference plus the cost
+    # difference times λ: rounded this way, a cheaper generator's shortfall never grows with
+    # λ, so no float rounding makes a larger penalty pick a more expensive generator
+    shortfall = (q[rows, b][:, None] - q) - lam * (cs[b][:, None] - cs[None, :])
+    tied = shortfall <= _TIE_RTOL * np.maximum(1.0, np.abs(best))
     return order[tied.argmax(axis=1)]
 
 

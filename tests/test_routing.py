@@ -191,3 +191,13 @@ def test_vectorised_rule_agrees_with_the_scalar_rule(Q, seed):
     out = route_with_penalty(Q, NC, lams)
     for lam, row in zip(lams, out):
         assert row.tolist() == assign_generators(Q, NC, lam).tolist()
+
+
+def test_a_tiny_penalty_never_undoes_a_tie_to_the_cheaper_generator():
+    # 1e-12 apart counts as a tie at λ = 0; float rounding of the utilities once made λ = 1e-300
+    # pick the dearer generator, so the budget's λ came back over budget
+    Q = np.array([[0.0, 1e-12, 0.0]])
+    for lam in (0.0, 1e-300, 3e-299, 1e-20, 1e-12):
+        assert assign_generators(Q, NC, lam).tolist() == [0]
+    lam = penalty_for_budget(Q, NC, 0.25, floor=3e-299)
+    assert lam == 3e-299 and NC[assign_generators(Q, NC, lam)].mean() <= 0.25
