@@ -61,6 +61,7 @@ Examples
 from ..routing import lambda_grid, route_with_penalty
 from ._crossval import RoutingCVResult, cross_validate_routing
 from ._curves import DeferralCurve, deferral_curve, hull_curve, operating_point, oracle_curve, single_model_points
+from ._noise_ceiling import NoiseCeiling, interaction_r, noise_ceiling
 from ._metrics import apgr, auc, cost_at_quality, cost_saving, quality_at_cost
 from ._plot import plot_deferral
 from ._report import report_to_markdown, routing_report
@@ -69,6 +70,7 @@ from ._split_rater import split_rater_cross_validate
 
 __all__ = [
     "DeferralCurve",
+    "NoiseCeiling",
     "RoutingCVResult",
     "apgr",
     "auc",
@@ -77,7 +79,9 @@ __all__ = [
     "cross_validate_routing",
     "deferral_curve",
     "hull_curve",
+    "interaction_r",
     "lambda_grid",
+    "noise_ceiling",
     "operating_point",
     "oracle_curve",
     "plot_deferral",

@@ -67,6 +67,10 @@ class RoutingCVResult:
         ``{(repeat, fold): {cascade name: DeferralCurve}}``: each cascade's operating points on
         the test fold (from its ``deferral_points``; costs include every image and every
         scoring, so they may exceed 1). Empty when no cascade was evaluated.
+    ratings : ndarray of shape (n_prompts, n_generators, n_raters) or None
+        The individual ratings passed as ``cross_validate_routing(..., ratings=)``, in the
+        column order of ``quality``; :func:`routing_report` then reports the
+        :func:`noise_ceiling` of the interaction beside each router's ``interaction_r``.
     """
 
     scores: pd.DataFrame
@@ -79,6 +83,7 @@ class RoutingCVResult:
     info: dict[str, Any] = field(default_factory=dict)
     test_indices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = field(default_factory=dict)
+    ratings: np.ndarray | None = None
 
     def summary(self) -> pd.DataFrame:
         """Mean ± std over folds per method; the same table as :func:`routing_report`."""
@@ -338,6 +343,7 @@ def cross_validate_routing(
     verbose: int = 0,
     progress: bool = True,
     scores: Any = None,
+    ratings: Any = None,
 ) -> RoutingCVResult:
     """Repeated K-fold cross-validation (by prompt) of routers and cascades against the baselines.
 
@@ -399,6 +405,11 @@ def cross_validate_routing(
     scores : DataFrame or array-like of shape (n_prompts, n_generators), optional
         A scorer's score of every generator's image for every prompt, with the same column
         rules as ``quality``. Required when a cascade is evaluated; ignored otherwise.
+    ratings : array-like of shape (n_prompts, n_generators, n_raters), optional
+        The individual ratings (or seeds' scores) behind ``quality``, generators in the
+        column order of ``quality``. Not used for fitting or scoring: kept in
+        ``result.ratings`` so that :func:`routing_report` can show the noise ceiling of the
+        interaction r (:func:`noise_ceiling`).
 
     Returns
     -------
@@ -441,6 +452,7 @@ def cross_validate_routing(
         )
     if scores is not None:
         _check_scores(scores, quality, n, K)
+    ratings = _check_ratings(ratings, n, K)
     fractions = _check_fractions(fractions)
     progress = _check_flag(progress, "progress")
     splits = _make_splits(cv, n_repeats, random_state, n)
@@ -524,6 +536,7 @@ def cross_validate_routing(
         models=fitted,
         test_indices=test_indices,
         cascade_curves=cascade_curves,
+        ratings=ratings,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,
@@ -535,6 +548,21 @@ def cross_validate_routing(
         },
     )
 
+
+
+def _check_ratings(ratings: Any, n: int, K: int) -> np.ndarray | None:
+    if ratings is None:
+        return None
+    try:
+        R3 = np.asarray(ratings, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ratings must be a numeric (n_prompts, n_generators, n_raters) array: {exc}") from exc
+    if R3.ndim != 3 or R3.shape[:2] != (n, K) or R3.shape[2] < 2:
+        raise ValueError(
+            f"ratings must have shape (n_prompts, n_generators, n_raters>=2) = ({n}, {K}, R) to match "
+            f"quality, got {R3.shape}"
+        )
+    return R3
 
 
 def _subset_target(quality: Any, idx: np.ndarray) -> Any:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ._crossval import RoutingCVResult, cross_validate_routing
+from ._noise_ceiling import interaction_r, noise_ceiling
 from ._scores import _summarise
 
 
@@ -44,7 +45,12 @@ def routing_report(
         split-rater evaluation -- with ``ddof=1``; over repeats when ``pooled``). The
         cost-to-reach metrics (``cost_50``, ``cost_80``) are averaged over the folds where the
         target was reached, and ``<metric>_reached`` gives the share of such folds (``inf``
-        mean when none).
+        mean when none). Then ``interaction_r_mean`` / ``interaction_r_std``: each router's
+        :func:`interaction_r` between its out-of-fold predictions (all prompts, one value per
+        repeat) and the true quality, mean and std over repeats (NaN for other methods and
+        for the split-rater evaluation); and, when the cross-validation was given
+        ``ratings=``, ``interaction_ceiling_mean``: the :func:`noise_ceiling` ``ceiling_r`` of
+        those ratings on the router rows (one number per data set, no std).
 
     Notes
     -----
@@ -64,7 +70,28 @@ def routing_report(
     elif prompts is not None or quality is not None or cv_kwargs:
         raise ValueError("prompts, quality and cv options are only used when routing_report runs the CV")
     scores = result.pooled_scores() if pooled else result.scores
-    return _summarise(scores, result.metrics)
+    return _add_interaction(_summarise(scores, result.metrics), result)
+
+
+def _add_interaction(report: pd.DataFrame, result: RoutingCVResult) -> pd.DataFrame:
+    """The interaction-r columns (and the ceiling, with ratings), placed before ``fit_time_mean``."""
+    mean = pd.Series(np.nan, index=report.index)
+    std = pd.Series(np.nan, index=report.index)
+    for name, preds in result.oof_predictions.items():
+        values = [interaction_r(p, result.true_quality) for p in preds if not np.isnan(p).any()]
+        if name in report.index and values:
+            mean[name] = float(np.mean(values))
+            std[name] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+    columns = {"interaction_r_mean": mean, "interaction_r_std": std}
+    if getattr(result, "ratings", None) is not None:
+        ceiling = noise_ceiling(result.ratings).ceiling_r
+        columns["interaction_ceiling_mean"] = pd.Series(
+            np.where(report["kind"] == "router", ceiling, np.nan), index=report.index
+        )
+    at = report.columns.get_loc("fit_time_mean") if "fit_time_mean" in report.columns else len(report.columns)
+    for offset, (col, values) in enumerate(columns.items()):
+        report.insert(at + offset, col, values)
+    return report
 
 
 def _fmt(mean: float, std: float, digits: int, reached: float = 1.0, n: int = 0) -> str:
