@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..routing import _as_costs, _as_matrix
+from ._noise_ceiling import _add_interaction, _check_ratings
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
 from ._plot import plot_deferral
 from ._scores import _baseline_curves, _check_fractions, _fold_metrics, _lambda0_point, _metric_names, _summarise, _tidy_scores
@@ -87,7 +88,7 @@ class RoutingCVResult:
 
     def summary(self) -> pd.DataFrame:
         """Mean ± std over folds per method; the same table as :func:`routing_report`."""
-        return _summarise(self.scores, self.metrics)
+        return _add_interaction(_summarise(self.scores, self.metrics), self)
 
     def pooled_scores(self) -> pd.DataFrame:
         """Metrics of curves pooled over all prompts, one row per (repeat, method).
@@ -550,21 +551,6 @@ def cross_validate_routing(
 
 
 
-def _check_ratings(ratings: Any, n: int, K: int) -> np.ndarray | None:
-    if ratings is None:
-        return None
-    try:
-        R3 = np.asarray(ratings, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"ratings must be a numeric (n_prompts, n_generators, n_raters) array: {exc}") from exc
-    if R3.ndim != 3 or R3.shape[:2] != (n, K) or R3.shape[2] < 2:
-        raise ValueError(
-            f"ratings must have shape (n_prompts, n_generators, n_raters>=2) = ({n}, {K}, R) to match "
-            f"quality, got {R3.shape}"
-        )
-    return R3
-
-
 def _subset_target(quality: Any, idx: np.ndarray) -> Any:
     if isinstance(quality, pd.DataFrame):
         return quality.iloc[idx].reset_index(drop=True)
@@ -600,5 +586,3 @@ def _check_consistent(model: Any, name: str, names: list[str], c: np.ndarray, fi
                 f"router {name!r} has normalized_costs_ {oc.tolist()} but another router has "
                 f"{c.tolist()}; compare routers over the same generators and costs"
             )
-
-

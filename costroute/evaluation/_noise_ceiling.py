@@ -14,10 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def _double_centre(X: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=1, keepdims=True) - X.mean(axis=0, keepdims=True) + X.mean()
+
+
+def _interaction(X: np.ndarray) -> np.ndarray:
+    """The double-centred matrix, exactly zero when it is zero up to rounding."""
+    D = _double_centre(X)
+    scale = float(np.max(np.abs(X - X.mean()))) if X.size else 0.0
+    if float(np.max(np.abs(D))) <= 1e-12 * scale:
+        return np.zeros_like(D)
+    return D
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,7 +94,7 @@ def interaction_r(pred: Any, true: Any) -> float:
     for name, X in (("pred", P), ("true", T)):
         if not np.all(np.isfinite(X)):
             raise ValueError(f"{name} holds {int((~np.isfinite(X)).sum())} NaN or infinite value(s); drop those prompts first")
-    return _corr(_double_centre(P), _double_centre(T))
+    return _corr(_interaction(P), _interaction(T))
 
 
 @dataclass(frozen=True)
@@ -190,7 +200,7 @@ def noise_ceiling(ratings: Any) -> NoiseCeiling:
             "out); at least 2 are needed"
         )
     R3 = R3[complete]
-    centred = [_double_centre(R3[:, :, j]) for j in range(n_raters)]
+    centred = [_interaction(R3[:, :, j]) for j in range(n_raters)]
     pair = np.eye(n_raters)
     for i in range(n_raters):
         for j in range(i + 1, n_raters):
@@ -203,3 +213,39 @@ def noise_ceiling(ratings: Any) -> NoiseCeiling:
         rel = float(n_raters * r1 / den) if den > 0 else float("nan")
     ceiling = math.sqrt(max(rel, 0.0)) if not np.isnan(rel) else float("nan")
     return NoiseCeiling(r1, rel, ceiling, n_raters, int(complete.sum()), pair)
+
+
+def _add_interaction(report: Any, result: Any) -> Any:
+    """The interaction-r columns (and the ceiling, with ratings), placed before ``fit_time_mean``."""
+    mean = pd.Series(np.nan, index=report.index)
+    std = pd.Series(np.nan, index=report.index)
+    for name, preds in result.oof_predictions.items():
+        values = [interaction_r(p, result.true_quality) for p in preds if not np.isnan(p).any()]
+        if name in report.index and values:
+            mean[name] = float(np.mean(values))
+            std[name] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+    columns = {"interaction_r_mean": mean, "interaction_r_std": std}
+    if getattr(result, "ratings", None) is not None:
+        ceiling = noise_ceiling(result.ratings).ceiling_r
+        columns["interaction_ceiling_mean"] = pd.Series(
+            np.where(report["kind"] == "router", ceiling, np.nan), index=report.index
+        )
+    at = report.columns.get_loc("fit_time_mean") if "fit_time_mean" in report.columns else len(report.columns)
+    for offset, (col, values) in enumerate(columns.items()):
+        report.insert(at + offset, col, values)
+    return report
+
+
+def _check_ratings(ratings: Any, n: int, K: int) -> np.ndarray | None:
+    if ratings is None:
+        return None
+    try:
+        R3 = np.asarray(ratings, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ratings must be a numeric (n_prompts, n_generators, n_raters) array: {exc}") from exc
+    if R3.ndim != 3 or R3.shape[:2] != (n, K) or R3.shape[2] < 2:
+        raise ValueError(
+            f"ratings must have shape (n_prompts, n_generators, n_raters>=2) = ({n}, {K}, R) to match "
+            f"quality, got {R3.shape}"
+        )
+    return R3

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ._crossval import RoutingCVResult, cross_validate_routing
-from ._noise_ceiling import interaction_r, noise_ceiling
+from ._noise_ceiling import _add_interaction
 from ._scores import _summarise
 
 
@@ -71,27 +71,6 @@ def routing_report(
         raise ValueError("prompts, quality and cv options are only used when routing_report runs the CV")
     scores = result.pooled_scores() if pooled else result.scores
     return _add_interaction(_summarise(scores, result.metrics), result)
-
-
-def _add_interaction(report: pd.DataFrame, result: RoutingCVResult) -> pd.DataFrame:
-    """The interaction-r columns (and the ceiling, with ratings), placed before ``fit_time_mean``."""
-    mean = pd.Series(np.nan, index=report.index)
-    std = pd.Series(np.nan, index=report.index)
-    for name, preds in result.oof_predictions.items():
-        values = [interaction_r(p, result.true_quality) for p in preds if not np.isnan(p).any()]
-        if name in report.index and values:
-            mean[name] = float(np.mean(values))
-            std[name] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
-    columns = {"interaction_r_mean": mean, "interaction_r_std": std}
-    if getattr(result, "ratings", None) is not None:
-        ceiling = noise_ceiling(result.ratings).ceiling_r
-        columns["interaction_ceiling_mean"] = pd.Series(
-            np.where(report["kind"] == "router", ceiling, np.nan), index=report.index
-        )
-    at = report.columns.get_loc("fit_time_mean") if "fit_time_mean" in report.columns else len(report.columns)
-    for offset, (col, values) in enumerate(columns.items()):
-        report.insert(at + offset, col, values)
-    return report
 
 
 def _fmt(mean: float, std: float, digits: int, reached: float = 1.0, n: int = 0) -> str:
