@@ -173,7 +173,10 @@ class CostAwareRouterCV(BaseEstimator):
     ...                            cv=2, random_state=0, progress=False).fit(prompts, quality)
     >>> sorted(search.best_params_)
     ['features', 'quality_model']
-    >>> search.predict(["a white wall", "three red kites left of two tall trees at dusk"]).tolist()
+    >>> search.best_params_["quality_model"]
+    'ridge'
+    >>> search.route(["a white wall", "three red kites left of two tall trees at dusk"],
+    ...              cost_penalty=1.0).generator_names.tolist()
     ['turbo', 'base']
     """
 

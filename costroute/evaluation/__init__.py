@@ -37,6 +37,10 @@ true quality ``Q`` (n x K) and normalised costs ``c̃`` (K,), with ``c̃_min = m
   area -- so routers and cascades share one table, and a cascade's quality at λ = 0 is its
   first point. Scores are fitted on training folds only (``cross_validate_routing(...,
   scores=S)``).
+* **Interaction r** -- the correlation of the double-centred predicted and true matrices
+  (:func:`interaction_r`): routing depends only on that prompt x generator interaction.
+  :func:`noise_ceiling` gives the reliability of individual ratings' interaction and the
+  r a perfect predictor could reach against their mean.
 * Figures are always out of sample: :func:`cross_validate_routing` runs repeated K-fold
   cross-validation by prompt with the same folds for every method and reports mean ± std
   over the folds (:func:`routing_report`).
