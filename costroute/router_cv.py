@@ -234,6 +234,8 @@ class CostAwareRouterCV(BaseEstimator):
                         f"param_grid has the unknown parameter {name!r}; {type(template).__name__} "
                         f"parameters are {sorted(valid)}"
                     )
+                if isinstance(values, np.ndarray) and values.ndim == 1:
+                    values = values.tolist()
                 if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
                     raise ValueError(
                         f"param_grid[{name!r}] must be a non-empty list of values, got {values!r}"

@@ -112,7 +112,7 @@ def test_each_candidate_is_fitted_once_per_fold_and_refit_once():
 
 def test_cv_results_are_shaped_like_grid_search():
     X, Y = perfect_data()
-    grid = [{"quality_model": ["knn", "ridge"]}, {"quality_model": ["mlp"], "random_state": [0, 1]}]
+    grid = [{"quality_model": ["knn", "ridge"]}, {"quality_model": ["mlp"], "random_state": np.array([0, 1])}]
     search = CostAwareRouterCV(numeric_router(), grid, cv=3, random_state=0, progress=False).fit(X, Y)
     res = search.cv_results_
     assert search.n_splits_ == 3
