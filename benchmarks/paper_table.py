@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -48,6 +47,8 @@ from sklearn.base import BaseEstimator, clone  # noqa: E402
 from costroute import CostAwareRouter  # noqa: E402
 from costroute.evaluation import (  # noqa: E402
     cross_validate_routing,
+    interaction_r,
+    noise_ceiling,
     report_to_markdown,
     routing_report,
     split_rater_cross_validate,
@@ -226,33 +227,19 @@ def run_split_rater(key, data, args, log):
     return res, report, elapsed
 
 
-def _double_centre(X):
-    return X - X.mean(axis=1, keepdims=True) - X.mean(axis=0, keepdims=True) + X.mean()
-
-
 def interaction_diagnostics(res, ratings=None):
-    """How well routers predict *which generator suits which prompt*.
+    """How well routers predict *which generator suits which prompt* (repeat 0), and its ceiling.
 
-    The routing decision depends only on the prompt x generator interaction of the quality
-    matrix (quality minus its prompt mean and generator mean). Reports the correlation between
-    the out-of-fold predicted interaction (repeat 0) and the true one, and -- with individual
-    ratings -- the inter-rater reliability of the interaction: single raters' mean pairwise
-    correlation, the Spearman-Brown reliability of the R-rater mean, and its square root (the
-    correlation a perfect predictor of the noise-free interaction would reach).
+    :func:`costroute.evaluation.interaction_r` of each router's out-of-fold predictions and,
+    with individual ratings, :func:`costroute.evaluation.noise_ceiling` of the interaction.
     """
-    target = _double_centre(res.true_quality).ravel()
     out = {"router_interaction_r": {
-        name: float(np.corrcoef(_double_centre(preds[0]).ravel(), target)[0, 1])
-        for name, preds in res.oof_predictions.items()
+        name: interaction_r(preds[0], res.true_quality) for name, preds in res.oof_predictions.items()
     }}
     if ratings is not None:
-        R = np.asarray(ratings, dtype=float)
-        n_r = R.shape[2]
-        pair = [np.corrcoef(_double_centre(R[:, :, i]).ravel(), _double_centre(R[:, :, j]).ravel())[0, 1]
-                for i in range(n_r) for j in range(i + 1, n_r)]
-        r1 = float(np.mean(pair))
-        rel = n_r * r1 / (1 + (n_r - 1) * r1)
-        out.update(single_rater_r=r1, mean_rating_reliability=rel, ceiling_r=math.sqrt(max(rel, 0.0)))
+        ceiling = noise_ceiling(ratings)
+        out.update(single_rater_r=ceiling.single_rater_r, mean_rating_reliability=ceiling.reliability,
+                   ceiling_r=ceiling.ceiling_r)
     return out
 
 

@@ -8,7 +8,8 @@ from .cascade import CascadeRouter
 from .generators import GeneratorRegistry, GeneratorSpec
 from .plan import RoutingPlan
 from .router import BudgetWarning, CostAwareRouter
+from .router_cv import CostAwareRouterCV
 
 __version__ = "0.1.0"
 
-__all__ = ["BudgetWarning", "CascadeRouter", "CostAwareRouter", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]
+__all__ = ["BudgetWarning", "CascadeRouter", "CostAwareRouter", "CostAwareRouterCV", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]

@@ -37,6 +37,10 @@ true quality ``Q`` (n x K) and normalised costs ``c̃`` (K,), with ``c̃_min = m
   area -- so routers and cascades share one table, and a cascade's quality at λ = 0 is its
   first point. Scores are fitted on training folds only (``cross_validate_routing(...,
   scores=S)``).
+* **Interaction r** -- the correlation of the double-centred predicted and true matrices
+  (:func:`interaction_r`): routing depends only on that prompt x generator interaction.
+  :func:`noise_ceiling` gives the reliability of individual ratings' interaction and the
+  r a perfect predictor could reach against their mean.
 * Figures are always out of sample: :func:`cross_validate_routing` runs repeated K-fold
   cross-validation by prompt with the same folds for every method and reports mean ± std
   over the folds (:func:`routing_report`).
@@ -61,6 +65,7 @@ Examples
 from ..routing import lambda_grid, route_with_penalty
 from ._crossval import RoutingCVResult, cross_validate_routing
 from ._curves import DeferralCurve, deferral_curve, hull_curve, operating_point, oracle_curve, single_model_points
+from ._noise_ceiling import NoiseCeiling, interaction_r, noise_ceiling
 from ._metrics import apgr, auc, cost_at_quality, cost_saving, quality_at_cost
 from ._plot import plot_deferral
 from ._report import report_to_markdown, routing_report
@@ -69,6 +74,7 @@ from ._split_rater import split_rater_cross_validate
 
 __all__ = [
     "DeferralCurve",
+    "NoiseCeiling",
     "RoutingCVResult",
     "apgr",
     "auc",
@@ -77,7 +83,9 @@ __all__ = [
     "cross_validate_routing",
     "deferral_curve",
     "hull_curve",
+    "interaction_r",
     "lambda_grid",
+    "noise_ceiling",
     "operating_point",
     "oracle_curve",
     "plot_deferral",

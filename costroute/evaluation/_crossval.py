@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..routing import _as_costs, _as_matrix
+from ._noise_ceiling import _add_interaction, _check_ratings
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
 from ._plot import plot_deferral
 from ._scores import _baseline_curves, _check_fractions, _fold_metrics, _lambda0_point, _metric_names, _summarise, _tidy_scores
@@ -67,6 +68,10 @@ class RoutingCVResult:
         ``{(repeat, fold): {cascade name: DeferralCurve}}``: each cascade's operating points on
         the test fold (from its ``deferral_points``; costs include every image and every
         scoring, so they may exceed 1). Empty when no cascade was evaluated.
+    ratings : ndarray of shape (n_prompts, n_generators, n_raters) or None
+        The individual ratings passed as ``cross_validate_routing(..., ratings=)``, in the
+        column order of ``quality``; :func:`routing_report` then reports the
+        :func:`noise_ceiling` of the interaction beside each router's ``interaction_r``.
     """
 
     scores: pd.DataFrame
@@ -79,10 +84,11 @@ class RoutingCVResult:
     info: dict[str, Any] = field(default_factory=dict)
     test_indices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = field(default_factory=dict)
+    ratings: np.ndarray | None = None
 
     def summary(self) -> pd.DataFrame:
         """Mean ± std over folds per method; the same table as :func:`routing_report`."""
-        return _summarise(self.scores, self.metrics)
+        return _add_interaction(_summarise(self.scores, self.metrics), self)
 
     def pooled_scores(self) -> pd.DataFrame:
         """Metrics of curves pooled over all prompts, one row per (repeat, method).
@@ -338,6 +344,7 @@ def cross_validate_routing(
     verbose: int = 0,
     progress: bool = True,
     scores: Any = None,
+    ratings: Any = None,
 ) -> RoutingCVResult:
     """Repeated K-fold cross-validation (by prompt) of routers and cascades against the baselines.
 
@@ -399,6 +406,11 @@ def cross_validate_routing(
     scores : DataFrame or array-like of shape (n_prompts, n_generators), optional
         A scorer's score of every generator's image for every prompt, with the same column
         rules as ``quality``. Required when a cascade is evaluated; ignored otherwise.
+    ratings : array-like of shape (n_prompts, n_generators, n_raters), optional
+        The individual ratings (or seeds' scores) behind ``quality``, generators in the
+        column order of ``quality``. Not used for fitting or scoring: kept in
+        ``result.ratings`` so that :func:`routing_report` can show the noise ceiling of the
+        interaction r (:func:`noise_ceiling`).
 
     Returns
     -------
@@ -441,6 +453,7 @@ def cross_validate_routing(
         )
     if scores is not None:
         _check_scores(scores, quality, n, K)
+    ratings = _check_ratings(ratings, n, K)
     fractions = _check_fractions(fractions)
     progress = _check_flag(progress, "progress")
     splits = _make_splits(cv, n_repeats, random_state, n)
@@ -524,6 +537,7 @@ def cross_validate_routing(
         models=fitted,
         test_indices=test_indices,
         cascade_curves=cascade_curves,
+        ratings=ratings,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,
@@ -572,5 +586,3 @@ def _check_consistent(model: Any, name: str, names: list[str], c: np.ndarray, fi
                 f"router {name!r} has normalized_costs_ {oc.tolist()} but another router has "
                 f"{c.tolist()}; compare routers over the same generators and costs"
             )
-
-

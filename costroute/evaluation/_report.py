@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ._crossval import RoutingCVResult, cross_validate_routing
+from ._noise_ceiling import _add_interaction
 from ._scores import _summarise
 
 
@@ -44,7 +45,12 @@ def routing_report(
         split-rater evaluation -- with ``ddof=1``; over repeats when ``pooled``). The
         cost-to-reach metrics (``cost_50``, ``cost_80``) are averaged over the folds where the
         target was reached, and ``<metric>_reached`` gives the share of such folds (``inf``
-        mean when none).
+        mean when none). Then ``interaction_r_mean`` / ``interaction_r_std``: each router's
+        :func:`interaction_r` between its out-of-fold predictions (all prompts, one value per
+        repeat) and the true quality, mean and std over repeats (NaN for other methods and
+        for the split-rater evaluation); and, when the cross-validation was given
+        ``ratings=``, ``interaction_ceiling_mean``: the :func:`noise_ceiling` ``ceiling_r`` of
+        those ratings on the router rows (one number per data set, no std).
 
     Notes
     -----
@@ -64,7 +70,7 @@ def routing_report(
     elif prompts is not None or quality is not None or cv_kwargs:
         raise ValueError("prompts, quality and cv options are only used when routing_report runs the CV")
     scores = result.pooled_scores() if pooled else result.scores
-    return _summarise(scores, result.metrics)
+    return _add_interaction(_summarise(scores, result.metrics), result)
 
 
 def _fmt(mean: float, std: float, digits: int, reached: float = 1.0, n: int = 0) -> str:

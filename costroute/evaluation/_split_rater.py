@@ -197,6 +197,7 @@ def split_rater_cross_validate(
         true_quality=R3.mean(axis=2),
         oof_predictions={},
         test_indices=test_indices,
+        ratings=R3,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,
