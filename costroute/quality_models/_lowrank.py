@@ -12,6 +12,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["DEFAULT_ALPHAS", "LowRankRegressor"]
 
+#: EM tolerance of the inner cross-validation fits (the final fit uses ``tol``).
+_CV_TOL = 1e-5
+
 #: Ridge penalties tried by the inner cross-validation when ``alphas=None``.
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 
@@ -79,15 +82,39 @@ def _fit_complete(design: _Design, Y: np.ndarray, alpha_b: float, alpha: float, 
     return _Fit(mu, w, A, V)
 
 
+def _fit_difficulty_masked(design: _Design, Y: np.ndarray, mask: np.ndarray, alpha_b: float) -> _Fit:
+    """Exact rank-0 fit (means + difficulty) over the observed cells: ``μ_k`` profiled out,
+    ``w`` from one ridge system whose Gram sums, over columns, the features of the prompts
+    that column rated, centred on those prompts."""
+    Xc = design.Xc
+    K, d = Y.shape[1], Xc.shape[1]
+    G, h = np.zeros((d, d)), np.zeros(d)
+    patterns, inverse = np.unique(mask.T, axis=0, return_inverse=True)
+    for g, rows in enumerate(patterns):
+        cols = np.flatnonzero(inverse.ravel() == g)
+        if not rows.any():
+            continue
+        Xo = Xc[rows] - Xc[rows].mean(axis=0)
+        Yo = Y[np.ix_(rows, cols)]
+        G += len(cols) * (Xo.T @ Xo)
+        h += Xo.T @ (Yo - Yo.mean(axis=0)).sum(axis=1)
+    w = np.linalg.solve(G + K * alpha_b * np.eye(d), h)
+    resid = np.where(mask, Y - (Xc @ w)[:, None], np.nan)
+    return _Fit(np.nanmean(resid, axis=0), w, np.zeros((0, d)), np.zeros((K, 0)))
+
+
 def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None):
     """Minimise the penalised loss over the observed cells by EM: missing cells are refilled with
     the current predictions and the complete-data problem is solved exactly, which never
-    increases the masked loss. Returns the fit, the filled matrix and the iterations run."""
+    increases the masked loss. Starts from the exact rank-0 fit (or ``start``); rank 0 is
+    solved directly. Returns the fit, the filled matrix and the complete-data solves run."""
     if mask.all():
         return _fit_complete(design, Y, alpha_b, alpha, rank), Y, 1
-    if start is None:
-        col = np.nanmean(np.where(mask, Y, np.nan), axis=0)
-        start = np.where(mask, Y, col)
+    if rank == 0 or start is None:
+        base = _fit_difficulty_masked(design, Y, mask, alpha_b)
+        if rank == 0:
+            return base, np.where(mask, Y, base.predict(design.Xc)), 1
+        start = base.predict(design.Xc)
     filled = np.where(mask, Y, start)
     scale = max(float(np.std(Y[mask])), 1e-12)
     for it in range(1, max_iter + 1):
@@ -165,7 +192,8 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
     max_iter : int, default=500
         Most EM iterations per fit when ``y`` has missing cells.
     tol : float, default=1e-9
-        EM stops when no filled cell moves more than ``tol`` times the observed cells' std.
+        EM stops when no filled cell moves more than ``tol`` times the observed cells' std
+        (the inner cross-validation fits stop at ``max(tol, 1e-5)``).
     random_state : int, RandomState or None, default=0
         Shuffles the inner folds; the default makes the fit deterministic.
 
@@ -299,7 +327,7 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
             for f, (tr, te) in enumerate(folds):
                 design = fold_designs[f]
                 fit, filled, _ = _fit_masked(design, Y[tr], mask[tr], alpha_b, alpha, rank, self.max_iter,
-                                             self.tol, starts[f])
+                                             max(self.tol, _CV_TOL), starts[f])
                 starts[f] = filled  # warm start of the next candidate
                 pred = fit.predict(X[te] - design.mean)
                 obs = mask[te]
