@@ -16,6 +16,7 @@ from ._base import (
 )
 from ._collection import load_collection
 from ._genai_bench import load_genai_bench
+from ._pool import pool
 from ._prompts import PROMPT_SETS, load_prompts
 from ._simulate import simulate_scores
 from ._teaser import load_genai_bench_teaser
@@ -33,5 +34,6 @@ __all__ = [
     "load_genai_bench",
     "load_genai_bench_teaser",
     "load_prompts",
+    "pool",
     "simulate_scores",
 ]

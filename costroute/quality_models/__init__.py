@@ -12,9 +12,11 @@ from ._builtin import (
     describe_model,
     reads_text,
 )
+from ._lowrank import LowRankRegressor
 
 __all__ = [
     "DEFAULT_N_NEIGHBORS",
+    "LowRankRegressor",
     "QUALITY_MODEL_CHOICES",
     "build_quality_model",
     "describe_model",

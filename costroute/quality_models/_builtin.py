@@ -15,7 +15,7 @@ from sklearn.utils import get_tags
 
 __all__ = ["DEFAULT_N_NEIGHBORS", "QUALITY_MODEL_CHOICES", "build_quality_model", "describe_model", "reads_text"]
 
-QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge")
+QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge", "lowrank")
 #: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
 DEFAULT_N_NEIGHBORS = 40
 
@@ -59,6 +59,10 @@ def build_quality_model(spec, n_samples: int, random_state):
             return KNeighborsRegressor(n_neighbors=min(DEFAULT_N_NEIGHBORS, n_samples))
         if spec == "ridge":
             return RidgeCV(alphas=np.logspace(-3, 3, 13))
+        if spec == "lowrank":
+            from ._lowrank import LowRankRegressor
+
+            return LowRankRegressor(cv=min(5, n_samples), random_state=0 if random_state is None else random_state)
         if spec == "mlp":
             mlp = MLPRegressor(
                 hidden_layer_sizes=(64,), alpha=1.0, learning_rate_init=1e-3, max_iter=300,
