@@ -208,7 +208,7 @@ class RayBackend(Backend):
                     result = ray.get(ref)
                 except RayActorError as exc:
                     lost = pool.requeue(slot, unit)
-                    for u in lost:
+                    for u in sorted(lost, key=lambda u: u.id):
                         if pool.sent[u.id] > self.max_retries:
                             what = f"generator {u.generator.name!r}" if u.generator is not None else "saved images"
                             raise RuntimeError(
