@@ -247,3 +247,13 @@ def test_bad_backend_options_exit_2(tmp_path, capsys, extra, message):
                  "--store", str(tmp_path / "run.sqlite"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run.sqlite").exists()
+
+
+def test_the_command_without_ray_installed_exits_2_naming_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cat\n")
+    assert main(["collect", str(prompts), "--generators", "sdxl-turbo-1", "--scorer", "clip", "--store",
+                 str(tmp_path / "run.sqlite"), "--backend", "ray"]) == 2
+    assert "needs the ray package, which is not installed: pip install costroute[ray]" in capsys.readouterr().err
+    assert not (tmp_path / "run.sqlite").exists()
