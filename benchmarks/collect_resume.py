@@ -9,7 +9,12 @@ duplicate images or scores (must be 0), images without their score (partial rows
 0), saved files whose name is not the hash of their bytes (must be 0); after the rerun, that
 every cell is present and that the rerun generated exactly the missing images.
 
-Prints the counts and writes ``benchmarks/results/collect_resume.json``.
+With ``--backend ray`` both runs go through the Ray backend (``--workers`` actors) on one
+local Ray instance that this script starts and the two runs attach to (``--address``): the
+kill takes the driver down while its actors are working.
+
+Prints the counts and writes ``benchmarks/results/collect_resume.json``
+(``collect_resume_ray.json`` with ``--backend ray``).
 """
 
 from __future__ import annotations
@@ -62,8 +67,12 @@ def main() -> None:
     parser.add_argument("--n-prompts", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--kill-at", type=float, default=0.4, help="share of the images committed before the kill")
-    parser.add_argument("--out", type=Path, default=RESULTS / "collect_resume.json")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors (with --backend ray)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS / ("collect_resume.json" if args.backend == "local" else "collect_resume_ray.json")
 
     from costroute.generators import build_tiny_pipeline
     from costroute.scoring import build_tiny_clip
@@ -80,11 +89,18 @@ def main() -> None:
                "--generators", f"a2=diffusers:{sd_a}:2", f"a4=diffusers:{sd_a}:4", f"b2=diffusers:{sd_b}:2",
                "--scorer", f"clip:{clip}", "--store", str(store), "--seeds", "2",
                "--batch-size", str(args.batch_size), "--save-images", str(images)]
+    if args.backend == "ray":
+        import ray
+
+        context = ray.init(num_cpus=args.workers, include_dashboard=False, configure_logging=False)
+        command += ["--backend", "ray", "--workers", str(args.workers), "--address",
+                    context.address_info["gcs_address"]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
     # 1. run, and kill it with SIGKILL once enough batches are committed
     started = time.perf_counter()
-    process = subprocess.Popen([*command, "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = open(tmp / "killed-run.log", "w+b")  # a file, not a pipe that could fill up and block the run
+    process = subprocess.Popen([*command, "-q"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     target = int(args.kill_at * total)
     committed = 0
     while process.poll() is None:
@@ -100,7 +116,8 @@ def main() -> None:
         time.sleep(0.01)
     status = process.wait()
     if status != -signal.SIGKILL:
-        sys.exit(f"the collection ended with status {status} before it was killed:\n{process.stderr.read().decode()}")
+        sys.exit(f"the collection ended with status {status} before it was killed:\n"
+                 f"{(tmp / 'killed-run.log').read_text()[-3000:]}")
     killed_after = time.perf_counter() - started
     before = check(store, images)
 
@@ -120,13 +137,14 @@ def main() -> None:
           and 0 < before["images"] < total and after["images"] == after["scores"] == total
           and already == before["scores"] and generated == total - before["images"]
           and after["images_without_file"] == 0)
-    result = {"n_prompts": args.n_prompts, "generators": 3, "seeds": 2, "scorers": 1, "batch_size": args.batch_size,
+    result = {"backend": args.backend, "workers": args.workers if args.backend == "ray" else None,
+              "n_prompts": args.n_prompts, "generators": 3, "seeds": 2, "scorers": 1, "batch_size": args.batch_size,
               "cells": total, "killed_after_s": killed_after, "before_rerun": before, "after_rerun": after,
               "rerun": {"cells_written": written, "images_generated": generated, "cells_already_stored": already,
                         "seconds": rerun_s},
               "passed": ok}
     print(f"{args.n_prompts} prompts x 3 generators x 2 seeds x 1 scorer = {total} cells, batches of "
-          f"{args.batch_size}; SIGKILL after {killed_after:.1f} s")
+          f"{args.batch_size}, backend {args.backend}; SIGKILL after {killed_after:.1f} s")
     print(f"{'':>30} {'after kill':>11} {'after rerun':>12}")
     for key in before:
         print(f"{key:>30} {before[key]!s:>11} {after[key]!s:>12}")

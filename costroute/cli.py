@@ -369,21 +369,24 @@ def _costs(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     from .collect import collect, parse_generator, parse_scorer
     from .collect._collect import check_arguments
+    from .collect._specs import parse_backend
 
     prompts = _read_prompts(args.prompts, args.column)
     try:  # every argument is checked before any cost is counted or model loaded
         generators = [parse_generator(text) for text in args.generators]
         scorers = [parse_scorer(text) for text in args.scorer]
-        check_arguments(prompts, generators, scorers, args.store, args.seeds, args.batch_size,
+        backend = parse_backend(args.backend, args.workers, args.address)
+        check_arguments(prompts, generators, scorers, args.store, args.seeds, args.batch_size, backend,
                         save_images=args.save_images, regenerate=args.regenerate)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         raise _InputError(str(exc)) from None
     _say(args, f"{len(prompts)} prompt(s) x {len(generators)} generator(s) x {args.seeds} seed(s), scored by "
                f"{', '.join(s.name for s in scorers)}, into {args.store}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = collect(prompts, generators, scorers, args.store, seeds=args.seeds, batch_size=args.batch_size,
-                          progress=not args.quiet, save_images=args.save_images, regenerate=args.regenerate)
+                          backend=backend, progress=not args.quiet, save_images=args.save_images,
+                          regenerate=args.regenerate)
     seen = set()
     for warning in caught:
         text = str(warning.message)
@@ -510,6 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="save every image there (PNG named by content hash); lets a later scorer reuse them")
     collect.add_argument("--regenerate", action="store_true",
                          help="generate again the unsaved images a newly added scorer needs")
+    collect.add_argument("--backend", choices=["local", "ray"], default="local",
+                         help="run here (local, the default) or on a pool of Ray actors, one per GPU (ray)")
+    collect.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                         help="with --backend ray: actors in the pool (default: one per GPU, else one per CPU)")
+    collect.add_argument("--address", default=None,
+                         help="with --backend ray: the cluster to attach to (auto, HOST:PORT; default: $RAY_ADDRESS, "
+                              "else a local instance started for the run)")
     collect.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     collect.set_defaults(func=_collect)
     return parser

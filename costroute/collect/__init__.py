@@ -9,16 +9,18 @@ dataset :class:`~costroute.CostAwareRouter` and :class:`~costroute.CascadeRouter
 
 Backends receive :class:`WorkUnit` objects and yield :class:`UnitResult` objects; only the
 driver writes the store. :class:`LocalBackend` (``backend="local"``) runs units in this
-process; another backend plugs in by subclassing :class:`Backend` (and, for a name such as
-``backend="ray"``, an entry in :data:`BACKENDS`).
+process; :class:`RayBackend` (``backend="ray"``, or an instance for its settings) runs them
+on a pool of Ray actors, one per GPU. Another backend plugs in by subclassing
+:class:`Backend` (and, for a name, an entry in :data:`BACKENDS`).
 
-Importing this package does not import torch, diffusers, transformers or tqdm.
+Importing this package does not import torch, diffusers, transformers, tqdm or ray.
 """
 
 from ._backend import BACKENDS, Backend, ImageRow, UnitResult, WorkUnit
 from ._collect import CollectSummary, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
 from ._local import LocalBackend
+from ._ray import RayBackend
 from ._specs import parse_generator, parse_scorer
 from ._store import SCHEMA, CollectionStore
 
@@ -31,6 +33,7 @@ __all__ = [
     "CollectionStore",
     "ImageRow",
     "LocalBackend",
+    "RayBackend",
     "UnitResult",
     "WorkUnit",
     "collect",

@@ -115,6 +115,13 @@ class Backend:
         """Run ``units``; yield each one's result as soon as it is finished."""
         raise NotImplementedError(f"{type(self).__name__} does not implement run(units)")
 
+    def check(self) -> None:
+        """Raise ``ValueError`` or ``TypeError`` for a bad setting; called before anything runs.
+
+        :func:`~costroute.collect.collect` calls it with its other argument checks, before
+        any cost is counted or the store opened. The default checks nothing.
+        """
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -125,16 +132,23 @@ def _local() -> Backend:
     return LocalBackend()
 
 
+def _ray() -> Backend:
+    from ._ray import RayBackend
+
+    return RayBackend()
+
+
 #: Backend names accepted by ``collect(backend=...)``: name -> factory.
-BACKENDS: dict[str, Any] = {"local": _local}
+BACKENDS: dict[str, Any] = {"local": _local, "ray": _ray}
 
 
 def resolve_backend(backend: Any) -> Backend:
-    """A :class:`Backend` from a name of :data:`BACKENDS` or an instance."""
-    if isinstance(backend, Backend):
-        return backend
+    """A checked :class:`Backend` from a name of :data:`BACKENDS` or an instance."""
     if isinstance(backend, str) and backend in BACKENDS:
-        return BACKENDS[backend]()
+        backend = BACKENDS[backend]()
+    if isinstance(backend, Backend):
+        backend.check()
+        return backend
     raise ValueError(f"backend must be one of {sorted(BACKENDS)} or a costroute.collect.Backend instance, "
                      f"got {backend!r}")
 

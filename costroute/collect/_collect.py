@@ -283,9 +283,12 @@ def collect(
         the seed indices themselves (``[2, 3]`` adds two more seeds to a store made with 2).
     batch_size : int, default=8
         Images per generator call, and per transaction.
-    backend : "local" or Backend, default="local"
-        Where units run: ``"local"`` (:class:`LocalBackend`, in this process) or any
-        :class:`Backend` instance.
+    backend : "local", "ray" or Backend, default="local"
+        Where units run: ``"local"`` (:class:`LocalBackend`, in this process), ``"ray"``
+        (:class:`RayBackend` with its defaults: a pool of Ray actors, one per GPU, on the
+        Ray instance of this process, of ``RAY_ADDRESS`` or started for the run), or any
+        :class:`Backend` instance, e.g. ``RayBackend(num_workers=4, address="auto")``.
+        Every backend stores the same rows.
     progress : bool, default=True
         A tqdm bar on stderr: cells (scores) done / total, images per second, ETA.
     save_images : str, path-like or None, default=None
@@ -433,29 +436,42 @@ def _run(db: CollectionStore, args: _Arguments, units: list[WorkUnit], cells: di
     try:
         if not units:
             return
-        for result in args.backend.run(units):
-            unit = by_id.get(getattr(result, "unit_id", None))
-            if unit is None:
-                raise RuntimeError(f"backend {args.backend!r} returned a result for unknown unit "
-                                   f"{getattr(result, 'unit_id', result)!r}")
-            check_result(result, unit, args.backend)
-            written = _write(db, unit, cells[unit.id], result, cost_of, scorer_id)
-            summary.cells_written += written
-            if unit.generator is None:
-                summary.images_rescored += len(result.rows)
-            else:
-                summary.images_generated += len(result.rows)
-            for position, why in result.failures.items():
-                cell = cells[unit.id][position]
-                name = unit.generator.name if unit.generator is not None else f"generator id {cell.generator_id}"
-                summary.failures[(unit.prompts[position], name, cell.seed_index)] = why
-            elapsed = time.perf_counter() - started
-            made = summary.images_generated + summary.images_rescored
-            bar.set_postfix({"img/s": f"{made / elapsed:.2f}" if elapsed > 0 else "-",
-                             "failed": len(summary.failures)}, refresh=False)
-            bar.update(written)
+        results = args.backend.run(units)
+        try:
+            _write_all(db, args, results, by_id, cells, summary, cost_of, scorer_id, bar, started)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:  # a generator backend releases its workers now, not when collected
+                close()
     finally:
         bar.close()
+
+
+def _write_all(db: CollectionStore, args: _Arguments, results: Iterable[UnitResult], by_id: dict[int, WorkUnit],
+               cells: dict[int, list[_Cell]], summary: CollectSummary, cost_of: dict[int, float],
+               scorer_id: dict[str, int], bar: Any, started: float) -> None:
+    """Write each result in one transaction as it comes back, and count it."""
+    for result in results:
+        unit = by_id.get(getattr(result, "unit_id", None))
+        if unit is None:
+            raise RuntimeError(f"backend {args.backend!r} returned a result for unknown unit "
+                               f"{getattr(result, 'unit_id', result)!r}")
+        check_result(result, unit, args.backend)
+        written = _write(db, unit, cells[unit.id], result, cost_of, scorer_id)
+        summary.cells_written += written
+        if unit.generator is None:
+            summary.images_rescored += len(result.rows)
+        else:
+            summary.images_generated += len(result.rows)
+        for position, why in result.failures.items():
+            cell = cells[unit.id][position]
+            name = unit.generator.name if unit.generator is not None else f"generator id {cell.generator_id}"
+            summary.failures[(unit.prompts[position], name, cell.seed_index)] = why
+        elapsed = time.perf_counter() - started
+        made = summary.images_generated + summary.images_rescored
+        bar.set_postfix({"img/s": f"{made / elapsed:.2f}" if elapsed > 0 else "-",
+                         "failed": len(summary.failures)}, refresh=False)
+        bar.update(written)
 
 
 def _write(db: CollectionStore, unit: WorkUnit, cells: list[_Cell], result: UnitResult, cost_of: dict[int, float],

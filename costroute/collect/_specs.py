@@ -1,4 +1,5 @@
-"""Generators and scorers named on a command line: :func:`parse_generator`, :func:`parse_scorer`.
+"""Generators, scorers and backends named on a command line: :func:`parse_generator`, :func:`parse_scorer`,
+:func:`parse_backend`.
 
 Generators::
 
@@ -23,8 +24,10 @@ import re
 
 from ..generators import BackendGenerator, DiffusersGenerator, presets
 from ..scoring import CLIPScorer, Scorer, VQAScorer
+from ._backend import BACKENDS, Backend, resolve_backend
+from ._ray import RayBackend
 
-__all__ = ["GENERATOR_FORMS", "SCORER_FORMS", "parse_generator", "parse_scorer"]
+__all__ = ["GENERATOR_FORMS", "SCORER_FORMS", "parse_backend", "parse_generator", "parse_scorer"]
 
 GENERATOR_FORMS = "[NAME=]PRESET[:STEPS] or [NAME=]diffusers:MODEL[:STEPS]"
 SCORER_FORMS = "[NAME=]clip[:MODEL] or [NAME=]vqa[:MODEL]"
@@ -112,3 +115,21 @@ def parse_scorer(text: str) -> Scorer:
     if model:
         return classes[kind](model, **kwargs)
     return classes[kind](**kwargs)
+
+
+def parse_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
+    """The backend of ``costroute collect --backend NAME [--workers N] [--address ADDRESS]``.
+
+    ``workers`` and ``address`` are settings of the Ray backend (:class:`RayBackend`); with
+    another backend they are an error. The backend is checked (worker count, ray installed);
+    nothing is imported or started.
+    """
+    if name == "ray":
+        return resolve_backend(RayBackend(num_workers=workers, address=address))
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+    given = [flag for flag, value in (("--workers", workers), ("--address", address)) if value is not None]
+    if given:
+        raise ValueError(f"{' and '.join(given)} set(s) the Ray backend's pool; add --backend ray, or drop "
+                         f"{' and '.join(given)} for --backend {name}")
+    return resolve_backend(name)

@@ -313,7 +313,8 @@ def test_the_store_refuses_duplicates_even_from_another_writer(tmp_path, callabl
     ({"seeds": [0, 0]}, ValueError, "distinct"),
     ({"seeds": [-1]}, ValueError, "seed indices must be integers >= 0, got -1"),
     ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
-    ({"backend": "ray"}, ValueError, r"backend must be one of \['local'\] or a costroute.collect.Backend"),
+    ({"backend": "nope"}, ValueError,
+     r"backend must be one of \['local', 'ray'\] or a costroute.collect.Backend instance, got 'nope'"),
     ({"progress": "no"}, TypeError, "progress must be True or False, got 'no'"),
     ({"store": 3}, TypeError, "store must be the path of an SQLite file"),
 ])
