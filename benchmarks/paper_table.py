@@ -3,11 +3,14 @@
 For each dataset: 5-fold cross-validation by prompt, 3 repeats (the same folds for every
 method), comparing every single generator, the random mixture (hull of the single-model
 points), the oracle and CostAwareRouter with every combination of features
-{minilm, complexity, minilm+complexity} x quality models {knn, mlp, gbm, ridge}. All router
-rows are reported side by side; the one "best configuration" row is chosen by *nested*
-selection (inner 3-fold CV on each outer training set, by deferral AUC), never on the test
-folds. GenAI-Bench also gets the split-rater analysis (train on two raters, score on the
-third) that measures how much of the oracle's advantage is rating noise.
+{minilm, complexity, minilm+complexity} x quality models {knn, mlp, gbm, ridge, lowrank}. All
+router rows are reported side by side; the one "best configuration" row is CostAwareRouterCV,
+chosen by *nested* selection (inner 3-fold CV on each outer training set, by deferral AUC),
+never on the test folds. GenAI-Bench USD and AGIQA-3K alignment get the low-rank model pooled
+over both sets, GenAI-Bench USD the fine-tuned transformer (see ``_paper_rows.py``; these slow
+rows run on the first ``--extra-repeats`` repeats). GenAI-Bench also gets the split-rater
+analysis (train on two raters, score on the third) that measures how much of the oracle's
+advantage is rating noise.
 
 Usage::
 
@@ -42,7 +45,7 @@ limit_threads_from_argv()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator, clone  # noqa: E402
+from _paper_rows import SELECTED, extra_routers, selection_name, selection_router  # noqa: E402
 
 from costroute import CostAwareRouter  # noqa: E402
 from costroute.evaluation import (  # noqa: E402
@@ -55,8 +58,7 @@ from costroute.evaluation import (  # noqa: E402
 )
 
 FEATURES = ("minilm", "complexity", "minilm+complexity")
-QUALITY_MODELS = ("knn", "mlp", "gbm", "ridge")
-SELECTED = "selected (nested)"
+QUALITY_MODELS = ("knn", "mlp", "gbm", "ridge", "lowrank")
 TABLE_METRICS = ("quality", "gain", "auc", "apgr", "saving", "reached_best", "cost_50", "cost_80")
 HEADERS = {
     "quality": "quality @λ=0",
@@ -74,39 +76,6 @@ TARGETS = {"gain": 0.10, "apgr": 0.25, "saving": 3.0}
 
 def router_name(features: str, quality_model: str) -> str:
     return f"{features}/{quality_model}"
-
-
-# --------------------------------------------------------------------------------------
-# nested selection: a router whose fit picks one configuration by inner cross-validation
-# --------------------------------------------------------------------------------------
-class NestedSelectionRouter(BaseEstimator):
-    """Pick a router configuration by inner K-fold CV on the training data, then refit it.
-
-    The criterion is the mean inner-fold deferral AUC (:func:`costroute.evaluation.auc`),
-    so the outer test folds never influence the choice.
-    """
-
-    def __init__(self, candidates=None, cv=3, random_state=0):
-        self.candidates = candidates
-        self.cv = cv
-        self.random_state = random_state
-
-    def fit(self, prompts, y):
-        inner = cross_validate_routing(
-            self.candidates, prompts, y, cv=self.cv, n_repeats=1, random_state=self.random_state,
-            progress=False,  # runs inside one fit of the outer cross-validation, which has the bar
-        )
-        report = routing_report(inner)
-        routers = report[report["kind"] == "router"]
-        self.inner_auc_ = routers["auc_mean"].to_dict()
-        self.selected_ = str(routers["auc_mean"].idxmax())
-        self.router_ = clone(self.candidates[self.selected_]).fit(prompts, y)
-        self.generator_names_ = self.router_.generator_names_
-        self.normalized_costs_ = self.router_.normalized_costs_
-        return self
-
-    def predict_quality(self, prompts):
-        return self.router_.predict_quality(prompts)
 
 
 # --------------------------------------------------------------------------------------
@@ -169,9 +138,10 @@ def run_dataset(key, title, data, args, log):
     order = [router_name(f, q) for f in args.features for q in args.quality_models]
     nested = not args.no_nested and (args.nested_all or key == "genai_bench_usd")
     if nested:
-        candidates = make_routers(gens, args.features, fast_models, args.seed)
-        routers_fast[SELECTED] = NestedSelectionRouter(candidates, cv=3, random_state=args.seed)
+        routers_fast[SELECTED] = selection_router(gens, args.features, args.quality_models, args.seed, args.quick)
         order.append(SELECTED)
+    extra = {} if args.no_extra else extra_routers(key, gens, args.seed)
+    order += list(extra)
     log(f"[{key}] {len(data.prompts)} prompts x {len(gens)} generators; "
         f"{len(routers_fast)} routers on {args.folds}x{args.repeats} folds, "
         f"{len(routers_heavy)} embedding-gbm routers on {args.folds}x{min(args.gbm_repeats, args.repeats)} folds")
@@ -183,7 +153,7 @@ def run_dataset(key, title, data, args, log):
     selections = {}
     if nested:
         for (rep, fold), models in sorted(res.models.items()):
-            selections[f"{rep}/{fold}"] = models[SELECTED].selected_
+            selections[f"{rep}/{fold}"] = selection_name(models[SELECTED])
         res.models = {}
         counts = pd.Series(list(selections.values())).value_counts().to_dict()
         log(f"[{key}] nested selection picked {counts}")
@@ -196,6 +166,14 @@ def run_dataset(key, title, data, args, log):
         )
         res = merge_results(res, heavy)
         log(f"[{key}] embedding-gbm CV done in {time.perf_counter() - t1:.0f}s")
+    if extra:
+        t1 = time.perf_counter()
+        slow = cross_validate_routing(
+            extra, data.prompts, data.quality, cv=args.folds, n_repeats=min(args.extra_repeats, args.repeats),
+            random_state=args.seed, verbose=args.verbose, progress=args.progress,
+        )
+        res = merge_results(res, slow)
+        log(f"[{key}] {list(extra)} CV done in {time.perf_counter() - t1:.0f}s")
     report = routing_report(res)
     routers_in_report = [m for m in report.index if report.loc[m, "kind"] == "router"]
     ordered = (
@@ -295,6 +273,9 @@ def _fold_note(meta):
     note = f"{meta['folds']}-fold CV by prompt x {meta['repeats']} repeats"
     if meta["gbm_repeats"] < meta["repeats"] and "gbm" in meta["quality_models"]:
         note += f" (gbm on embedding features: {meta['gbm_repeats']} repeat(s), the same first folds)"
+    if meta.get("extra_repeats", meta["repeats"]) < meta["repeats"]:
+        note += (f"; `minilm/lowrank pooled` and `transformer`: {meta['extra_repeats']} repeat(s), the same "
+                 "first folds")
     return note
 
 
@@ -320,7 +301,7 @@ def render_markdown(doc):
     usd = datasets.get("genai_bench_usd", {})
     if "targets" in usd:
         t = usd["targets"]
-        rows = ["| target | goal | nested selection (per fold) | nested selection (pooled) | best of grid, per fold (optimistic) |",
+        rows = ["| target | goal | CostAwareRouterCV, nested (per fold) | CostAwareRouterCV, nested (pooled) | best of grid, per fold (optimistic) |",
                 "|---|---:|---:|---:|---:|"]
         labels = {"gain": "quality @λ=0 − best single", "apgr": "APGR", "saving": "saving @q_best"}
         for m, goal in TARGETS.items():
@@ -346,7 +327,7 @@ def render_markdown(doc):
         if entry.get("nested_selection"):
             counts = pd.Series(list(entry["nested_selection"].values())).value_counts()
             picked = ", ".join(f"{k} ({v}x)" for k, v in counts.items())
-            out.append(f"`{SELECTED}` picked, per outer fold (inner 3-fold CV by AUC): {picked}.\n")
+            out.append(f"`{SELECTED}` picked, per outer fold (inner 3-fold CV by deferral AUC): {picked}.\n")
         if entry.get("plot"):
             out.append(f"![{entry['title']}]({entry['plot']})\n")
         diag = entry.get("diagnostics")
@@ -398,7 +379,10 @@ def main(argv=None):
                         default=["genai_bench_flops", "genai_bench_usd", "agiqa3k_alignment", "agiqa3k_quality"])
     parser.add_argument("--features", nargs="+", default=list(FEATURES), choices=FEATURES)
     parser.add_argument("--quality-models", nargs="+", default=list(QUALITY_MODELS), choices=QUALITY_MODELS)
-    parser.add_argument("--no-nested", action="store_true", help="skip the nested-selection row")
+    parser.add_argument("--no-nested", action="store_true", help="skip the CostAwareRouterCV (nested selection) row")
+    parser.add_argument("--no-extra", action="store_true", help="skip the pooled low-rank and transformer rows")
+    parser.add_argument("--extra-repeats", type=int, default=1,
+                        help="repeats of the slow pooled low-rank and transformer rows (the first repeats' folds)")
     parser.add_argument("--nested-all", action="store_true", help="nested selection on every dataset (default: GenAI-Bench USD)")
     parser.add_argument("--no-split-rater", action="store_true")
     parser.add_argument("--no-plots", action="store_true")
@@ -500,6 +484,7 @@ def main(argv=None):
         "folds": args.folds,
         "repeats": args.repeats,
         "gbm_repeats": min(args.gbm_repeats, args.repeats),
+        "extra_repeats": min(args.extra_repeats, args.repeats),
         "seed": args.seed,
         "threads": args.threads,
         "features": args.features,

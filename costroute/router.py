@@ -101,10 +101,13 @@ class CostAwareRouter(BaseEstimator):
         text), standardised :class:`~costroute.features.PromptComplexity` statistics, both,
         any scikit-learn transformer of a list of strings (cloned in ``fit``), or ``None``
         when ``X`` is already a numeric array.
-    quality_model : {"knn", "mlp", "gbm", "ridge"} or regressor, default="knn"
+    quality_model : {"knn", "mlp", "gbm", "ridge", "lowrank", "transformer"} or regressor, default="knn"
         Regressor of the (n, K) quality matrix: k-nearest neighbours (k=40 or the training
         size if smaller), an MLP, histogram gradient boosting (one per generator), RidgeCV,
-        or any scikit-learn regressor (cloned; single-output ones are wrapped in
+        :class:`~costroute.quality_models.LowRankRegressor` (generator means + prompt
+        difficulty + a rank-2 interaction, penalties by inner CV), the fine-tuned MiniLM
+        :class:`~costroute.quality_models.TransformerRegressor` (reads the prompts; minutes
+        per fit on a CPU), or any scikit-learn regressor (cloned; single-output ones are wrapped in
         :class:`~sklearn.multioutput.MultiOutputRegressor`). A regressor tagged
         ``input_tags.string`` reads the prompts themselves: it is given the validated
         prompts and ``features`` is not used (``features_`` is ``None``).
