@@ -12,10 +12,12 @@ from ._builtin import (
     describe_model,
     reads_text,
 )
+from ._transformer import TransformerRegressor
 
 __all__ = [
     "DEFAULT_N_NEIGHBORS",
     "QUALITY_MODEL_CHOICES",
+    "TransformerRegressor",
     "build_quality_model",
     "describe_model",
     "reads_text",
