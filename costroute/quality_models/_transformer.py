@@ -296,11 +296,11 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
         params = self._check_params()
         prompts = check_prompts(X)
         Y = self._check_y(y, len(prompts))
-        self._y_1d = Y.ndim == 1
         Y2 = Y[:, None] if Y.ndim == 1 else Y
         n = len(prompts)
         rs = self.random_state
-        seed = int(rs) if isinstance(rs, Integral) else int(check_random_state(rs).randint(0, 2**31 - 1))
+        # numpy seeds stop at 2**32 - 1: a larger or negative int is folded into that range
+        seed = int(rs) % 2**32 if isinstance(rs, Integral) else int(check_random_state(rs).randint(0, 2**31 - 1))
         rng = np.random.RandomState(seed)
         order = rng.permutation(n)
         n_val = math.ceil(params["validation_fraction"] * n) if params["validation_fraction"] > 0 else 0
@@ -339,7 +339,10 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
         self.history_ = history
         self.best_epoch_ = best_epoch
         self.n_epochs_ = n_epochs
-        self.model_config_ = encoder.config.to_json_string(use_diff=False)
+        config = json.loads(encoder.config.to_json_string(use_diff=False))
+        config.pop("_name_or_path", None)  # the folder it came from: not needed, and no machine path in a file
+        self.model_config_ = json.dumps(config, sort_keys=True)
+        self._y_1d = Y.ndim == 1
         self.weights_ = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
         self.tokenizer_files_ = _tokenizer_files(tokenizer)
         with _LOCK:  # predict rebuilds the module from ``weights_``: the same path as after loading a file
@@ -356,7 +359,7 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
             [{"params": body, "lr": params["learning_rate"]}, {"params": head, "lr": params["head_learning_rate"]}],
             weight_decay=params["weight_decay"],
         )
-        shuffler = np.random.RandomState(seed + 1)
+        shuffler = np.random.RandomState((seed + 1) % 2**32)
         bs = params["batch_size"]
         steps = math.ceil(len(X_train) / bs)
         history = {"train_loss": [], "val_loss": []}
