@@ -13,11 +13,13 @@ from ._builtin import (
     reads_text,
 )
 from ._lowrank import LowRankRegressor
+from ._transformer import TransformerRegressor
 
 __all__ = [
     "DEFAULT_N_NEIGHBORS",
     "LowRankRegressor",
     "QUALITY_MODEL_CHOICES",
+    "TransformerRegressor",
     "build_quality_model",
     "describe_model",
     "reads_text",

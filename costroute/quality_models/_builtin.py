@@ -15,7 +15,7 @@ from sklearn.utils import get_tags
 
 __all__ = ["DEFAULT_N_NEIGHBORS", "QUALITY_MODEL_CHOICES", "build_quality_model", "describe_model", "reads_text"]
 
-QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge", "lowrank")
+QUALITY_MODEL_CHOICES = ("knn", "mlp", "gbm", "ridge", "lowrank", "transformer")
 #: Neighbours of the default ``quality_model="knn"`` (fewer when the training set is smaller).
 DEFAULT_N_NEIGHBORS = 40
 
@@ -77,6 +77,10 @@ def build_quality_model(spec, n_samples: int, random_state):
                     random_state=random_state,
                 )
             )
+        if spec == "transformer":  # fine-tuned all-MiniLM-L6-v2; torch loads in its fit, not here
+            from ._transformer import TransformerRegressor
+
+            return TransformerRegressor(random_state=random_state)
         raise ValueError(
             f"unknown quality_model {spec!r}; valid choices are {list(QUALITY_MODEL_CHOICES)} "
             "or a scikit-learn regressor"
