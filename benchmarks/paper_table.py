@@ -368,7 +368,7 @@ def render_markdown(doc):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 folds, 1 repeat, knn/ridge only")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 folds, 1 repeat, knn/ridge only, no slow rows")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gbm-repeats", type=int, default=None,
@@ -406,6 +406,7 @@ def main(argv=None):
         args.folds, args.repeats, args.gbm_repeats = 2, 1, 1
         args.quality_models = ["knn", "ridge"]
         args.features = ["minilm", "complexity"]
+        args.no_extra = True
     try:
         from threadpoolctl import threadpool_limits
 
