@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, ParameterGrid
 from sklearn.utils.validation import _num_samples, check_is_fitted
@@ -254,7 +255,7 @@ class CostAwareRouterCV(BaseEstimator):
             if cv < 2:
                 raise ValueError(f"cv must be an int >= 2 or a splitter with split(X), got cv={cv}")
             if cv > n:
-                raise ValueError(f"cv={cv} inner folds need at least {cv} prompts, got {n}; lower cv")
+                raise ValueError(f"cv={cv} inner folds need at least {cv} prompts, got {n} sample(s); lower cv")
             return KFold(int(cv), shuffle=True, random_state=self.random_state)
         if hasattr(cv, "split") and hasattr(cv, "get_n_splits"):
             return cv
@@ -296,11 +297,20 @@ class CostAwareRouterCV(BaseEstimator):
         candidates = self._candidates(template)
         if isinstance(X, (str, bytes)):
             raise TypeError("X must be a list of prompts, not a single string")
+        if sp.issparse(X):
+            raise TypeError(
+                "Sparse data was passed for X, but dense data is required: X must be a list of prompts, "
+                "or a dense numeric array when the router has features=None"
+            )
         n = _num_samples(X)
-        if y is None or _num_samples(y) != n:
+        if y is None:
             raise ValueError(
-                f"y must hold the measured quality of each of the {n} prompts of X, got "
-                f"{'None' if y is None else f'{_num_samples(y)} rows'}"
+                f"requires y to be passed, but the target y is None: y holds the measured quality of "
+                f"each generator for each of the {n} prompts of X"
+            )
+        if _num_samples(y) != n:
+            raise ValueError(
+                f"y must hold the measured quality of each of the {n} prompts of X, got {_num_samples(y)} rows"
             )
         splits = list(self._splitter(n).split(np.zeros((n, 1))))
         n_splits = len(splits)

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from costroute import CostAwareRouter
+from costroute import CostAwareRouter, CostAwareRouterCV
 
 # The generic checks fit with numeric X and a 1-d y. The router takes a 1-d y only when it
 # routes over exactly one generator, and numeric X only with features=None: that
@@ -11,6 +11,9 @@ ESTIMATORS = [
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="knn"),
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="ridge"),
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="gbm", random_state=0),
+    CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="lowrank"),
+    CostAwareRouterCV(CostAwareRouter(generators={"only": 1.0}, features=None),
+                      {"quality_model": ["ridge", "knn"]}, cv=2, progress=False),
 ]
 
 # These four checks compare predict() outputs with numeric tolerances, but predict()
