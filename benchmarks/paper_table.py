@@ -43,7 +43,6 @@ from _common import frame_from_records, limit_threads_from_argv, load_text, to_j
 
 limit_threads_from_argv()
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from _paper_rows import SELECTED, extra_routers, selection_name, selection_router  # noqa: E402
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 PROMPTS = ["a red cat", "two blue dogs", "zebra 42", "a tree at dusk", "an empty room"]
@@ -71,3 +76,25 @@ def integrity(path) -> dict[str, int]:
                                 f"WHERE s.image_id = i.id) != {n_scorers}"),
             "dangling_scores": q("SELECT COUNT(*) FROM scores WHERE image_id NOT IN (SELECT id FROM images)"),
         }
+
+
+def wait_for_images(store: Path, at_least: int, process: subprocess.Popen, output: Callable[[], str],
+                    timeout: float = 180.0) -> int:
+    """Wait until ``store`` holds ``at_least`` committed images; fail if ``process`` ends first.
+
+    ``output`` returns the tail of the process's output, for the failure message.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            pytest.fail(f"the collection ended (status {process.returncode}) before it could be killed: {output()}")
+        if store.exists():
+            try:
+                with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
+                    n = conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+            except sqlite3.OperationalError:  # tables not created yet
+                n = 0
+            if n >= at_least:
+                return n
+        time.sleep(0.01)
+    pytest.fail(f"no batch was committed in time: {output()}")

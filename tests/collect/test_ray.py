@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,10 @@ import pytest
 from costroute.cli import main
 from costroute.collect import RayBackend, collect
 from costroute.generators import CallableGenerator, DiffusersGenerator
-from costroute.scoring import CallableScorer, CLIPScorer
+from costroute.scoring import CLIPScorer
 
 from . import _helpers
-from ._helpers import PROMPTS, brightness, draw, integrity, rows
+from ._helpers import PROMPTS, draw, integrity, rows, wait_for_images
 
 CLEAN = {"duplicate_images": 0, "duplicate_scores": 0, "partial_images": 0, "dangling_scores": 0}
 
@@ -62,9 +60,17 @@ class ExitOnCall:
             f.seek(0)
             calls = len(f.read())
         died = os.path.join(self.folder, "died")
-        if calls >= self.n and (self.always or not os.path.exists(died)):
-            with open(died, "a") as f:
-                f.write(f"{os.getpid()}\n")
+        if calls >= self.n:
+            if self.always:
+                with open(died, "a") as f:
+                    f.write(f"{os.getpid()}\n")
+                os._exit(1)
+            try:  # exactly one process wins the exclusive create, even when two actors get here at once
+                fd = os.open(died, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return draw(prompts, seeds)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.close(fd)
             os._exit(1)
         return draw(prompts, seeds)
 
@@ -120,7 +126,7 @@ def test_units_of_an_actor_that_dies_go_to_a_fresh_actor_and_the_store_equals_a_
                 CallableGenerator("b", draw, cost=2.0)]
 
     (tmp_path / "local").mkdir()
-    (tmp_path / "local" / "died").write_text("")  # already died once: the local run is never killed
+    (tmp_path / "local" / "died").write_text("0\n")  # already died once: the local run is never killed
     collect(PROMPTS, gens(tmp_path / "local"), [bright], tmp_path / "local.sqlite", seeds=2, batch_size=2,
             progress=False)
     summary = collect(PROMPTS, gens(tmp_path), [bright], tmp_path / "ray.sqlite", seeds=2, batch_size=2,
@@ -143,23 +149,6 @@ def test_a_unit_that_keeps_killing_its_actor_stops_the_run_after_max_retries(tmp
     assert integrity(tmp_path / "run.sqlite") == {"images": 4, "scores": 4, **CLEAN}
 
 
-def _wait_for_images(store: Path, at_least: int, process: subprocess.Popen, log: Path, timeout: float = 180.0):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if process.poll() is not None:
-            pytest.fail(f"the collection ended (status {process.returncode}) before it could be killed: "
-                        f"{log.read_text()[-3000:]}")
-        if store.exists():
-            try:
-                with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
-                    if conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] >= at_least:
-                        return
-            except sqlite3.OperationalError:  # tables not created yet
-                pass
-        time.sleep(0.02)
-    pytest.fail(f"no batch was committed in time: {log.read_text()[-3000:]}")
-
-
 def test_a_ray_collection_killed_with_sigkill_resumes_then_fits_and_routes(tmp_path, tiny_sd, tiny_clip, ray_address,
                                                                           capsys):
     prompts = tmp_path / "prompts.txt"
@@ -174,7 +163,7 @@ def test_a_ray_collection_killed_with_sigkill_resumes_then_fits_and_routes(tmp_p
         process = subprocess.Popen([sys.executable, "-m", "costroute.cli", *args, "-q"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=out)
         try:
-            _wait_for_images(store, 4, process, log)
+            wait_for_images(store, 4, process, lambda: log.read_text()[-3000:])
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
         finally:

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from costroute.collect import LocalBackend, collect
 from costroute.generators import CallableGenerator, DiffusersGenerator
 from costroute.scoring import CallableScorer, CLIPScorer
 
-from ._helpers import PROMPTS, brightness, draw, integrity, rows
+from ._helpers import PROMPTS, brightness, draw, integrity, rows, wait_for_images
 
 
 class Interrupting:
@@ -106,24 +105,6 @@ def test_tiny_pipelines_stopped_after_k_batches_resume_to_byte_identical_scores(
     assert len(reference) == 16 and resumed == reference  # float scores compared exactly
 
 
-def _wait_for_images(store: Path, at_least: int, process: subprocess.Popen, timeout: float = 120.0) -> int:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if process.poll() is not None:
-            pytest.fail(f"the collection ended (status {process.returncode}) before it could be killed: "
-                        f"{process.stderr.read().decode()[-2000:]}")
-        if store.exists():
-            try:
-                with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
-                    n = conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-            except sqlite3.OperationalError:  # tables not created yet
-                n = 0
-            if n >= at_least:
-                return n
-        time.sleep(0.01)
-    pytest.fail("no batch was committed in time")
-
-
 def test_a_collection_killed_with_sigkill_mid_run_resumes_without_duplicates_or_partial_rows(tmp_path, tiny_sd,
                                                                                              tiny_clip, capsys):
     prompts = tmp_path / "prompts.txt"
@@ -136,7 +117,7 @@ def test_a_collection_killed_with_sigkill_mid_run_resumes_without_duplicates_or_
     process = subprocess.Popen([sys.executable, "-m", "costroute.cli", *args], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
-        _wait_for_images(store, 4, process)  # two batches committed
+        wait_for_images(store, 4, process, lambda: process.stderr.read().decode()[-2000:], timeout=120.0)  # two batches committed
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
