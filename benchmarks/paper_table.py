@@ -44,7 +44,7 @@ from _common import frame_from_records, limit_threads_from_argv, load_text, to_j
 limit_threads_from_argv()
 
 import pandas as pd  # noqa: E402
-from _paper_rows import SELECTED, extra_routers, selection_name, selection_router  # noqa: E402
+from _paper_rows import POOLED, SELECTED, TRANSFORMER, extra_routers, selection_name, selection_router  # noqa: E402
 
 from costroute import CostAwareRouter  # noqa: E402
 from costroute.evaluation import (  # noqa: E402
@@ -268,13 +268,13 @@ def plot_dataset(key, title, res, features, path):
     plt.close(fig)
 
 
-def _fold_note(meta):
+def _fold_note(meta, entry):
     note = f"{meta['folds']}-fold CV by prompt x {meta['repeats']} repeats"
     if meta["gbm_repeats"] < meta["repeats"] and "gbm" in meta["quality_models"]:
         note += f" (gbm on embedding features: {meta['gbm_repeats']} repeat(s), the same first folds)"
-    if meta.get("extra_repeats", meta["repeats"]) < meta["repeats"]:
-        note += (f"; `minilm/lowrank pooled` and `transformer`: {meta['extra_repeats']} repeat(s), the same "
-                 "first folds")
+    slow = [f"`{r['method']}`" for r in entry["summary"] if r["method"] in (POOLED, TRANSFORMER)]
+    if slow and meta.get("extra_repeats", meta["repeats"]) < meta["repeats"]:
+        note += f"; {' and '.join(slow)}: {meta['extra_repeats']} repeat(s), the same first folds"
     return note
 
 
@@ -320,7 +320,7 @@ def render_markdown(doc):
         out += [
             f"## {entry['title']} (`{key}`)\n",
             f"{entry['n_prompts']} prompts x {len(entry['generators'])} generators; normalised costs: {costs}. "
-            f"{_fold_note(meta)}; wall time {entry['wall_time_s']:.0f} s.\n",
+            f"{_fold_note(meta, entry)}; wall time {entry['wall_time_s']:.0f} s.\n",
             report_to_markdown(frame_from_records(entry["summary"]), TABLE_METRICS, headers=HEADERS),
         ]
         if entry.get("nested_selection"):
@@ -342,7 +342,7 @@ def render_markdown(doc):
             out.append(text + "\n")
         if key == "genai_bench_usd":
             out += [
-                f"### Pooled out-of-fold curves\n",
+                "### Pooled out-of-fold curves\n",
                 "For each repeat every prompt is routed by the fold model that did not see it and the curves "
                 f"are computed on all {entry['n_prompts']} prompts at once (mean ± std over the "
                 f"{meta['repeats']} repeats; baselines are identical across repeats).\n",

@@ -292,7 +292,7 @@ class CostAwareRouter(BaseEstimator):
             )
         self.features_ = None if self._reads_text() else _build_features(self.features, progress)
         Xt = X if self.features_ is None else self.features_.fit_transform(X)
-        self.quality_model_ = build_quality_model(self.quality_model, len(X), self.random_state)
+        self.quality_model_ = build_quality_model(self.quality_model, len(X), self.random_state, progress)
         self.quality_model_.fit(Xt, Y)
         return self
 

@@ -230,7 +230,14 @@ class CostAwareRouterCV(BaseEstimator):
             for name, values in g.items():
                 if name in _FIXED:
                     raise ValueError(f"param_grid may not search {name!r}: {_FIXED[name]}")
-                if name not in deep and name.split("__", 1)[0] not in valid:
+                if name not in deep and "__" in name and name.split("__", 1)[0] in valid:
+                    raise ValueError(
+                        f"param_grid has the nested parameter {name!r}, which the template router does not "
+                        f"have: {name.split('__', 1)[0]}={valid[name.split('__', 1)[0]]!r} has no parameter "
+                        f"{name.split('__', 1)[1]!r}. To search an estimator's parameters, give that estimator "
+                        "on the template (e.g. router=CostAwareRouter(gens, quality_model=Ridge()))"
+                    )
+                if name not in deep:
                     raise ValueError(
                         f"param_grid has the unknown parameter {name!r}; {type(template).__name__} "
                         f"parameters are {sorted(valid)}"
@@ -415,7 +422,7 @@ class CostAwareRouterCV(BaseEstimator):
         try:
             template = self._template()
             inner = [clone(template).set_params(**p).__sklearn_tags__() for p in self._candidates(template)]
-        except (TypeError, ValueError):  # fit reports bad parameters
+        except (AttributeError, TypeError, ValueError):  # fit reports bad parameters
             inner = []
         tags.target_tags.required = True
         tags.target_tags.multi_output = True

@@ -301,3 +301,18 @@ def test_skops_round_trip(tmp_path):
     np.testing.assert_array_equal(back.predict_quality(X), search.predict_quality(X))
     assert back.best_params_ == search.best_params_
     np.testing.assert_array_equal(back.cv_results_["mean_test_auc"], search.cv_results_["mean_test_auc"])
+
+
+def test_a_nested_parameter_the_template_lacks_is_named_before_fitting():
+    from sklearn.utils import get_tags
+
+    search = CostAwareRouterCV(CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model="ridge"),
+                               {"quality_model__alpha": [1.0]}, cv=2, progress=False)
+    get_tags(search)  # tags never crash on a bad grid
+    with pytest.raises(ValueError, match="nested parameter 'quality_model__alpha'.*quality_model=Ridge"):
+        search.fit(np.arange(8.0).reshape(4, 2), np.ones((4, 2)))
+    ok = CostAwareRouterCV(CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model=Ridge()),
+                           {"quality_model__alpha": [0.1, 1.0]}, cv=2, progress=False)
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    ok.fit(X, np.column_stack([X[:, 0], -X[:, 0]]))
+    assert ok.best_params_["quality_model__alpha"] in (0.1, 1.0)

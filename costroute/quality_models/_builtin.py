@@ -40,7 +40,7 @@ def reads_text(model) -> bool:
         return False
 
 
-def build_quality_model(spec, n_samples: int, random_state):
+def build_quality_model(spec, n_samples: int, random_state, progress: bool = True):
     """The unfitted quality model for ``spec``: a built-in name, or a clone of a regressor.
 
     Parameters
@@ -53,6 +53,8 @@ def build_quality_model(spec, n_samples: int, random_state):
         Number of training prompts (sizes the neighbourhood and the early stopping).
     random_state : int, RandomState or None
         Seed of the stochastic models.
+    progress : bool, default=True
+        Whether "transformer" shows its fine-tuning progress bar.
     """
     if isinstance(spec, str):
         if spec == "knn":
@@ -80,7 +82,7 @@ def build_quality_model(spec, n_samples: int, random_state):
         if spec == "transformer":  # fine-tuned all-MiniLM-L6-v2; torch loads in its fit, not here
             from ._transformer import TransformerRegressor
 
-            return TransformerRegressor(random_state=random_state)
+            return TransformerRegressor(random_state=random_state, progress=progress)
         raise ValueError(
             f"unknown quality_model {spec!r}; valid choices are {list(QUALITY_MODEL_CHOICES)} "
             "or a scikit-learn regressor"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -103,7 +105,7 @@ def _fit_difficulty_masked(design: _Design, Y: np.ndarray, mask: np.ndarray, alp
     return _Fit(np.nanmean(resid, axis=0), w, np.zeros((0, d)), np.zeros((K, 0)))
 
 
-def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None):
+def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None, warn=False):
     """Minimise the penalised loss over the observed cells by EM: missing cells are refilled with
     the current predictions and the complete-data problem is solved exactly, which never
     increases the masked loss. Starts from the exact rank-0 fit (or ``start``); rank 0 is
@@ -124,6 +126,14 @@ def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None
         filled = new
         if change <= tol * scale:
             break
+    else:
+        if warn:
+            warnings.warn(
+                f"the low-rank fit with missing cells stopped after max_iter={max_iter} passes before "
+                f"converging (last change {change / scale:.2g} of the quality's std, tol={tol:g}); raise "
+                "max_iter or tol",
+                ConvergenceWarning, stacklevel=3,
+            )
     return fit, filled, it
 
 
@@ -320,6 +330,16 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         max_rank = min(K - 1, d)
         ranks = sorted({min(r, max_rank) for r in ranks})
         folds = self._folds(n)
+        for tr, _ in folds:
+            unrated = np.flatnonzero(~mask[tr].any(axis=0))
+            if unrated.size:
+                cols = [names[k] if names else int(k) for k in unrated]
+                counts = [int(mask[:, k].sum()) for k in unrated]
+                raise ValueError(
+                    f"column(s) {cols} of y are rated on only {counts} prompt(s), and an inner training fold "
+                    f"of cv={self.cv} holds none of them, so the penalties cannot be chosen; rate more prompts "
+                    "of that generator, lower cv, or add it later with add_generator"
+                )
         fold_designs = [_Design(X[tr]) for tr, _ in folds]
 
         def cv_mse(alpha_b, alpha, rank, starts):
@@ -355,7 +375,8 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         self.cv_results_ = {"difficulty_alphas": b_alphas.copy(), "difficulty_mse": np.asarray(b_mse),
                             "params": params, "mse": np.asarray(mse)}
         design = _Design(X)
-        fit, _, self.n_iter_ = _fit_masked(design, Y, mask, alpha_b, self.alpha_, self.rank_, self.max_iter, self.tol)
+        fit, _, self.n_iter_ = _fit_masked(design, Y, mask, alpha_b, self.alpha_, self.rank_, self.max_iter, self.tol,
+                                           warn=True)
         self.feature_means_ = design.mean
         self.generator_means_ = fit.mu
         self.difficulty_coef_ = fit.w

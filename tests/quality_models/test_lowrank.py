@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from costroute import CostAwareRouter
@@ -249,3 +252,24 @@ def test_skops_round_trip(tmp_path):
 @parametrize_with_checks([LowRankRegressor(rank=1, alphas=[1.0], difficulty_alphas=[1.0], cv=2)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_a_generator_rated_too_rarely_for_the_inner_folds_is_named():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    Y = rng.normal(size=(40, 3))
+    Y[1:, 2] = np.nan  # rated on one prompt: some inner training fold holds none of it
+    with pytest.raises(ValueError, match=r"column\(s\) \['2'\] of y are rated on only \[1\] prompt"):
+        LowRankRegressor(cv=5).fit(X, Y)
+
+
+def test_an_unconverged_fit_with_missing_cells_warns():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4))
+    Y = X @ rng.normal(size=(4, 4)) + rng.normal(size=(60, 4))
+    Y[rng.random(Y.shape) < 0.3] = np.nan
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        LowRankRegressor(alphas=[1.0], difficulty_alphas=[1.0], cv=2, max_iter=1).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        LowRankRegressor(alphas=[1.0], difficulty_alphas=[1.0], cv=2).fit(X, Y)

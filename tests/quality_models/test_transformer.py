@@ -182,6 +182,7 @@ def test_registered_by_name_without_importing_torch():
     built = build_quality_model("transformer", 100, 7)
     assert isinstance(built, TransformerRegressor) and built.random_state == 7
     assert built.get_params() == {**TransformerRegressor().get_params(), "random_state": 7}
+    assert build_quality_model("transformer", 100, 7, progress=False).progress is False  # the router's setting
     code = ("import sys, costroute; from costroute.quality_models import build_quality_model; "
             "r = costroute.CostAwareRouter({'a': 1.0, 'b': 2.0}, quality_model='transformer'); "
             "build_quality_model('transformer', 10, 0); r.__sklearn_tags__(); "
