@@ -51,7 +51,7 @@ from sklearn.model_selection import KFold  # noqa: E402
 from sklearn.utils import Bunch  # noqa: E402
 
 from costroute.datasets import load_agiqa3k, load_genai_bench, pool  # noqa: E402
-from costroute.evaluation import apgr, deferral_curve, hull_curve, oracle_curve  # noqa: E402
+from costroute.evaluation import apgr, deferral_curve, hull_curve, interaction_r, oracle_curve  # noqa: E402
 from costroute.features import SentenceEmbedder  # noqa: E402
 from costroute.quality_models import LowRankRegressor  # noqa: E402
 
@@ -62,15 +62,10 @@ LOWRANK = {"alphas": np.logspace(-2, 4, 7), "difficulty_alphas": np.logspace(-2,
 METHODS = ("minilm/ridge", "minilm/lowrank", "minilm/lowrank pooled")
 
 
-def interaction(Q: np.ndarray) -> np.ndarray:
-    return Q - Q.mean(axis=0) - Q.mean(axis=1, keepdims=True) + Q.mean()
-
-
 def scores(pred: np.ndarray, Q: np.ndarray, c: np.ndarray) -> dict:
     a_router = deferral_curve(pred, Q, c).auc()
     a_hull, a_oracle = hull_curve(Q, c).auc(), oracle_curve(Q, c).auc()
-    r = np.corrcoef(interaction(pred).ravel(), interaction(Q).ravel())[0, 1]
-    return {"auc": a_router, "apgr": apgr(a_router, a_hull, a_oracle), "interaction_r": r}
+    return {"auc": a_router, "apgr": apgr(a_router, a_hull, a_oracle), "interaction_r": interaction_r(pred, Q)}
 
 
 def subset(data: Bunch, rows: np.ndarray) -> Bunch:
@@ -176,7 +171,7 @@ def main() -> None:
     print(f"\nGenerators shared by name between the two sets: {shared or 'none'}")
     for target, res in results["routing"].items():
         print(f"\n{target}: {args.folds}-fold CV by prompt x {repeats} repeat(s), mean ± std over folds")
-        print(f"| method | AUC | APGR | interaction r |\n|---|---:|---:|---:|")
+        print("| method | AUC | APGR | interaction r |\n|---|---:|---:|---:|")
         for m, s in res["summary"].items():
             cells = " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("auc", "apgr", "interaction_r"))
             print(f"| {m} | {cells} |")

@@ -23,27 +23,15 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 
 from costroute import CostAwareRouter
 from costroute.datasets import load_genai_bench
-from costroute.evaluation import cross_validate_routing, routing_report
+from costroute.evaluation import cross_validate_routing, interaction_r, routing_report
 from costroute.quality_models import TransformerRegressor
 
 from _common import to_json  # benchmarks/ is on sys.path when this script runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def interaction_r(pred: np.ndarray, true: np.ndarray) -> float:
-    """Pearson r of the doubly centred (prompt x generator) predicted and true quality."""
-
-    def centre(m):
-        m = np.asarray(m, dtype=float)
-        return m - m.mean(axis=1, keepdims=True) - m.mean(axis=0, keepdims=True) + m.mean()
-
-    a, b = centre(pred).ravel(), centre(true).ravel()
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def main() -> None:
