@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import costroute
-from costroute.cli import _read_prompts, main
+from costroute.cli import main
+from costroute.cli._prompt_files import read_prompts as _read_prompts
 
 ROUTE_FAST = ["--features", "complexity", "--quality-model", "ridge"]
 GENERATORS = {"DeepFloyd_I_XL_v1", "SDXL_Base", "SDXL_Turbo", "SDXL_2_1"}

@@ -195,8 +195,9 @@ def test_files_hold_json_and_plain_arrays_only(saved_routers):
 
 def test_io_and_cli_never_use_pickle():
     banned = {"pickle", "cPickle", "joblib", "cloudpickle", "dill", "shelve", "marshal"}
-    for module in ("io.py", "cli.py"):
-        tree = ast.parse((Path(costroute.__file__).parent / module).read_text())
+    package = Path(costroute.__file__).parent
+    for module in [package / "io.py", *sorted((package / "cli").glob("*.py"))]:
+        tree = ast.parse(module.read_text())
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)

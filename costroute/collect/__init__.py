@@ -16,12 +16,12 @@ on a pool of Ray actors, one per GPU. Another backend plugs in by subclassing
 Importing this package does not import torch, diffusers, transformers, tqdm or ray.
 """
 
-from ._backend import BACKENDS, Backend, ImageRow, UnitResult, WorkUnit
+from ._backend import Backend, ImageRow, UnitResult, WorkUnit
 from ._collect import CollectSummary, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
 from ._local import LocalBackend
 from ._ray import RayBackend
-from ._specs import parse_generator, parse_scorer
+from ._specs import BACKENDS, parse_generator, parse_scorer
 from ._store import SCHEMA, CollectionStore
 
 __all__ = [

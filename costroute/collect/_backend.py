@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BACKENDS", "Backend", "ImageRow", "UnitResult", "WorkUnit", "check_result", "resolve_backend"]
+__all__ = ["Backend", "ImageRow", "UnitResult", "WorkUnit", "check_result"]
 
 
 @dataclass(frozen=True)
@@ -124,33 +124,6 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def _local() -> Backend:
-    from ._local import LocalBackend
-
-    return LocalBackend()
-
-
-def _ray() -> Backend:
-    from ._ray import RayBackend
-
-    return RayBackend()
-
-
-#: Backend names accepted by ``collect(backend=...)``: name -> factory.
-BACKENDS: dict[str, Any] = {"local": _local, "ray": _ray}
-
-
-def resolve_backend(backend: Any) -> Backend:
-    """A checked :class:`Backend` from a name of :data:`BACKENDS` or an instance."""
-    if isinstance(backend, str) and backend in BACKENDS:
-        backend = BACKENDS[backend]()
-    if isinstance(backend, Backend):
-        backend.check()
-        return backend
-    raise ValueError(f"backend must be one of {sorted(BACKENDS)} or a costroute.collect.Backend instance, "
-                     f"got {backend!r}")
 
 
 def check_result(result: Any, unit: WorkUnit, backend: Backend) -> None:

@@ -15,8 +15,9 @@ import numpy as np
 
 from ..generators import BackendGenerator, GeneratorRegistry, GeneratorSpec
 from ..scoring import Scorer
-from ._backend import Backend, UnitResult, WorkUnit, check_result, resolve_backend
+from ._backend import Backend, UnitResult, WorkUnit, check_result
 from ._keys import digest, generator_identity, image_seed_for, scorer_cost, scorer_identity
+from ._specs import resolve_backend
 from ._store import CollectionStore, NewImage, NewScore
 
 __all__ = ["CollectSummary", "check_arguments", "collect"]

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from ..generators import BackendGenerator, DiffusersGenerator, presets
 from ..scoring import CLIPScorer, Scorer, VQAScorer
-from ._backend import BACKENDS, Backend, resolve_backend
+from ._backend import Backend
+from ._local import LocalBackend
 from ._ray import RayBackend
 
-__all__ = ["GENERATOR_FORMS", "SCORER_FORMS", "parse_backend", "parse_generator", "parse_scorer"]
+__all__ = ["BACKENDS", "GENERATOR_FORMS", "SCORER_FORMS", "parse_backend", "parse_generator", "parse_scorer",
+           "resolve_backend"]
 
 GENERATOR_FORMS = "[NAME=]PRESET[:STEPS] or [NAME=]diffusers:MODEL[:STEPS]"
 SCORER_FORMS = "[NAME=]clip[:MODEL] or [NAME=]vqa[:MODEL]"
@@ -115,6 +118,21 @@ def parse_scorer(text: str) -> Scorer:
     if model:
         return classes[kind](model, **kwargs)
     return classes[kind](**kwargs)
+
+
+#: Backend names accepted by ``collect(backend=...)``: name -> factory (called with no argument).
+BACKENDS: dict[str, Any] = {"local": LocalBackend, "ray": RayBackend}
+
+
+def resolve_backend(backend: Any) -> Backend:
+    """A checked :class:`Backend` from a name of :data:`BACKENDS` or an instance."""
+    if isinstance(backend, str) and backend in BACKENDS:
+        backend = BACKENDS[backend]()
+    if isinstance(backend, Backend):
+        backend.check()
+        return backend
+    raise ValueError(f"backend must be one of {sorted(BACKENDS)} or a costroute.collect.Backend instance, "
+                     f"got {backend!r}")
 
 
 def parse_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:

@@ -17,12 +17,12 @@ Everything here is counted, not guessed:
   the input shape, the torch version and :data:`FLOP_COUNTER_VERSION`.
 * :class:`GPUPriceModel` turns FLOPs into US dollars with a stated hourly price and a
   stated utilisation of the GPU's dense peak.
-* :func:`profile` measures seconds per image of real generators on this machine; its
-  ``registry()`` routes on them (``cost_unit="seconds"``).
+* Seconds per image measured on this machine are :func:`costroute.execution.profile`'s
+  (it runs the generators, so it lives with the code that runs them).
 
 The package is organised by concept: ``_counting`` (counting modules and components),
 ``_configs`` (the shipped configs), ``_cache`` (the disk cache), ``_pipeline`` (pipelines),
-``_prices`` (the price model) and ``_profile`` (measured seconds). Import from ``costroute.costs``.
+and ``_prices`` (the price model). Import from ``costroute.costs``.
 
 Importing this module does not import torch, diffusers or transformers.
 
@@ -46,19 +46,16 @@ from ._configs import (
 from ._counting import ComponentCost, component_cost, count_flops, count_parameters
 from ._pipeline import PipelineCost, cost_from_pretrained, diffusion_cost_from_configs, pipeline_cost
 from ._prices import DEFAULT_PRICE_MODEL, GPUPriceModel
-from ._profile import DEFAULT_PROFILE_PROMPTS, CostProfile, profile
 
 __all__ = [
     "ARCHITECTURES",
     "COMPONENTS",
     "DEFAULT_PRICE_MODEL",
-    "DEFAULT_PROFILE_PROMPTS",
     "DEFAULT_STEPS",
     "FLOP_COUNTER_VERSION",
     "NATIVE_RESOLUTION",
     "TEXT_TOKENS",
     "ComponentCost",
-    "CostProfile",
     "FlopCacheWarning",
     "GPUPriceModel",
     "PipelineCost",
@@ -70,5 +67,4 @@ __all__ = [
     "flop_cache_path",
     "load_config",
     "pipeline_cost",
-    "profile",
 ]

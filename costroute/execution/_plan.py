@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -17,8 +17,6 @@ from ._progress import ProgressBar
 from ._result import Fallback, GenerationError, GenerationResult, _ranges
 from ._seeds import check_non_negative_int
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..plan import RoutingPlan
 
 __all__ = ["ON_ERROR", "generate_plan"]
 
@@ -55,7 +53,7 @@ def _error_message(result: GenerationResult, failures: dict[int, BaseException],
 
 
 def generate_plan(
-    plan: RoutingPlan,
+    plan: Any,  # a costroute.RoutingPlan (the layer above: not imported here)
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,

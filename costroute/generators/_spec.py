@@ -15,7 +15,7 @@ import numpy as np
 
 from .._checks import check_nonnegative
 
-#: Units of a cost per image: FLOPs, US dollars, or seconds measured with :func:`costroute.costs.profile`.
+#: Units of a cost per image: FLOPs, US dollars, or seconds measured with :func:`costroute.execution.profile`.
 COST_UNITS = ("flops", "usd", "seconds")
 
 

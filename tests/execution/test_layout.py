@@ -87,27 +87,43 @@ def test_no_import_cycle_at_import_time():
         visit(m)
 
 
+def test_no_import_cycle_even_inside_functions():
+    """Modules import each other in one direction only, function-level imports included."""
+    graph = {m: imports(m, at_import_time=False) & set(MODULES) for m in MODULES}
+    done, active = set(), []
+
+    def visit(m):
+        if m in active:
+            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m):] + [m])}")
+        if m in done:
+            return
+        active.append(m)
+        for n in sorted(graph[m]):
+            visit(n)
+        active.pop()
+        done.add(m)
+
+    for m in sorted(MODULES):
+        visit(m)
+
+
 @pytest.mark.parametrize("lower, upper", [("costroute.generators", "costroute.execution"),
                                           ("costroute.generators", "costroute.plan"),
-                                          ("costroute.execution", "costroute.plan")])
+                                          ("costroute.execution", "costroute.plan"),
+                                          ("costroute.costs", "costroute.generators"),
+                                          ("costroute.costs", "costroute.execution")])
 def test_arrows_point_down(lower, upper):
-    """No module of a lower layer imports an upper one, even inside a function; the only exception is
-    the lazy ``__getattr__`` that keeps costroute.generators.GenerationResult & co. importable."""
-    offenders = []
-    for module in MODULES:
-        if unit(module) != lower:
-            continue
-        tree = ast.parse(MODULES[module].read_text())
-        if module == "costroute.generators":  # drop the lazy re-export from the scan
-            tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")]
-            found = set()
-            for node in ast.walk(tree):
-                if not is_type_checking(node):
-                    found |= imported(module, node)
-        else:
-            found = imports(module, at_import_time=False)
-        offenders += [(module, m) for m in found if unit(m) == upper]
+    """No module of a lower layer imports an upper one, even inside a function."""
+    offenders = [(module, m) for module in MODULES if unit(module) == lower
+                 for m in imports(module, at_import_time=False) if unit(m) == upper]
     assert offenders == []
+
+
+def test_the_root_package_holds_the_router_core_only():
+    root = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert root == ["__init__", "_checks", "io", "metrics", "plan", "router", "router_cv", "routing"]
+    packages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert {"cascade", "cli"} <= set(packages)
 
 
 def test_plan_calls_into_execution_which_uses_generators():
@@ -116,13 +132,12 @@ def test_plan_calls_into_execution_which_uses_generators():
 
 
 @pytest.mark.parametrize("first", ["costroute.execution", "costroute.generators", "costroute.plan",
-                                   "costroute.execution._batches", "costroute.generators.presets"])
+                                   "costroute.execution._batches", "costroute.generators.presets",
+                                   "costroute.cascade", "costroute.cli", "costroute.collect", "costroute.costs"])
 def test_fresh_interpreter_imports_in_any_order_without_heavy_modules(first):
     code = (
         f"import sys, importlib; importlib.import_module({first!r})\n"
-        "import costroute.execution as e, costroute.generators as g\n"
-        "assert all(getattr(g, n) is getattr(e, n) for n in ('GenerationResult', 'GenerationError', 'Fallback', "
-        "'image_seed'))\n"
+        "import costroute.execution, costroute.generators, costroute.cascade, costroute.cli, costroute.collect\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'sentence_transformers', 'tqdm') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -130,12 +145,9 @@ def test_fresh_interpreter_imports_in_any_order_without_heavy_modules(first):
     assert run.returncode == 0, run.stderr
 
 
-def test_names_documented_in_generators_stay_importable_there():
+def test_result_types_live_in_execution_only():
     from costroute import execution, generators
-    from costroute.generators import Fallback, GenerationError, GenerationResult, image_seed
 
-    assert (Fallback, GenerationError, GenerationResult, image_seed) == (
-        execution.Fallback, execution.GenerationError, execution.GenerationResult, execution.image_seed)
-    assert {"GenerationResult", "image_seed"} <= set(dir(generators))
-    with pytest.raises(AttributeError, match="has no attribute 'BatchRunner'"):
-        generators.BatchRunner  # noqa: B018
+    for name in ("Fallback", "GenerationError", "GenerationResult", "image_seed", "profile", "CostProfile"):
+        assert hasattr(execution, name)
+        assert not hasattr(generators, name)

@@ -12,9 +12,9 @@ then decides, for every prompt still open, one of:
 * **stop**.
 
 Expected qualities ``m`` and the effect of an unseen score on them come from
-:class:`~costroute._posterior.QualityPosterior`; the expected improvement of two candidates
+:class:`~costroute.cascade._posterior.QualityPosterior`; the expected improvement of two candidates
 whose means move linearly with one standard normal is closed-form
-(:func:`~costroute._posterior.expected_improvement`). A prompt returns its tried image with the
+(:func:`~costroute.cascade._posterior.expected_improvement`). A prompt returns its tried image with the
 highest expected quality.
 
 With a spend limit (a budget's hard guard) the round's actions are taken in decreasing order
@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
+from ..routing import assign_generators
 from ._posterior import QualityPosterior, expected_improvement
-from .routing import assign_generators
 
 _NODES, _WEIGHTS = hermegauss(24)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()

@@ -1,4 +1,4 @@
-"""costroute.costs.profile: measured seconds per image, and routing on them (cost_unit="seconds")."""
+"""costroute.execution.profile: measured seconds per image, and routing on them (cost_unit="seconds")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from costroute import CascadeRouter, CostAwareRouter, GeneratorRegistry, GeneratorSpec
-from costroute.costs import DEFAULT_PROFILE_PROMPTS, CostProfile, profile
+from costroute.execution import DEFAULT_PROFILE_PROMPTS, CostProfile, profile
 from costroute.generators import BackendGenerator, CallableGenerator, DiffusersGenerator, build_tiny_pipeline, pipeline_cache
 
 # A sleep lasts at least what it asks for; on a busy shared machine it may overrun by a few milliseconds.

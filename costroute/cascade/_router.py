@@ -11,7 +11,7 @@ large that nothing pays, leaves the plain router.
 How quality depends on (the router's prediction, the image's score) per generator, and how
 uncertain the router's prediction is, are learned in :meth:`CascadeRouter.fit` from *out-of-fold*
 router predictions (never in-sample residuals) and the measured scores of the training images
-(:mod:`costroute._posterior`). The policy itself is in :mod:`costroute._cascade_policy`.
+(:mod:`costroute.cascade._posterior`). The policy itself is in :mod:`costroute.cascade._policy`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
-from ._cascade_policy import PolicyRun, replay
+from ..router import CostAwareRouter
+from ..routing import BudgetWarning, check_budget, check_penalty, lambda_grid, meets_budget
 from ._outcome import OutcomeSummary
+from ._policy import PolicyRun, replay
 from ._posterior import QualityPosterior
-from ._threshold_cascade import ThresholdCascade, ThresholdOutcome
-from .router import CostAwareRouter
-from .routing import BudgetWarning, check_budget, check_penalty, lambda_grid, meets_budget
 
-__all__ = ["CascadeOutcome", "CascadeRouter", "ThresholdCascade", "ThresholdOutcome"]
+__all__ = ["CascadeOutcome", "CascadeRouter"]
 
 
 @dataclass(frozen=True)
@@ -417,8 +416,8 @@ class CascadeRouter(BaseEstimator):
         costroute.execution.CascadeResult
             The returned images in prompt order, every candidate and score, the cost spent.
         """
-        from .execution import generate_cascade
-        from .execution._plan import _check_args
+        from ..execution import generate_cascade
+        from ..execution._plan import _check_args
 
         check_is_fitted(self, "posterior_")
         _check_args(seed, batch_size, on_error)

@@ -15,13 +15,13 @@ import numbers
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..generators import GeneratorRegistry
+from ..generators import BackendGenerator, GeneratorRegistry
+from ..generators._loading import _resolve_device
 
 __all__ = ["DEFAULT_PROFILE_PROMPTS", "CostProfile", "profile"]
 
@@ -85,7 +85,6 @@ def _device_of(spec: Any) -> str | None:
     device = spec.settings.get("device")
     if device is None:
         return None
-    from ..generators._loading import _resolve_device
 
     return str(_resolve_device(device))
 
@@ -170,7 +169,6 @@ class CostProfile:
             Copies of the profiled generators, same settings and backends, with
             ``cost_unit="seconds"``.
         """
-        from ..generators import GeneratorRegistry
 
         costs = self.seconds_per_image(batch_size)
         return GeneratorRegistry(
@@ -241,13 +239,12 @@ def profile(
     Examples
     --------
     >>> from costroute import CostAwareRouter
-    >>> from costroute.costs import profile
+    >>> from costroute.execution import profile
     >>> from costroute.generators import presets
     >>> measured = profile(presets.paper_pool(["sdxl-turbo-1", "sdxl-base-20"]), batch_sizes=(1, 4))  # doctest: +SKIP
     >>> measured.to_frame()                                                     # doctest: +SKIP
     >>> router = CostAwareRouter(measured.registry(batch_size=4))               # doctest: +SKIP
     """
-    from ..generators import BackendGenerator, GeneratorRegistry
 
     registry = GeneratorRegistry.coerce(generators)
     plain = [spec.name for spec in registry if not isinstance(spec, BackendGenerator)]

@@ -19,10 +19,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import check_nonnegative
+from .._checks import check_nonnegative
+from ..features import check_prompts
+from ..generators import GeneratorRegistry
 from ._outcome import OutcomeSummary
-from .features import check_prompts
-from .generators import GeneratorRegistry
 
 __all__ = ["ThresholdCascade", "ThresholdOutcome"]
 

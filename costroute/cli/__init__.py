@@ -1,0 +1,128 @@
+"""The ``costroute`` command: fit and save a router, route a file of prompts, generate its images, print costs.
+
+Examples
+--------
+::
+
+    costroute route prompts.txt --budget 0.3            # fit on GenAI-Bench, route, CSV to stdout
+    costroute route - --cost-penalty 0.2 < prompts.txt
+    costroute route prompts.csv --column text -q        # prompts from a CSV column, no progress
+    costroute fit --dataset agiqa3k-quality -o router.skops   # fit once, save (skops, never pickle)
+    costroute route prompts.txt --router router.skops   # route with the saved router, no refit
+    costroute generate prompts.txt --router presets.skops --out images/ --budget 0.3
+    costroute costs sdxl --steps 25                     # FLOPs breakdown of one image
+
+Routers
+-------
+``fit`` saves a router with :func:`costroute.io.save`; ``route --router`` and ``generate``
+load it with :func:`costroute.io.load` (never a pickle), which refuses a file naming a type
+outside its allow-list unless ``--trust TYPE`` names it. With ``--router`` the saved router
+is used as it is: the options that fit one (``--dataset``, ``--features``,
+``--quality-model``, ``--cost-unit``) are refused. ``generate`` needs generators that make
+images (presets, ``DiffusersGenerator``); it writes the images and ``images.csv`` into
+``--out`` (also when some images fail: exit status 1). See ``docs/persistence.md``.
+
+Input
+-----
+``route`` reads UTF-8 text (a byte-order mark and CRLF endings are fine). A file whose name
+ends in ``.csv``, or any input when ``--column`` is given (the way to read CSV from standard
+input), is CSV: a header row, then one row per prompt, with the quoting and multi-line
+fields of Python's :mod:`csv` module. The prompts come from the ``--column`` column, by
+default the column named ``prompt``, else the only column; blank lines are skipped and an
+empty field is an empty prompt. Any other input holds one prompt per line: blank lines
+inside it are (empty) prompts, trailing blank lines are not.
+
+Every argument is checked before the training data is loaded or anything is fitted. Long
+steps (loading the ratings, fitting: 10-40 s) report on stderr; ``-q/--quiet`` silences
+everything there but warnings and errors.
+
+Exit status
+-----------
+0
+    Success.
+1
+    The command could not complete: the training data cannot be loaded, fitting or routing
+    failed, or the output cannot be written.
+2
+    Usage or bad input: an unknown option or a bad value (``--budget`` and
+    ``--cost-penalty`` must be finite and >= 0), a prompts file that is missing, unreadable,
+    not UTF-8, holds no prompts, or lacks the column to read; a router file that is missing,
+    not a skops file, holds untrusted types or no fitted CostAwareRouter; a router whose
+    generators cannot make images (``generate``); an output folder that cannot be used.
+130
+    Interrupted (Ctrl-C).
+141
+    Standard output was closed early (``costroute route ... | head``): the command stops
+    quietly, with the status of a program ended by SIGPIPE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import _collect, _costs, _fit, _generate, _route
+from ._common import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
+from ._prompt_files import InputError
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (_route, _fit, _generate, _costs, _collect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``costroute`` command."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="costroute", description="Cost-aware routing of text-to-image prompts.",
+        epilog="Exit status: 0 ok, 1 the command could not complete, 2 usage or bad input, "
+               "130 interrupted, 141 output closed early.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in _COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device so that the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (e.g. captured)
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``costroute`` command with ``argv`` (default: the process's arguments).
+
+    Returns the exit status described in the module docstring; bad input never raises.
+    """
+    prefix = "costroute"
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version or a usage error, printed by argparse
+            status = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        else:
+            prefix = f"costroute {args.command}"
+            status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return status
+    except InputError as exc:
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+

@@ -1,0 +1,91 @@
+"""``costroute fit``: fit a router on a shipped dataset or a collection store and save it (skops)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+
+from ._common import DATASETS, EXIT_OK, fit_router, nonnegative_float, report_warnings, say
+from ._prompt_files import InputError
+
+
+def _dataset(text: str) -> str:
+    """A shipped dataset name or a collection store path (``.sqlite``)."""
+    if text in DATASETS or text.lower().endswith(".sqlite"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown dataset {text!r}; choose one of {', '.join(DATASETS)}, or a collection store STORE.sqlite"
+    )
+
+
+def _load_store(args: argparse.Namespace):
+    """A collection store as a dataset (the scorer given by ``--scorer`` is the quality)."""
+    path = args.dataset
+    if not os.path.isfile(path):
+        raise InputError(f"no collection store {path!r}: the file does not exist")
+    if args.cost_unit is not None:
+        raise InputError("--cost-unit chooses the cost table of a shipped dataset; a collection store's costs "
+                          "are in its generators' own unit: drop --cost-unit")
+    from ..datasets import load_collection
+
+    try:
+        return load_collection(path, scorer=getattr(args, "scorer", None))
+    except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store
+        raise InputError(str(exc)) from None
+
+
+def _check_output_file(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"the output {path!r} is a directory; give a file name such as router.skops")
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import CostAwareRouter
+    from ..io import save
+
+    _check_output_file(args.output)
+    store = args.dataset.lower().endswith(".sqlite")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if store:
+            data = _load_store(args)
+            say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
+                       f"(features={args.features}, quality_model={args.quality_model}) ...")
+            router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
+                                     random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+        else:
+            router = fit_router(args, "")
+        router.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
+        save(router, args.output)
+    report_warnings(caught, "fit")
+    names = ", ".join(router.generators_.names)
+    say(args, f"saved the router to {args.output!r}: generators {names} (costs in {router.generators_.cost_unit}), "
+               f"cost_penalty={router.cost_penalty:g}, budget={router.budget}")
+    return EXIT_OK
+
+
+def add_parser(sub) -> None:
+    """Add the ``fit`` subcommand to the subparsers ``sub``."""
+    from ..router import FEATURE_CHOICES, QUALITY_MODEL_CHOICES
+
+    fit = sub.add_parser("fit", help="fit a router on a rated dataset and save it (skops format)")
+    fit.add_argument("--dataset", type=_dataset, default="genai-bench", metavar="DATASET",
+                     help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
+                          "store STORE.sqlite")
+    fit.add_argument("--scorer", default=None, metavar="NAME",
+                     help="with a collection store: the scorer whose scores are the quality (default: its only one)")
+    fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
+    fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
+                     help="cost table of a shipped dataset (default: flops)")
+    fit.add_argument("--features", choices=FEATURE_CHOICES, default="minilm")
+    fit.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default="knn")
+    fit.add_argument("--cost-penalty", type=nonnegative_float, default=None,
+                     help="lambda >= 0 stored in the router (default 0); route/generate may override it")
+    fit.add_argument("--budget", type=nonnegative_float, default=None,
+                     help="target mean normalised cost stored in the router; route/generate may override it")
+    fit.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    fit.set_defaults(func=run)
