@@ -26,8 +26,16 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
+from ..plan import RoutingPlan
 from ..router import CostAwareRouter
-from ..routing import BudgetWarning, check_budget, check_penalty, lambda_grid, meets_budget
+from ..routing import (
+    BudgetWarning,
+    assign_generators,
+    check_budget,
+    check_penalty,
+    lambda_grid,
+    meets_budget,
+)
 from ._outcome import OutcomeSummary
 from ._policy import PolicyRun, replay
 from ._posterior import QualityPosterior
@@ -382,6 +390,31 @@ class CascadeRouter(BaseEstimator):
         lams = self.default_lambdas(predicted) if lambdas is None else np.asarray(lambdas, dtype=float)
         points = [self.simulate_predicted(predicted, Y, S, cost_penalty=float(lam)) for lam in lams]
         return lams, np.array([p.mean_cost for p in points]), np.array([p.mean_quality for p in points])
+
+    def first_choices(self, X, *, cost_penalty=None, budget=None):
+        """The generator each prompt starts with, as a :class:`~costroute.RoutingPlan`.
+
+        The router's choice at the cascade's λ: ``cost_penalty``, raised for a ``budget`` as
+        :meth:`generate` does (the budget counts the expected escalations and scorings too, so
+        the first choices are cheaper than a plain router's for the same budget). What
+        :meth:`generate` then escalates to depends on the scores of the images.
+
+        Parameters
+        ----------
+        X : prompts
+        cost_penalty, budget : float, optional
+            Override the estimator's parameters for this call.
+
+        Returns
+        -------
+        RoutingPlan
+        """
+        check_is_fitted(self, "posterior_")
+        prompts = self.router_._check_X(X, reset=False)
+        predicted = self.router_.predict_quality(prompts)
+        lam, budget = self._resolve(predicted, cost_penalty, budget)
+        first = assign_generators(predicted, self.normalized_costs_, lam, generator_names=self.generator_names_)
+        return RoutingPlan(prompts, first, self.router_.generators_, predicted, lam, budget)
 
     def generate(self, X, *, seed: int = 0, batch_size: int = 8, progress: bool = True,
                  on_error: str = "fallback", cost_penalty=None, budget=None):

@@ -63,13 +63,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import _collect, _costs, _fit, _generate, _route
+from . import _collect, _costs, _fit, _generate, _route, _tiny
 from ._common import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from ._prompt_files import InputError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (_route, _fit, _generate, _costs, _collect)
+_COMMANDS = (_route, _fit, _generate, _costs, _collect, _tiny)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,7 +93,8 @@ def refuse_fit_options(args: argparse.Namespace) -> None:
 
 
 def load_router(args: argparse.Namespace):
-    """The fitted CostAwareRouter saved at ``args.router`` (bad files exit 2)."""
+    """The fitted CostAwareRouter or CascadeRouter saved at ``args.router`` (bad files exit 2)."""
+    from ..cascade import CascadeRouter
     from ..io import load
     from ..router import CostAwareRouter
 
@@ -106,19 +107,26 @@ def load_router(args: argparse.Namespace):
         raise InputError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a damaged file: say so instead of a traceback
         raise InputError(f"cannot load the router file {path!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(router, CostAwareRouter):
+    if not isinstance(router, (CostAwareRouter, CascadeRouter)):
         raise InputError(
-            f"{path!r} holds a {type(router).__name__}, not a CostAwareRouter; save a fitted CostAwareRouter "
+            f"{path!r} holds a {type(router).__name__}, not a CostAwareRouter or CascadeRouter; save a fitted one "
             "(costroute fit, or costroute.io.save(router, path))"
         )
-    if not hasattr(router, "quality_model_"):
-        raise InputError(f"{path!r} holds a CostAwareRouter that is not fitted; fit it before saving it")
-    if router.features is None:
+    cascade = isinstance(router, CascadeRouter)
+    if not hasattr(router, "posterior_" if cascade else "quality_model_"):
+        raise InputError(f"{path!r} holds a {type(router).__name__} that is not fitted; fit it before saving it")
+    inner = router.router_ if cascade else router
+    if inner.features is None:
         raise InputError(
             f"{path!r} holds a router fitted on numeric features (features=None); it cannot route prompt text"
         )
-    router.set_params(progress=not args.quiet)
+    inner.set_params(progress=not args.quiet)
     return router
+
+
+def generators_of(router):
+    """The fitted generators of a CostAwareRouter or of a CascadeRouter's router."""
+    return getattr(router, "router_", router).generators_
 
 
 def fit_router(args: argparse.Namespace, what: str):

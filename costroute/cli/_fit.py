@@ -6,7 +6,7 @@ import argparse
 import os
 import warnings
 
-from ._common import DATASETS, EXIT_OK, fit_router, nonnegative_float, report_warnings, say
+from ._common import DATASETS, EXIT_OK, fit_router, generators_of, nonnegative_float, report_warnings, say
 from ._prompt_files import InputError
 
 
@@ -43,28 +43,58 @@ def _check_output_file(path: str) -> None:
         raise InputError(f"cannot write {path!r}: the folder {folder!r} does not exist")
 
 
+def _fit_cascade(args: argparse.Namespace, data, router):
+    """A CascadeRouter over ``router`` that verifies images with the store's scorer ``--verify``."""
+    from ..cascade import CascadeRouter
+
+    if args.verify not in data.scores:
+        raise InputError(f"--verify {args.verify!r} is not a scorer of the store; its scorers are {sorted(data.scores)}")
+    scorer = data.scorer_specs[args.verify]
+    cost, unit = data.scorer_costs[args.verify]
+    scoring_cost = cost if cost is not None and unit == data.cost_unit else None
+    if scorer is None and scoring_cost is None:
+        raise InputError(f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}) "
+                         f"and its cost is not in the generators' unit {data.cost_unit!r}")
+    if scorer is None:
+        warnings.warn(f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}): "
+                      "the saved cascade routes and simulates, but `costroute generate` cannot score with it",
+                      UserWarning, stacklevel=2)
+    say(args, f"fitting a cascade on {len(data.prompts)} rated prompts of {args.dataset!r}: quality {data.scorer!r}, "
+              f"verified by {args.verify!r} (features={args.features}, quality_model={args.quality_model}) ...")
+    return CascadeRouter(router, scorer=scorer, scoring_cost=scoring_cost, random_state=0).fit(
+        data.prompts, data.quality, scores=data.scores[args.verify])
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import CostAwareRouter
     from ..io import save
 
     _check_output_file(args.output)
     store = args.dataset.lower().endswith(".sqlite")
+    if args.verify is not None and not store:
+        raise InputError("--verify names a scorer of a collection store; pass --dataset STORE.sqlite (the shipped "
+                         "datasets hold human ratings, no scorer's scores)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if store:
             data = _load_store(args)
-            say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
-                       f"(features={args.features}, quality_model={args.quality_model}) ...")
             router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
-                                     random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+                                     random_state=0, progress=not args.quiet)
+            if args.verify is not None:
+                model = _fit_cascade(args, data, router)
+            else:
+                say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
+                          f"(features={args.features}, quality_model={args.quality_model}) ...")
+                model = router.fit(data.prompts, data.quality)
         else:
-            router = fit_router(args, "")
-        router.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
-        save(router, args.output)
+            model = fit_router(args, "")
+        model.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
+        save(model, args.output)
     report_warnings(caught, "fit")
-    names = ", ".join(router.generators_.names)
-    say(args, f"saved the router to {args.output!r}: generators {names} (costs in {router.generators_.cost_unit}), "
-               f"cost_penalty={router.cost_penalty:g}, budget={router.budget}")
+    generators = generators_of(model)
+    verified = f", verified by {args.verify!r}" if args.verify is not None else ""
+    say(args, f"saved the {type(model).__name__} to {args.output!r}: generators {', '.join(generators.names)} "
+              f"(costs in {generators.cost_unit}){verified}, cost_penalty={model.cost_penalty:g}, budget={model.budget}")
     return EXIT_OK
 
 
@@ -72,12 +102,16 @@ def add_parser(sub) -> None:
     """Add the ``fit`` subcommand to the subparsers ``sub``."""
     from ..router import FEATURE_CHOICES, QUALITY_MODEL_CHOICES
 
-    fit = sub.add_parser("fit", help="fit a router on a rated dataset and save it (skops format)")
+    fit = sub.add_parser("fit", help="fit a router (or, with --verify, a cascade) on a rated dataset or a collection "
+                                     "store and save it (skops format)")
     fit.add_argument("--dataset", type=_dataset, default="genai-bench", metavar="DATASET",
                      help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
                           "store STORE.sqlite")
     fit.add_argument("--scorer", default=None, metavar="NAME",
                      help="with a collection store: the scorer whose scores are the quality (default: its only one)")
+    fit.add_argument("--verify", default=None, metavar="SCORER",
+                     help="with a collection store: fit a CascadeRouter that scores each image with this scorer of "
+                          "the store and escalates to another generator when that pays")
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
     fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
                      help="cost table of a shipped dataset (default: flops)")

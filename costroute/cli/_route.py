@@ -36,15 +36,21 @@ def run(args: argparse.Namespace) -> int:
             router = load_router(args)
         else:
             router = fit_router(args, f"{len(prompts)} prompt(s) to route; ")
-        say(args, "routing ...")
-        plan = router.route(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
+        cascade = hasattr(router, "first_choices")
+        if cascade:
+            say(args, f"{args.router!r} holds a CascadeRouter: these are its first choices; `costroute generate` "
+                      "scores each image and may escalate to another generator ...")
+            plan = router.first_choices(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
+        else:
+            say(args, "routing ...")
+            plan = router.route(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
     report_warnings(caught)
     frame = plan.to_frame()
     for k, name in enumerate(plan.generators.names):
         frame[f"predicted_{name}"] = plan.predicted_quality[:, k]
     frame.to_csv(sys.stdout, index=False, float_format="%.6g")
     sys.stdout.flush()
-    say(args, f"{len(plan)} prompts routed with cost_penalty={plan.cost_penalty:.4g}, "
+    say(args, f"{len(plan)} prompts {'given their first choice' if cascade else 'routed'} with cost_penalty={plan.cost_penalty:.4g}, "
                f"mean normalised cost {plan.mean_normalized_cost:.4f}, "
                f"total {plan.total_cost:.4g} {plan.generators.cost_unit}")
     if not args.quiet:
@@ -60,7 +66,8 @@ def add_parser(sub) -> None:
                                          "saved one (--router); CSV to stdout")
     add_prompt_arguments(route)
     route.add_argument("--router", default=None, metavar="ROUTER.skops",
-                       help="a router saved by `costroute fit` or costroute.io.save, used as it is (no refit)")
+                       help="a router saved by `costroute fit` or costroute.io.save, used as it is (no refit); for a "
+                            "saved CascadeRouter, the generator each prompt starts with")
     add_trust_argument(route)
     route.add_argument("--dataset", choices=DATASETS, default=None,
                        help="training ratings (default: genai-bench); not with --router")

@@ -21,12 +21,15 @@ from ._collect import CollectSummary, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
 from ._local import LocalBackend
 from ._ray import RayBackend
+from ._rebuild import REBUILT_GENERATORS, REBUILT_SCORERS, rebuild_generator, rebuild_scorer
 from ._specs import BACKENDS, parse_generator, parse_scorer
 from ._store import SCHEMA, CollectionStore
 
 __all__ = [
     "BACKENDS",
     "IGNORED_SETTINGS",
+    "REBUILT_GENERATORS",
+    "REBUILT_SCORERS",
     "SCHEMA",
     "Backend",
     "CollectSummary",
@@ -42,5 +45,7 @@ __all__ = [
     "parse_generator",
     "parse_scorer",
     "prompt_number",
+    "rebuild_generator",
+    "rebuild_scorer",
     "scorer_key",
 ]

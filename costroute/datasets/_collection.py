@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -107,13 +107,26 @@ def load_collection(
             (``scores[scorer]`` equals ``quality``).
         seed_indices : list of int
         generators : GeneratorRegistry
-            Specs (name, cost, cost unit, stored settings) of the K generators.
+            The K generators, made again from the stored settings
+            (:func:`~costroute.collect.rebuild_generator`): a
+            :class:`~costroute.generators.DiffusersGenerator` or
+            :class:`~costroute.generators.DeepFloydIFGenerator` (presets included) that
+            generates with the collected model and settings, at the stored cost; any other
+            generator (a ``CallableGenerator``, a model folder that is gone) is a plain
+            :class:`~costroute.generators.GeneratorSpec` that routes but cannot make images,
+            with a ``UserWarning`` naming it and why.
         costs : ndarray of shape (K,)
         cost_unit : str
         scorer : str
             The quality scorer's name.
         scorer_costs : dict of str to (float or None, str)
             Cost per image and unit of each loaded scorer.
+        scorer_specs : dict of str to Scorer or None
+            Each loaded scorer made again from the stored settings
+            (:func:`~costroute.collect.rebuild_scorer`; nothing loaded until it scores), or
+            ``None`` for one that cannot be (a ``CallableScorer``, a model folder that is gone).
+        unbuilt : dict of str to str
+            Why each generator or scorer that could not be made again could not.
         generation_seconds : pandas.DataFrame of shape (n, K)
             Mean measured generation seconds per image.
         frame : pandas.DataFrame
@@ -143,8 +156,8 @@ def load_collection(
     import pandas as pd
     from sklearn.utils import Bunch
 
-    from ..collect import CollectionStore
-    from ..generators import GeneratorRegistry, GeneratorSpec
+    from ..collect import CollectionStore, rebuild_generator, rebuild_scorer
+    from ..generators import GeneratorRegistry
 
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}")
@@ -155,7 +168,7 @@ def load_collection(
     with CollectionStore(store, create=False) as db:
         prompt_rows = db.query("SELECT id, text FROM prompts ORDER BY id")
         gen_rows = db.query("SELECT id, key, name, cost, cost_unit, settings FROM generators ORDER BY id")
-        scorer_rows = db.query("SELECT id, key, name, cost, cost_unit FROM scorers ORDER BY id")
+        scorer_rows = db.query("SELECT id, key, name, cost, cost_unit, settings FROM scorers ORDER BY id")
         if not gen_rows or not scorer_rows or not prompt_rows:
             raise ValueError(f"the store {db.path!r} is empty; fill it with costroute.collect.collect first")
         # the quality scorer
@@ -241,8 +254,20 @@ def load_collection(
         return pd.DataFrame(array, index=index.copy(), columns=columns.copy())
 
     scores = {loaded[m][2]: frame(reduce(values[m][keep], axis=2)) for m in range(M)}
-    registry = GeneratorRegistry(
-        GeneratorSpec(r[2], r[3], cost_unit=r[4], **json.loads(r[5]).get("settings", {})) for r in gens)
+    rebuilt = [rebuild_generator(r[1], r[2], r[3], r[4], r[5]) for r in gens]
+    registry = GeneratorRegistry(g for g, _ in rebuilt)
+    problems = {r[2]: why for r, (_, why) in zip(gens, rebuilt) if why is not None}
+    if problems:
+        by_reason: dict[str, list[str]] = {}
+        for name, why in problems.items():
+            by_reason.setdefault(why, []).append(name)
+        warnings.warn(
+            "; ".join(f"generator(s) {names} of the store: {why}" for why, names in by_reason.items())
+            + ". They route but cannot make images: to generate, build the router over your own generator "
+            "objects with the same names",
+            UserWarning, stacklevel=2,
+        )
+    scorer_objects = {r[2]: rebuild_scorer(r[1], r[2], r[3], r[4], r[5]) for r in loaded}
     long = pd.DataFrame(
         [row for row in frame_rows if int(row[0]) in kept_ids],
         columns=["prompt_id", "prompt", "generator", "seed_index", "seed", "scorer", "score", "cost",
@@ -267,6 +292,8 @@ def load_collection(
         cost_unit=registry.cost_unit,
         scorer=quality_name,
         scorer_costs={r[2]: (r[3], r[4]) for r in loaded},
+        scorer_specs={name: scorer for name, (scorer, _) in scorer_objects.items()},
+        unbuilt={**problems, **{name: why for name, (_, why) in scorer_objects.items() if why is not None}},
         generation_seconds=frame(np.nanmean(gen_seconds[keep], axis=2)) if len(keep) else frame(np.empty((0, K))),
         frame=long,
         dropped=dropped,

@@ -121,28 +121,38 @@ class CascadeResult(Sequence):
             frame[f"score_{name}"] = self.score_matrix[:, self.generator_names.index(name)]
         return frame
 
+    def file_name(self, index: int, generator: str, prefix: str = "image", fmt: str = "png") -> str:
+        """The file :meth:`save` writes for ``generator``'s image of prompt ``index``.
+
+        ``{prefix}_{index:04d}_{generator}.{fmt}`` for the returned image, with a ``_candidate``
+        suffix for another candidate; the generator name is made safe as in
+        :meth:`GenerationResult.save <costroute.execution.GenerationResult.save>`.
+        """
+        suffix = "" if generator == self.returned[index] else "_candidate"
+        return f"{prefix}_{index:04d}_{_file_name_part(str(generator))}{suffix}.{fmt}"
+
     def save(self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png",
-             candidates: bool = False) -> list[str]:
+             candidates: bool = False, missing: str = "raise") -> list[str]:
         """Write the returned images (and, with ``candidates=True``, every candidate) to ``folder``.
 
-        File names: ``{prefix}_{index:04d}_{generator}.{fmt}``, candidates with a ``_candidate``
-        suffix. A prompt with no image raises ``ValueError`` (nothing is skipped silently).
+        File names are :meth:`file_name`'s. ``missing="raise"`` (the default) raises
+        ``ValueError`` before anything is written when a prompt has no image; ``"skip"`` saves
+        what exists (the candidates of such a prompt too, with ``candidates=True``).
         """
-        if self.missing:
-            raise ValueError(f"prompts {self.missing[:10]} have no image; save what exists with candidates "
-                             "from result.candidates, or rerun them")
+        if missing not in ("raise", "skip"):
+            raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+        if self.missing and missing == "raise":
+            raise ValueError(f"prompts {self.missing[:10]} have no image; save what exists with missing='skip', "
+                             "or rerun them")
         os.makedirs(folder, exist_ok=True)
         paths = []
-        for i, name in enumerate(self.returned):
-            path = os.path.join(folder, f"{prefix}_{i:04d}_{_file_name_part(str(name))}.{fmt}")
-            self.candidates[i][name].save(path)
-            paths.append(path)
-            if candidates:
-                for other, image in self.candidates[i].items():
-                    if other != name:
-                        extra = os.path.join(folder, f"{prefix}_{i:04d}_{_file_name_part(other)}_candidate.{fmt}")
-                        image.save(extra)
-                        paths.append(extra)
+        for i, made in enumerate(self.candidates):
+            names = [n for n in made if n == self.returned[i]] + ([n for n in made if n != self.returned[i]]
+                                                                  if candidates else [])
+            for name in names:
+                path = os.path.join(folder, self.file_name(i, name, prefix, fmt))
+                made[name].save(path)
+                paths.append(path)
         return paths
 
     def __len__(self) -> int:
