@@ -98,3 +98,70 @@ def test_the_cascade_chain_generates_what_the_python_api_generates(chain):
         assert len(candidates) == len(result.candidates[i]) - 1
     scored = table[[f"score_{g}" for g in result.generator_names]].replace("", np.nan).astype(float).to_numpy()
     np.testing.assert_allclose(scored, result.scores.to_numpy(), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- what the chain relies on, and its errors
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "costroute.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_store_rebuilds_its_generators_and_scorers_with_their_keys(chain):
+    from costroute.collect import generator_key, scorer_key
+    from costroute.scoring import CLIPScorer
+
+    folder, _, _ = chain
+    data = load_collection(folder / "run.sqlite", scorer="judge")
+    with __import__("sqlite3").connect(folder / "run.sqlite") as db:
+        gen_keys = dict(db.execute("SELECT name, key FROM generators").fetchall())
+        gen_costs = dict(db.execute("SELECT name, cost FROM generators").fetchall())
+        scorer_keys = dict(db.execute("SELECT name, key FROM scorers").fetchall())
+    assert [g.steps for g in data.generators] == [2, 8, 4]
+    assert {g.name: generator_key(g) for g in data.generators} == gen_keys
+    assert {g.name: g.cost for g in data.generators} == gen_costs
+    assert all(isinstance(s, CLIPScorer) for s in data.scorer_specs.values())
+    assert {n: scorer_key(s) for n, s in data.scorer_specs.items()} == scorer_keys
+    assert data.unbuilt == {}
+
+
+def test_a_generator_that_cannot_be_rebuilt_is_named_at_fit_and_refused_at_generate(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from collect._helpers import Counting, brightness
+
+    from costroute.collect import collect
+    from costroute.generators import CallableGenerator
+    from costroute.scoring import CallableScorer
+
+    store = tmp_path / "callable.sqlite"
+    collect(PROMPTS, [CallableGenerator("cheap", Counting(), cost=1.0), CallableGenerator("dear", Counting(), cost=4.0)],
+            [CallableScorer("bright", brightness, cost=0.0)], store, progress=False)
+    with pytest.warns(UserWarning, match=r"\['cheap', 'dear'\].*CallableGenerator.*cannot make images"):
+        data = load_collection(store)
+    assert set(data.unbuilt) == {"cheap", "dear", "bright"} and data.scorer_specs == {"bright": None}
+
+    fit = cli("fit", "--dataset", str(store), "--quality-model", "ridge", "-o", str(tmp_path / "r.skops"))
+    assert fit.returncode == 0, fit.stderr
+    assert "warning: generator(s) ['cheap', 'dear'] of the store" in fit.stderr
+    (tmp_path / "p.txt").write_text("a green pear\n")
+    gen = cli("generate", str(tmp_path / "p.txt"), "--router", str(tmp_path / "r.skops"), "--out", str(tmp_path / "o"))
+    assert gen.returncode == 2
+    assert "['cheap', 'dear'] are plain GeneratorSpecs" in gen.stderr
+
+
+def test_verify_needs_a_store_and_one_of_its_scorers(chain, tmp_path):
+    folder, _, _ = chain
+    shipped = cli("fit", "--dataset", "genai-bench", "--verify", "clip", "-o", str(tmp_path / "c.skops"))
+    assert shipped.returncode == 2 and "--verify names a scorer of a collection store" in shipped.stderr
+    unknown = cli("fit", "--dataset", str(folder / "run.sqlite"), "--scorer", "judge", "--verify", "nope",
+                  "--quality-model", "ridge", "-o", str(tmp_path / "c.skops"))
+    assert unknown.returncode == 2
+    assert "--verify 'nope' is not a scorer of the store; its scorers are ['fast', 'judge']" in unknown.stderr
+    assert not (tmp_path / "c.skops").exists()
+
+
+def test_route_says_a_cascade_gives_its_first_choices(chain):
+    folder, _, _ = chain
+    run = cli("route", "new_prompts.txt", "--router", "cascade.skops", cwd=folder)
+    assert run.returncode == 0, run.stderr
+    assert "holds a CascadeRouter: these are its first choices" in run.stderr
+    assert run.stdout == (folder / "first_choices.csv").read_text()
