@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
-
+import math
 import sys
 import warnings
 
 from ._common import EXIT_FAILURE, EXIT_OK, positive_int, say
 from ._prompt_files import InputError, read_prompts
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be finite and > 0, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # every argument is checked before any cost is counted or model loaded
         generators = [parse_generator(text) for text in args.generators]
         scorers = [parse_scorer(text) for text in args.scorer]
-        backend = parse_backend(args.backend, args.workers, args.address)
+        backend = parse_backend(args.backend, args.workers, args.address, args.connect_timeout)
         check_arguments(prompts, generators, scorers, args.store, args.seeds, args.batch_size, backend,
                         save_images=args.save_images, regenerate=args.regenerate)
     except (ValueError, TypeError, OSError, ImportError) as exc:
@@ -80,5 +90,8 @@ def add_parser(sub) -> None:
     collect.add_argument("--address", default=None,
                          help="with --backend ray: the cluster to attach to (auto, HOST:PORT; default: $RAY_ADDRESS, "
                               "else a local instance started for the run)")
+    collect.add_argument("--connect-timeout", type=_seconds, default=None, metavar="SECONDS",
+                         help="with --backend ray: seconds to wait for the cluster at the address to answer before "
+                              "exiting with status 2 (default 30)")
     collect.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     collect.set_defaults(func=run)

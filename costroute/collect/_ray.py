@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import inspect
+import logging
+import math
 import numbers
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -26,6 +35,8 @@ _IN_FLIGHT = 2
 
 _INSTALL = "pip install costroute[ray]"
 
+_ADDRESS_FORMS = "'auto', 'HOST:PORT' (the head's GCS port, 6379 by default) or 'ray://HOST:PORT' (Ray Client, 10001)"
+
 
 def _import_ray() -> Any:
     try:
@@ -35,12 +46,205 @@ def _import_ray() -> Any:
     return ray
 
 
+# ---------------------------------------------------------------------- the cluster's address
+def _split_address(address: str, name: str = "address") -> tuple[str, int]:
+    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT`` (``[IPV6]:PORT`` too); ``ValueError`` otherwise."""
+    text = address.strip()
+    rest = text[len("ray://"):] if text.startswith("ray://") else text
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or "/" in host or "://" in rest or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{name} must be {_ADDRESS_FORMS}, or None to start a local instance; got {address!r}")
+    return host, int(port)
+
+
+def _cluster_address(address: str | None) -> tuple[str | None, str]:
+    """The address ``ray.init(address=address)`` would attach to, and where it comes from.
+
+    ``(None, ...)`` when it would start a local instance. Follows Ray's own lookup: an
+    explicit ``HOST:PORT``; else ``RAY_ADDRESS``; else the cluster of the last
+    ``ray start`` on this machine (``ray_current_cluster`` in Ray's temporary folder);
+    else, for ``'auto'``, a GCS process found running here.
+    """
+    addr, origin = (address.strip() if address is not None else None), "address"
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if addr in (None, "auto") and env:
+        addr, origin = env, "the RAY_ADDRESS environment variable"
+    if addr not in (None, "auto"):
+        if addr == "local":
+            return None, origin
+        _split_address(addr, "address" if origin == "address" else "RAY_ADDRESS")
+        return addr, origin
+    from ray._private import services
+
+    try:
+        found = services.get_ray_address_from_environment(addr, None)
+    except ConnectionError as exc:  # 'auto', and no cluster runs here
+        raise ConnectionError(f"address='auto' finds no running Ray cluster on this machine ({exc}); start one "
+                              "with `ray start --head`, or pass its address as HOST:PORT") from None
+    return found, "the cluster of the last `ray start` on this machine (address='auto' or None)"
+
+
+def _probe(address: str, origin: str, timeout: float) -> None:
+    """Open (and close) a TCP connection to the cluster's ``address`` within ``timeout`` seconds.
+
+    Raises ``ConnectionError`` naming the address, where it came from and what to check.
+    """
+    host, port = _split_address(address)
+    outcome: list = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=connect, name="costroute-ray-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)  # bounds the host name look-up as well
+    if outcome and outcome[0] is None:
+        return
+    why = (f"{type(outcome[0]).__name__}: {outcome[0]}" if outcome
+           else f"no answer within connect_timeout={timeout:g} s")
+    raise ConnectionError(
+        f"cannot reach the Ray cluster at {address!r} (from {origin}) after {time.monotonic() - start:.1f} s: "
+        f"{why}. Check that its head node is running (`ray status --address {host}:{port}` on a machine of the "
+        f"cluster; `ray start --head` starts one), that the address is {_ADDRESS_FORMS}, and that this machine "
+        "can reach it (firewall); raise connect_timeout (--connect-timeout) for a slow network")
+
+
+def _current_cluster_file() -> str:
+    """Ray's record of the last ``ray start`` here (``/tmp/ray/ray_current_cluster``), found without importing ray."""
+    import tempfile
+
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("linux", "darwin")):
+        base = "/tmp"
+    else:
+        base = tempfile.gettempdir()
+    return os.path.join(base, "ray", "ray_current_cluster")
+
+
+# ---------------------------------------------------------------------- the local instance's watchdog
+def _watchdog(driver: int) -> None:
+    """Kill the processes of the local Ray instance when the driver ends (run in its own process).
+
+    Reads from standard input, a pipe whose other end only the driver holds: a line of the
+    Ray processes' ids (the roots), then ``done`` when the driver shut Ray down itself. The
+    end of the input without ``done`` means the driver died (``SIGKILL``, a crash): Ray
+    kills its GCS and raylet with it, but the agents the raylet started
+    (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) and the workers outlive them. Every
+    half second the watchdog records the roots and all their descendants (id and start
+    time, so that a reused id is never killed); at the end it kills those still running,
+    and after ``done`` those still running 10 s later.
+    """
+    import os
+    import select
+    import signal
+    import sys
+    import time
+
+    def table() -> dict:
+        """pid -> (parent pid, start time) of every process (Linux /proc)."""
+        out = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                    out[int(name)] = (int(fields[1]), int(fields[19]))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return out
+
+    roots: set = set()
+    seen: dict = {}
+
+    def record() -> None:
+        now = table()
+        children: dict = {}
+        for pid, (ppid, _) in now.items():
+            children.setdefault(ppid, []).append(pid)
+        todo = [p for p in roots if p in now] + [p for p in seen if p in now and now[p][1] == seen[p]]
+        while todo:
+            pid = todo.pop()
+            if pid != driver and pid != os.getpid() and pid not in seen:
+                seen[pid] = now[pid][1]
+            todo.extend(c for c in children.get(pid, ()) if c not in seen)
+
+    def kill() -> None:
+        record()
+        now = table()
+        for pid, started in seen.items():
+            if pid in now and now[pid][1] == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    graceful = False
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.5)
+        if ready:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if line.strip() == "done":
+                graceful = True
+                break
+            roots.update(int(p) for p in line.split())
+        record()
+    if graceful:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(p in table() for p in seen):
+            time.sleep(0.2)
+    kill()
+
+
+class _Watchdog:
+    """The driver's end of :func:`_watchdog`: start it, hand it the Ray processes, say ``done``."""
+
+    def __init__(self, roots: list[int]) -> None:
+        source = inspect.getsource(_watchdog)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"{source}\n_watchdog({os.getpid()})"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+        self.process.stdin.write(" ".join(str(p) for p in roots) + "\n")
+        self.process.stdin.flush()
+
+    @classmethod
+    def start(cls, ray: Any) -> _Watchdog | None:
+        """A watchdog over the local instance this process started (Linux), else ``None``."""
+        if not sys.platform.startswith("linux") or not os.path.isdir("/proc"):
+            return None
+        node = getattr(getattr(ray, "_private", None), "worker", None)
+        node = getattr(node, "_global_node", None)
+        roots = [info.process.pid for infos in getattr(node, "all_processes", {}).values() for info in infos
+                 if getattr(info, "process", None) is not None]
+        return cls(roots) if roots else None
+
+    def done(self) -> None:
+        """Ray was shut down: the watchdog kills what is left after a grace period, then exits."""
+        try:
+            self.process.stdin.write("done\n")
+            self.process.stdin.close()
+        except OSError:
+            pass
+
+
 class _Worker:
     """One actor's state: the runners of the generators it loaded and those that failed to load."""
 
     def __init__(self) -> None:
         from ._local import LocalBackend
 
+        _quiet_libraries()
         self._backend = LocalBackend()
         self._runners: dict = {}
         self._failed_loads: dict = {}
@@ -53,6 +257,18 @@ class _Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def _quiet_libraries() -> None:
+    """In an actor: drop the libraries' warnings and log lines below ERROR, keep costroute's warnings.
+
+    Ray copies an actor's stderr to the driver, prefixed with ``(_Worker pid=...)``; without
+    this every actor repeats the deprecation notices of torch, diffusers and transformers.
+    Errors (log records at ERROR and above, exceptions) still reach the driver.
+    """
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"costroute(\.|$)")
+    logging.disable(logging.WARNING)
 
 
 class _Slot:
@@ -97,8 +313,12 @@ class RayBackend(Backend):
     address : str or None, default=None
         The Ray cluster to attach to (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``).
         ``None``: the Ray instance this process already initialised, else the cluster of
-        the ``RAY_ADDRESS`` environment variable, else a local instance started for the
-        run and shut down after it. An instance the run did not start is left running.
+        the ``RAY_ADDRESS`` environment variable (or of the last ``ray start`` on this
+        machine), else a local instance started for the run and shut down after it. An
+        instance the run did not start is left running. Before anything is written to the
+        store, :meth:`check` opens a TCP connection to the cluster's address: a cluster
+        that cannot be reached is a ``ConnectionError`` naming the address, within
+        ``connect_timeout`` seconds, instead of Ray's endless retries.
     num_gpus_per_worker : float or None, default=None
         GPUs reserved by each actor. ``None``: 1 when the cluster has GPUs, else 0. A
         fraction (0.5) puts several actors on one GPU.
@@ -106,6 +326,17 @@ class RayBackend(Backend):
         CPUs reserved by each actor (also its number of torch threads on CPU).
     max_retries : int, default=2
         Times a unit lost with its actor is sent again before the run stops.
+    connect_timeout : float, default=30
+        Seconds to wait for the cluster at ``address`` to accept a connection.
+
+    Notes
+    -----
+    A local instance (``address=None``, no cluster found) is started on 127.0.0.1 without
+    the dashboard; a small watchdog process (Linux) kills its processes -- GCS, raylet, the
+    agents the raylet starts, the actors -- when the driver ends, also when it is killed
+    with ``SIGKILL``, which Ray alone leaves behind (``ray::DashboardAgent``,
+    ``ray::RuntimeEnvAgent``). Library warnings and log lines below ``ERROR`` inside the
+    actors are dropped (costroute's warnings and every error still reach the driver).
 
     Examples
     --------
@@ -118,24 +349,38 @@ class RayBackend(Backend):
 
     def __init__(self, num_workers: int | None = None, address: str | None = None,
                  num_gpus_per_worker: float | None = None, num_cpus_per_worker: float = 1,
-                 max_retries: int = 2) -> None:
+                 max_retries: int = 2, connect_timeout: float = 30) -> None:
         self.num_workers = num_workers
         self.address = address
         self.num_gpus_per_worker = num_gpus_per_worker
         self.num_cpus_per_worker = num_cpus_per_worker
         self.max_retries = max_retries
+        self.connect_timeout = connect_timeout
 
     def __repr__(self) -> str:
-        params = ("num_workers", "address", "num_gpus_per_worker", "num_cpus_per_worker", "max_retries")
-        defaults = (None, None, None, 1, 2)
+        params = ("num_workers", "address", "num_gpus_per_worker", "num_cpus_per_worker", "max_retries",
+                  "connect_timeout")
+        defaults = (None, None, None, 1, 2, 30)
         shown = [f"{p}={getattr(self, p)!r}" for p, d in zip(params, defaults) if getattr(self, p) != d]
         return f"RayBackend({', '.join(shown)})"
 
     # ------------------------------------------------------------------ checks
     def check(self) -> None:
-        """Raise ``ValueError``/``TypeError`` for a bad setting, ``ImportError`` when ray is missing.
+        """Check the settings, and that the cluster to attach to can be reached.
 
-        Imports nothing and starts nothing.
+        Starts nothing. Unless this process has initialised Ray already, the address the run
+        would attach to (``address``, else ``RAY_ADDRESS``, else the last ``ray start``
+        here) gets a TCP connection, for at most ``connect_timeout`` seconds.
+
+        Raises
+        ------
+        ValueError, TypeError
+            A bad setting (the message names it), an ``address`` not of the form
+            ``'auto'``, ``'HOST:PORT'`` or ``'ray://HOST:PORT'``.
+        ImportError
+            The ray package is not installed.
+        ConnectionError
+            No cluster answers at the address (the message names it and what to check).
         """
         n = self.num_workers
         if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
@@ -144,6 +389,11 @@ class RayBackend(Backend):
         if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
             raise TypeError(f"address must be a Ray cluster address such as 'auto' or 'HOST:PORT', or None to start "
                             f"a local instance, got {type(self.address).__name__}: {self.address!r}")
+        if self.address is not None and self.address.strip() not in ("auto", "local"):
+            _split_address(self.address)
+        t = self.connect_timeout
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
+            raise ValueError(f"connect_timeout must be a finite number of seconds > 0, got {t!r}")
         for name, value, least in (("num_gpus_per_worker", self.num_gpus_per_worker, 0),
                                    ("num_cpus_per_worker", self.num_cpus_per_worker, 0)):
             if value is None and name == "num_gpus_per_worker":
@@ -157,6 +407,20 @@ class RayBackend(Backend):
             raise ValueError(f"max_retries must be an integer >= 0, got {r!r}")
         if importlib.util.find_spec("ray") is None:
             raise ImportError(f"backend='ray' needs the ray package, which is not installed: {_INSTALL}")
+        self._reach()
+
+    def _reach(self) -> str | None:
+        """The address the run attaches to, probed (``None``: a local instance, or Ray already initialised)."""
+        ray = sys.modules.get("ray")
+        if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+            return None
+        if self.address is None and not os.environ.get("RAY_ADDRESS", "").strip() \
+                and not os.path.exists(_current_cluster_file()):
+            return None  # a local instance: nothing to reach, and no need to import ray to know it
+        address, origin = _cluster_address(self.address)
+        if address is not None:
+            _probe(address, origin, float(self.connect_timeout))
+        return address
 
     # ------------------------------------------------------------------ the run
     def run(self, units: Iterable[WorkUnit]) -> Iterator[UnitResult]:
@@ -167,13 +431,22 @@ class RayBackend(Backend):
             return
         ray = _import_ray()
         started = not ray.is_initialized()
+        watchdog = None
         if started:
-            ray.init(address=self.address)
+            address = self._reach()
+            if address is None:  # a local instance for this run, on loopback, that ends with this process
+                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                         logging_level=logging.ERROR)
+                watchdog = _Watchdog.start(ray)
+            else:
+                ray.init(address=address, logging_level=logging.ERROR)
         try:
             yield from self._run(ray, units)
         finally:
             if started:
                 ray.shutdown()
+            if watchdog is not None:
+                watchdog.done()
 
     def _pool_size(self, ray: Any, n_units: int) -> tuple[int, float]:
         resources = ray.cluster_resources()

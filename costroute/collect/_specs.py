@@ -135,18 +135,29 @@ def resolve_backend(backend: Any) -> Backend:
                      f"got {backend!r}")
 
 
-def parse_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
-    """The backend of ``costroute collect --backend NAME [--workers N] [--address ADDRESS]``.
+def parse_backend(name: str, workers: int | None = None, address: str | None = None,
+                  connect_timeout: float | None = None) -> Backend:
+    """The backend of ``costroute collect --backend NAME [--workers N] [--address ADDRESS] [--connect-timeout S]``.
 
-    ``workers`` and ``address`` are settings of the Ray backend (:class:`RayBackend`); with
-    another backend they are an error. The backend is checked (worker count, ray installed);
-    nothing is imported or started.
+    ``workers``, ``address`` and ``connect_timeout`` are settings of the Ray backend
+    (:class:`RayBackend`; ``None`` keeps its default); with another backend they are an
+    error. The backend is checked (worker count, address form, ray installed, the cluster
+    at the address reachable); nothing is started.
+
+    Raises
+    ------
+    ValueError
+        An unknown backend, a bad setting, or a Ray setting given with another backend.
+    ConnectionError
+        The Ray cluster at the address does not answer within ``connect_timeout`` seconds.
     """
     if name == "ray":
-        return resolve_backend(RayBackend(num_workers=workers, address=address))
+        kwargs = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+        return resolve_backend(RayBackend(num_workers=workers, address=address, **kwargs))
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    given = [flag for flag, value in (("--workers", workers), ("--address", address)) if value is not None]
+    given = [flag for flag, value in (("--workers", workers), ("--address", address),
+                                      ("--connect-timeout", connect_timeout)) if value is not None]
     if given:
         raise ValueError(f"{' and '.join(given)} set(s) the Ray backend's pool; add --backend ray, or drop "
                          f"{' and '.join(given)} for --backend {name}")

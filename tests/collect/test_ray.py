@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,46 @@ class ExitOnCall:
             os.close(fd)
             os._exit(1)
         return draw(prompts, seeds)
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, start time, state) of every process (Linux /proc); zombies left out (they are gone)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != b"Z":
+                out[int(name)] = (int(fields[1]), int(fields[19]), fields[0].decode())
+    return out
+
+
+def _descendants(root: int) -> dict[int, int]:
+    """pid -> start time of every process below ``root`` (its children, theirs, ...)."""
+    table = _processes()
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, started, _) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = started
+                todo.append(pid)
+    return found
+
+
+def _survivors(started: dict[int, int]) -> dict[int, str]:
+    """Those of ``started`` (pid -> start time) still running: pid -> command line."""
+    table = _processes()
+    alive = {}
+    for pid, when in started.items():
+        if pid in table and table[pid][1] == when:
+            try:
+                alive[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            except OSError:
+                continue
+    return alive
 
 
 def _cells_by_hash(path) -> set[tuple]:
@@ -149,27 +190,43 @@ def test_a_unit_that_keeps_killing_its_actor_stops_the_run_after_max_retries(tmp
     assert integrity(tmp_path / "run.sqlite") == {"images": 4, "scores": 4, **CLEAN}
 
 
-def test_a_ray_collection_killed_with_sigkill_resumes_then_fits_and_routes(tmp_path, tiny_sd, tiny_clip, ray_address,
-                                                                          capsys):
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the processes of the run are found in /proc (Linux)")
+def test_a_ray_collection_killed_with_sigkill_leaves_no_process_resumes_then_fits_and_routes(
+        tmp_path, tiny_sd, tiny_clip, ray_address, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"a photo of object number {i}\n" for i in range(6)))
     store = tmp_path / "run.sqlite"
     args = ["collect", str(prompts), "--generators", f"two=diffusers:{tiny_sd}:2", f"three=diffusers:{tiny_sd}:3",
             "--scorer", f"clip:{tiny_clip}", "--store", str(store), "--seeds", "2", "--batch-size", "2",
-            "--save-images", str(tmp_path / "images"), "--backend", "ray", "--workers", "1", "--address", ray_address]
+            "--save-images", str(tmp_path / "images"), "--backend", "ray", "--workers", "1"]
     log = tmp_path / "driver.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # no --address and no RAY_ADDRESS: the killed command starts (and must take down) a local instance of its own
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "OMP_NUM_THREADS": "1",
+           "HF_HUB_OFFLINE": "1"}
+    started: dict[int, int] = {}
     with open(log, "wb") as out:  # a file, not a pipe: the actors' logs must not fill a pipe and block the driver
         process = subprocess.Popen([sys.executable, "-m", "costroute.cli", *args, "-q"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=out)
         try:
             wait_for_images(store, 4, process, lambda: log.read_text()[-3000:])
+            started = _descendants(process.pid)  # GCS, raylet, its agents, the actor, the watchdog ...
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
+            deadline = time.monotonic() + 30
+            while _survivors(started) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = _survivors(started)
         finally:
             if process.poll() is None:
                 process.kill()
+            for pid in _survivors(started):  # never leave them to the next test
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
     assert process.returncode == -signal.SIGKILL
+    assert len(started) >= 5, started  # the local instance was there to kill
+    assert not left, f"processes of the killed run still running 30 s later: {left}"
     killed = integrity(store)
     assert 4 <= killed["images"] < 24 and killed["images"] % 2 == 0  # part-way, whole batches only
     assert killed == {"images": killed["images"], "scores": killed["images"], **CLEAN}
