@@ -1,4 +1,4 @@
-"""The ``costroute`` command: fit and save a router, route a file of prompts, generate its images, print costs.
+"""The ``costroute`` command: collect, fit and save a router or cascade, route prompts, generate images, costs.
 
 Examples
 --------
@@ -11,6 +11,11 @@ Examples
     costroute route prompts.txt --router router.skops   # route with the saved router, no refit
     costroute generate prompts.txt --router presets.skops --out images/ --budget 0.3
     costroute costs sdxl --steps 25                     # FLOPs breakdown of one image
+    costroute tiny models                               # tiny offline models to try the commands with
+    costroute collect prompts.txt --generators small=diffusers:models/sd:2 large=diffusers:models/sd:8 \\
+        --scorer judge=clip:models/judge fast=clip:models/clip --store run.sqlite --save-images images
+    costroute fit --dataset run.sqlite --scorer judge --verify fast -o cascade.skops   # a CascadeRouter
+    costroute generate prompts.txt --router cascade.skops --out images/   # generate, score, escalate
 
 Routers
 -------
@@ -19,8 +24,18 @@ load it with :func:`costroute.io.load` (never a pickle), which refuses a file na
 outside its allow-list unless ``--trust TYPE`` names it. With ``--router`` the saved router
 is used as it is: the options that fit one (``--dataset``, ``--features``,
 ``--quality-model``, ``--cost-unit``) are refused. ``generate`` needs generators that make
-images (presets, ``DiffusersGenerator``); it writes the images and ``images.csv`` into
-``--out`` (also when some images fail: exit status 1). See ``docs/persistence.md``.
+images (presets, ``DiffusersGenerator``; a store's are rebuilt by ``fit``); it writes the
+images and ``images.csv`` into ``--out`` (also when some images fail: exit status 1). See
+``docs/persistence.md``.
+
+Cascades
+--------
+``fit --dataset STORE --scorer QUALITY --verify SCORER`` saves a
+:class:`~costroute.cascade.CascadeRouter` that verifies each image with the store's
+``SCORER`` (rebuilt from the store) and escalates when that pays. ``route --router`` with it
+prints the generator each prompt starts with, and says so; ``generate --router`` runs the
+cascade and writes the returned images, every other candidate (``*_candidate.png``) and
+``images.csv`` (generators tried, returned, every score, cost). See ``docs/cascade.md``.
 
 Input
 -----
