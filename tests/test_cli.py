@@ -332,7 +332,7 @@ def test_route_refuses_files_without_a_fitted_text_router(tmp_path, capsys):
     cases = [
         (CostAwareRouter(costs), "holds a CostAwareRouter that is not fitted"),
         (numeric, "fitted on numeric features (features=None); it cannot route prompt text"),
-        (CascadeRouter(numeric), "holds a CascadeRouter, not a CostAwareRouter"),
+        (CascadeRouter(numeric), "holds a CascadeRouter that is not fitted"),
     ]
     for i, (estimator, message) in enumerate(cases):
         saved = save(estimator, tmp_path / f"r{i}.skops")

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     report_warnings(caught, "fit")
     generators = generators_of(model)
     verified = f", verified by {args.verify!r}" if args.verify is not None else ""
-    say(args, f"saved the {type(model).__name__} to {args.output!r}: generators {', '.join(generators.names)} "
+    say(args, f"saved the {'cascade' if args.verify is not None else 'router'} to {args.output!r}: generators {', '.join(generators.names)} "
               f"(costs in {generators.cost_unit}){verified}, cost_penalty={model.cost_penalty:g}, budget={model.budget}")
     return EXIT_OK
 
