@@ -94,6 +94,8 @@ def load_collection(
     Returns
     -------
     data : sklearn.utils.Bunch
+        Dictionary-like object with the fields:
+
         prompts : list of str, length n
             In the order they were first collected.
         prompt_ids : list of str
@@ -106,10 +108,13 @@ def load_collection(
             Every loaded scorer's (n, K) values aggregated over seeds, by scorer name
             (``scores[scorer]`` equals ``quality``).
         seed_indices : list of int
+            The seed indices, the third axis of ``ratings``.
         generators : GeneratorRegistry
             Specs (name, cost, cost unit, stored settings) of the K generators.
         costs : ndarray of shape (K,)
+            ``generators.costs``.
         cost_unit : str
+            The cost unit.
         scorer : str
             The quality scorer's name.
         scorer_costs : dict of str to (float or None, str)
@@ -123,7 +128,9 @@ def load_collection(
         dropped : list of str
             Prompts left out by ``drop_incomplete``.
         path : str
+            The store that was read.
         description : str
+            What was loaded: the store, scorer, generators and aggregation.
 
     Raises
     ------
