@@ -43,7 +43,6 @@ templates_path = ["_templates"]
 
 # Markdown: "#section" links in the pages resolve to heading anchors (levels 1-3).
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath"]
 
 # API reference: one page per public name; a module documents exactly its ``__all__``
 # (re-exported names included, which is how the packages expose their private modules).
