@@ -88,7 +88,11 @@ def _api_aliases(modules):
             homes = [m for m in modules if defined_in == m or defined_in.startswith(m + ".")]
             home = max(homes, key=len, default=modname)
             home_module = importlib.import_module(home)
-            if home != modname and getattr(home_module, name, None) is obj and name in getattr(home_module, "__all__", ()):
+            if (
+                home != modname
+                and getattr(home_module, name, None) is obj
+                and name in getattr(home_module, "__all__", ())
+            ):
                 aliases.setdefault(modname, {})[name] = f"{home}.{name}"
     return aliases
 
@@ -97,7 +101,6 @@ autosummary_context = {"api_aliases": _api_aliases(API_MODULES)}
 numpydoc_show_class_members = False  # the class template lists members itself
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks = set()
-
 
 
 class _OutsideLinksToDownloads(SphinxTransform):
@@ -123,9 +126,14 @@ class _OutsideLinksToDownloads(SphinxTransform):
             if not os.path.isfile(path):
                 continue
             ref = addnodes.download_reference(
-                "", "", refdomain=None, reftype="myst", refexplicit=node.get("refexplicit"),
+                "",
+                "",
+                refdomain=None,
+                reftype="myst",
+                refexplicit=node.get("refexplicit"),
                 reftarget=os.path.relpath(path, os.path.dirname(self.env.doc2path(self.env.docname))),
-                refdoc=self.env.docname, classes=["xref", "download", "myst"],
+                refdoc=self.env.docname,
+                classes=["xref", "download", "myst"],
             )
             ref += node.children or [nodes.literal(path, os.path.basename(path))]
             node.replace_self(ref)

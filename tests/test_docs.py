@@ -28,7 +28,10 @@ def test_docs_build_without_warnings(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     done = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(src), str(tmp_path / "html")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, f"Sphinx reported problems:\n{done.stderr[-5000:]}"
     assert (tmp_path / "html" / "generated" / "costroute.CostAwareRouter.html").is_file()
