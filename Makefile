@@ -20,12 +20,12 @@ ifneq ($(strip $(COSTROUTE_DATA)),)
 export COSTROUTE_DATA
 endif
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(PIP_TORCH_INDEX) "$(TORCH_PIN)" -e ".[dev,plot,ray]"
+	$(PY) -m pip install --quiet $(PIP_TORCH_INDEX) "$(TORCH_PIN)" -e ".[dev,plot,ray,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,5 +40,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/routing_speed.py
 	$(PY) benchmarks/paper_table.py
 
+# HTML documentation in docs/_build/html; any Sphinx warning fails the build.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Style checks (not part of `make test` yet).
+lint: $(STAMP)
+	$(PY) -m ruff check costroute tests benchmarks examples
+	$(PY) -m ruff format --check costroute tests benchmarks examples
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/generated

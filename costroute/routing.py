@@ -192,7 +192,7 @@ def assign_generators(
     Returns
     -------
     ndarray of int, shape (n,)
-        Chosen generator position for each prompt. Utilities within 1e-12 x max(1, |best|)
+        Chosen generator position for each prompt. Utilities within ``1e-12 * max(1, |best|)``
         of the best are ties; among tied generators the cheapest wins (registry order among
         equal costs).
 

@@ -15,6 +15,14 @@ _SHARED_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 if not os.environ.get("COSTROUTE_DATA") and _SHARED_DATA.is_dir():
     os.environ["COSTROUTE_DATA"] = str(_SHARED_DATA.resolve())
 
+# One OpenMP thread per process: the tests fit tiny models (6 to a few hundred rows), where
+# threads gain nothing, and on a shared 2-core machine the OpenMP threads of scikit-learn's
+# HistGradientBoostingRegressor (quality_model="gbm") and of torch spin against other
+# processes and slow a fit down 10x or more (test_router.py's gbm tests: 210 s -> 21 s).
+# Set before scikit-learn or torch is imported; subprocesses inherit it. An explicit
+# OMP_NUM_THREADS in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Count FLOPs afresh in tests instead of reading counts an earlier process saved on disk;
 # tests/costs/test_cache.py checks the disk cache itself.
 os.environ.setdefault("COSTROUTE_FLOPS_CACHE", "0")

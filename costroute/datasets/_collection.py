@@ -94,6 +94,8 @@ def load_collection(
     Returns
     -------
     data : sklearn.utils.Bunch
+        Dictionary-like object with the fields:
+
         prompts : list of str, length n
             In the order they were first collected.
         prompt_ids : list of str
@@ -106,6 +108,7 @@ def load_collection(
             Every loaded scorer's (n, K) values aggregated over seeds, by scorer name
             (``scores[scorer]`` equals ``quality``).
         seed_indices : list of int
+            The seed indices, the third axis of ``ratings``.
         generators : GeneratorRegistry
             The K generators, made again from the stored settings
             (:func:`~costroute.collect.rebuild_generator`): a
@@ -116,7 +119,9 @@ def load_collection(
             :class:`~costroute.generators.GeneratorSpec` that routes but cannot make images,
             with a ``UserWarning`` naming it and why.
         costs : ndarray of shape (K,)
+            ``generators.costs``.
         cost_unit : str
+            The cost unit.
         scorer : str
             The quality scorer's name.
         scorer_costs : dict of str to (float or None, str)
@@ -136,7 +141,9 @@ def load_collection(
         dropped : list of str
             Prompts left out by ``drop_incomplete``.
         path : str
+            The store that was read.
         description : str
+            What was loaded: the store, scorer, generators and aggregation.
 
     Raises
     ------

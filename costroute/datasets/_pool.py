@@ -74,16 +74,25 @@ def pool(
     Returns
     -------
     data : sklearn.utils.Bunch
-        prompts : list of str, length n (the sets' prompts, stacked in order)
-        prompt_ids : list, the original ids
-        source : ndarray of str, shape (n,), each prompt's data set label
-        quality : pandas.DataFrame of shape (n, K), index (source, prompt_id), columns the
-            union of the generator names in order of first appearance, NaN where unrated
-        scale : pandas.DataFrame, index the labels, columns ``mean`` and ``std``
+        Dictionary-like object with the fields:
+
+        prompts : list of str, length n
+            The sets' prompts, stacked in order.
+        prompt_ids : list
+            The original ids.
+        source : ndarray of str, shape (n,)
+            Each prompt's data set label.
+        quality : pandas.DataFrame of shape (n, K)
+            Index (source, prompt_id), columns the union of the generator names in order of
+            first appearance, NaN where unrated.
+        scale : pandas.DataFrame
+            Index the labels, columns ``mean`` and ``std``.
         to_source_scale : callable ``(values, source) -> ndarray``
-            ``values * std + mean`` of that source
-        generators : dict of label to GeneratorRegistry (or None), each set's own registry
-        names : list of str, the labels
+            ``values * std + mean`` of that source.
+        generators : dict of label to GeneratorRegistry (or None)
+            Each set's own registry.
+        names : list of str
+            The labels.
 
     Raises
     ------

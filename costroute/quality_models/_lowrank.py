@@ -213,9 +213,9 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         ``μ_k``.
     difficulty_coef_ : ndarray of shape (n_features,)
         ``w``.
-    components_ : ndarray of shape (rank_, n_features)
+    components_ : ndarray of shape (``rank_``, n_features)
         ``A``: the prompt side of the interaction.
-    generator_factors_ : ndarray of shape (K, rank_)
+    generator_factors_ : ndarray of shape (K, ``rank_``)
         ``v_k`` as rows.
     feature_means_ : ndarray of shape (n_features,)
         ``x̄``.
@@ -413,7 +413,7 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         return self._centred(X) @ self.difficulty_coef_
 
     def prompt_factors(self, X) -> np.ndarray:
-        """The prompt factors ``u(x) = A (x − x̄)``, shape (n_samples, rank_)."""
+        """The prompt factors ``u(x) = A (x − x̄)``, shape (n_samples, ``rank_``)."""
         return self._centred(X) @ self.components_.T
 
     def add_generator(self, X, y, *, name: str | None = None, alpha: float | None = None):

@@ -161,7 +161,7 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
     history_ : dict
         ``{"train_loss": [...], "val_loss": [...]}``, one entry per epoch run, in standardised
         units; ``val_loss`` is empty without validation.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (``n_outputs_``,)
         Standardisation of the targets (training part).
     model_config_ : str
         JSON of the encoder's configuration.
@@ -453,7 +453,7 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
             return _RUNTIME[self][1:]
 
     def predict(self, X) -> np.ndarray:
-        """Predicted targets for prompts ``X``: shape (n,) if fitted on 1-d ``y``, else (n, n_outputs_)."""
+        """Predicted targets for prompts ``X``: shape (n,) if fitted on 1-d ``y``, else (n, ``n_outputs_``)."""
         check_is_fitted(self, "weights_")
         prompts = check_prompts(X)
         net, tokenizer, device = self._runtime()
