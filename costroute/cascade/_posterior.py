@@ -58,12 +58,14 @@ def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 class QualityPosterior:
     """Gaussian model of (true quality, score) per generator, fitted on out-of-fold predictions.
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     score_calibration_ : ndarray (K, 2)
         ``(c_k, d_k)`` of ``E[S_k | q̂] = c_k + d_k q̂_k``.
     covariance_ : ndarray (2K, 2K)
         Residual covariance of ``(Q, S)``.
+
+    Both are set by :meth:`fit`.
     """
 
     def fit(self, predicted: np.ndarray, quality: np.ndarray, scores: np.ndarray) -> QualityPosterior:
