@@ -300,7 +300,15 @@ class CollectionStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` on entry; ``COMMIT``, or ``ROLLBACK`` when the block raised."""
+    """``BEGIN IMMEDIATE`` on entry; ``COMMIT``, or ``ROLLBACK`` when the block raised anything.
+
+    Any exception rolls back, ``BaseException`` included (a ``KeyboardInterrupt`` between two
+    inserts, a ``SystemExit``), and so does a ``COMMIT`` that fails (a deferred constraint, a full
+    disk): the connection never stays inside a half-written transaction that a later statement
+    could commit. The original exception propagates. When even the ``ROLLBACK`` fails the
+    connection is closed, which discards the transaction, so the store stays as it was before
+    the block.
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
@@ -310,7 +318,19 @@ class _Transaction:
         return self._conn
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is None:
+        if exc_type is not None:
+            self._rollback()
+            return
+        try:
             self._conn.execute("COMMIT")
-        else:
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if not self._conn.in_transaction:  # SQLite already rolled it back (some errors do)
+            return
+        try:
             self._conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the exception being handled is the one to report
+            self._conn.close()  # closing discards the open transaction
