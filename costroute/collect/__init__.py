@@ -19,6 +19,7 @@ Importing this package does not import torch, diffusers, transformers, tqdm or r
 from ._backend import BACKENDS, Backend, ImageRow, UnitResult, WorkUnit
 from ._collect import CollectSummary, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
+from ._lease import ConcurrentWriterWarning
 from ._local import LocalBackend
 from ._ray import RayBackend
 from ._specs import parse_generator, parse_scorer
@@ -31,6 +32,7 @@ __all__ = [
     "Backend",
     "CollectSummary",
     "CollectionStore",
+    "ConcurrentWriterWarning",
     "ImageRow",
     "LocalBackend",
     "RayBackend",
