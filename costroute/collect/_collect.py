@@ -17,7 +17,13 @@ from ..features._validation import check_prompt_text
 from ..generators import BackendGenerator, GeneratorRegistry, GeneratorSpec
 from ..scoring import Scorer
 from ._backend import Backend, UnitResult, WorkUnit, check_result, resolve_backend
-from ._keys import digest, generator_identity, image_seed_for, scorer_cost, scorer_identity
+from ._keys import (
+    digest,
+    generator_identity,
+    image_seed_for,
+    scorer_cost,
+    scorer_identity,
+)
 from ._lease import ConcurrentWriterWarning, WriterLock
 from ._saved import SavedImages
 from ._store import CollectionStore, NewImage, NewScore, check_store_file
