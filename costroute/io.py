@@ -6,14 +6,19 @@ from its type's import path, and only *trusted* types are rebuilt. The allow-lis
 
 * the types skops itself trusts (Python builtins, numpy, scipy and the public scikit-learn
   estimators);
-* every class and function defined in a module under ``costroute.`` or ``sklearn.`` (the
-  object the file names is imported and its own ``__module__`` checked, so a name such as
-  ``costroute.features._embedding.OrderedDict`` -- ``collections.OrderedDict`` seen through
-  a costroute module -- is not trusted);
+* every *class* defined in a module under ``costroute.`` or ``sklearn.``, stored as an object
+  or a type (the class the file names is imported and its own ``__module__`` checked, so a
+  name such as ``costroute.features._embedding.OrderedDict`` -- ``collections.OrderedDict``
+  seen through a costroute module -- is not trusted);
+* the functions of :data:`TRUSTED_FUNCTIONS` (none: no estimator of costroute stores a
+  function);
 * the type names passed as ``trusted=`` (a custom transformer of yours, after reviewing it).
 
 Anything else in a file is refused before any object is built: :class:`UntrustedTypesError`
-names the types. :func:`untrusted_types` lists them without loading.
+names the types. :func:`untrusted_types` lists them without loading. In particular no free
+function and no bound method is trusted for living under ``sklearn.`` or ``costroute.``: a
+function called by a ``FunctionTransformer`` (a test helper that runs Python code, a fitted
+scaler's ``transform``) needs ``trusted=``.
 
 What a file holds: the estimator's parameters and fitted state. Generators are specs (names,
 costs, settings; a :class:`~costroute.generators.DiffusersGenerator` keeps its model id or
@@ -42,15 +47,26 @@ import json
 import os
 import secrets
 import types
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRUSTED_PREFIXES", "UntrustedTypesError", "load", "save", "untrusted_types"]
+__all__ = ["TRUSTED_FUNCTIONS", "TRUSTED_PREFIXES", "UntrustedTypesError", "load", "save", "untrusted_types"]
 
-#: Module prefixes whose classes and functions are trusted when a file is loaded.
+#: Module prefixes whose classes are trusted when a file is loaded.
 TRUSTED_PREFIXES = ("costroute.", "sklearn.")
+
+#: Functions (``module.name``) trusted beyond skops' own list. Saving every estimator costroute
+#: builds (routers with each feature and quality model, cascades, CostAwareRouterCV, the
+#: transformer and low-rank models) stores classes only, so the list is empty: a function in a
+#: file is refused unless given as ``trusted=``.
+TRUSTED_FUNCTIONS: tuple[str, ...] = ()
+
+# skops loaders whose node names a callable (a function, a partial), not a class; a bound method's node
+# names its class, and skops flags the method itself as ``module.Class.method``, which no node spells
+_FUNCTION_LOADERS = ("FunctionNode", "PartialNode", "OperatorFuncNode")
 
 _PICKLE_PROTOCOL_BYTE = b"\x80"
 
@@ -71,9 +87,10 @@ class UntrustedTypesError(ValueError):
         self.types = sorted(names)
         super().__init__(
             f"{path!r} holds type(s) that are not trusted: {self.types}. costroute.io.load trusts only "
-            f"the types skops trusts and those defined in modules under {list(TRUSTED_PREFIXES)}; nothing "
-            "was loaded and no code from the file ran. If you wrote the file yourself or trust its source "
-            "and have reviewed these types, pass them as load(path, trusted=[...])"
+            f"the types skops trusts and the classes defined in modules under {list(TRUSTED_PREFIXES)} (no "
+            "function or method); nothing was loaded and no code from the file ran. If you wrote the file "
+            "yourself or trust its source and have reviewed these types, pass them as load(path, trusted=[...]) "
+            "(`--trust NAME` on the command line)"
         )
 
 
@@ -167,9 +184,14 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
         say); the message names where it sits.
     FileNotFoundError
         If the folder of ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a directory.
     """
     path = _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save to {path!r}: it is a directory; pass a file path such as "
+                                f"{os.path.join(path, 'router.skops')!r}")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist; create it first")
     _check_savable(estimator)
@@ -220,25 +242,26 @@ def _schema(path: str) -> dict:
     return schema
 
 
-def _named_types(schema: Any) -> Iterator[tuple[str, str]]:
-    """(module, name) of every node of a skops schema."""
+def _named_types(schema: Any) -> Iterator[tuple[str, str, Any]]:
+    """(module, name, loader) of every node of a skops schema."""
     stack = [schema]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             module, name = node.get("__module__"), node.get("__class__")
             if isinstance(module, str) and isinstance(name, str):
-                yield module, name
+                yield module, name, node.get("__loader__")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
 
 
-def _defined_under_trusted_prefix(module: str, name: str) -> bool:
-    """Whether ``module.name`` is a class or function *defined* in a costroute or scikit-learn module.
+def _trusted_class(module: str, name: str) -> bool:
+    """Whether ``module.name`` is a class *defined* in a costroute or scikit-learn module.
 
     Only modules under :data:`TRUSTED_PREFIXES` are imported here, and what the file names
-    must have been defined there: a name they merely import from elsewhere is not trusted.
+    must be a class defined there: a name they merely import from elsewhere, a function or a
+    module is not trusted.
     """
     if not any(module.startswith(prefix) for prefix in TRUSTED_PREFIXES):
         return False
@@ -246,12 +269,24 @@ def _defined_under_trusted_prefix(module: str, name: str) -> bool:
         obj = getattr(importlib.import_module(module), name)
     except Exception:  # noqa: BLE001 - an unknown module or name is not trusted
         return False
-    if not isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+    if not isinstance(obj, type):
         return False
     own = getattr(obj, "__module__", None)
-    return isinstance(own, str) and getattr(obj, "__name__", None) == name and any(
-        own.startswith(prefix) for prefix in TRUSTED_PREFIXES
-    )
+    return isinstance(own, str) and obj.__name__ == name and any(own.startswith(prefix) for prefix in TRUSTED_PREFIXES)
+
+
+def _allowed(name: str, nodes: set[tuple[str, str, Any]]) -> bool:
+    """Whether the flagged ``name`` is on the allow-list, given the schema nodes that spell it.
+
+    It must be spelled by at least one node; a node that stores a callable (a function, a
+    partial) must name a function of :data:`TRUSTED_FUNCTIONS`, any other
+    node a class that :func:`_trusted_class` accepts. A name no node spells (skops flags a
+    bound method as ``module.Class.method``) is refused: the check fails closed.
+    """
+    if not nodes:
+        return False
+    return all(name in TRUSTED_FUNCTIONS if loader in _FUNCTION_LOADERS else _trusted_class(m, c)
+               for m, c, loader in nodes)
 
 
 def _check_trusted(trusted: Any) -> list[str]:
@@ -279,16 +314,21 @@ def _untrusted(path: str, trusted: list[str]) -> tuple[list[str], list[str]]:
 
     schema = _schema(path)
     flagged = set(sio.get_untrusted_types(file=path))
+    nodes = list(_named_types(schema))
     allowed, refused = [], []
     for name in sorted(flagged):
         if name in trusted:
             allowed.append(name)
-            continue
-        pairs = {(m, c) for m, c in _named_types(schema) if f"{m}.{c}" == name}
-        if pairs and all(_defined_under_trusted_prefix(m, c) for m, c in pairs):
+        elif _allowed(name, {node for node in nodes if f"{node[0]}.{node[1]}" == name}):
             allowed.append(name)
         else:
             refused.append(name)
+    unused = sorted(set(trusted) - flagged)
+    if unused:
+        warnings.warn(
+            f"trusted={unused} match(es) no type that {path!r} needs trusted (the file names types "
+            f"{sorted(flagged) or 'all trusted by default'}); check the spelling, as untrusted_types() lists them",
+            UserWarning, stacklevel=3)
     return refused, allowed
 
 
@@ -335,6 +375,12 @@ def load(path: str | os.PathLike, trusted: Iterable[str | type] | None = None) -
         If there is no such file.
     TypeError
         If ``trusted`` is not a list of type names or types.
+
+    Warns
+    -----
+    UserWarning
+        If a ``trusted`` name matches no type of the file that needs trusting (a typo, or a
+        type the allow-list already trusts).
     """
     path = _check_path(path)
     names = _check_trusted(trusted)

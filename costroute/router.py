@@ -375,7 +375,8 @@ class CostAwareRouter(BaseEstimator):
         Parameters
         ----------
         X : list of str, or numeric array when ``features=None``
-            The prompts. Order and length are preserved; an empty string is a prompt.
+            The prompts. Order and length are preserved; an empty or whitespace-only prompt is refused
+            (``ValueError`` naming its index).
         cost_penalty : float or None
             λ for this call; ``None`` uses the estimator's ``cost_penalty``.
         budget : float or None

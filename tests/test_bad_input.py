@@ -25,7 +25,7 @@ from costroute.cli import main
 COSTS = {"turbo": 1.0, "sd21": 4.0, "sdxl": 10.0}
 NAMES = list(COSTS)
 PROMPTS = ["a white wall", "a red apple", "three kites left of two trees at dusk",
-           "a crowded park at dusk with a red kite", "", "a blue cube"]
+           "a crowded park at dusk with a red kite", "a dot", "a blue cube"]
 QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
 
 
@@ -56,9 +56,11 @@ def fitted():
         (np.array([["a", "b"], ["c", "d"]]), ValueError, r"1-d collection of prompts, got an array of shape \(2, 2\)"),
         (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "frame with 2 columns"),
         (["a cat \ud800 on a wall"], ValueError, r"X\[0\] holds the lone surrogate '\\ud800' at character 6"),
+        (["a cat", ""], ValueError, r"X\[1\] is empty; every prompt must hold some text"),
+        (["a cat", "b", " \t\n"], ValueError, r"X\[2\] is whitespace only \(' \\t\\n'\); every prompt must hold"),
     ],
     ids=["empty", "none", "none-inside", "bytes", "ints", "generator", "set", "dict", "bare-str", "series-nan",
-         "2d-array", "2-column-frame", "lone-surrogate"],
+         "2d-array", "2-column-frame", "lone-surrogate", "empty-prompt", "whitespace-prompt"],
 )
 def test_bad_prompts(fitted, X, error, match):
     with pytest.raises(error, match=match):
@@ -73,7 +75,7 @@ def test_lone_surrogate_with_minilm_names_the_prompt():
         CostAwareRouter(COSTS).fit(PROMPTS[:2] + ["a cat \ud800 on a wall"], QUALITY[:3])
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", "\t\n", "a\x00b", "\u202eevil", "🐱 猫 قطة", "Ｆｕｌｌ", "x" * 100_000])
+@pytest.mark.parametrize("prompt", ["a", " a ", "\ta\n", "a\x00b", "\u202eevil", "🐱 猫 قطة", "Ｆｕｌｌ", "x" * 100_000])
 def test_odd_but_valid_text_is_routed(fitted, prompt):
     plan = fitted.route(["a white wall", prompt])
     assert plan.prompts == ["a white wall", prompt] and set(plan.generator_names) <= set(NAMES)
@@ -156,7 +158,7 @@ def test_quality_too_large_for_the_budget_arithmetic_is_refused():
     # budget below its cost used to be silently violated, under a warning saying the opposite
     huge = np.array([[0.0, 1e308, 0.0], [1e308, 0.0, 1e308]])
     with pytest.raises(ValueError, match=r"y holds 3 value\(s\) beyond ±1e\+100"):
-        fast_router(budget=0.0).fit(["", "0"], huge)
+        fast_router(budget=0.0).fit(["a", "0"], huge)
 
 
 # ---------------------------------------------------------------- custom quality models

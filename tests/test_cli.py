@@ -22,17 +22,18 @@ def routed_frame(out):
 
 def test_route_a_prompts_file(tmp_path, capsys):
     path = tmp_path / "prompts.txt"
-    path.write_text("a white wall\n\nthree red kites left of two trees at dusk\n\n")
+    path.write_text("a white wall\n\n  \t\nthree red kites left of two trees at dusk\n\n")
     assert main(["route", str(path), *ROUTE_FAST, "--budget", "0.3"]) == 0
     out, err = capsys.readouterr()
     frame = routed_frame(out)
-    assert frame["prompt"].tolist() == ["a white wall", "", "three red kites left of two trees at dusk"]
+    # blank and whitespace-only lines are skipped alike, wherever they are
+    assert frame["prompt"].tolist() == ["a white wall", "three red kites left of two trees at dusk"]
     assert set(frame["generator"]) <= GENERATORS
     assert "predicted_SDXL_Turbo" in frame.columns
     assert frame["normalized_cost"].mean() <= 0.3 + 1e-9
     # the long steps say what they are doing, then the summary
     assert "loading the genai-bench ratings" in err and "fitting the router on 527 rated prompts" in err
-    assert "3 prompts routed" in err
+    assert "2 prompts routed" in err
 
 
 def test_quiet_silences_stderr_but_keeps_warnings(tmp_path, capsys):
@@ -70,12 +71,21 @@ def test_csv_file_with_header_quotes_and_multiline_fields(tmp_path, capsys):
         '1,"a red kite, a blue kite",kites\n'
         '2,"a poem on a sign:\nroses are red",text\n'
         '\n'
+        '   \n'
         '3,"she said ""hi""",quotes\n'
-        '4,,empty\n'
     )
     assert main(["route", str(path), *ROUTE_FAST, "-q"]) == 0
     frame = routed_frame(capsys.readouterr().out)
-    assert frame["prompt"].tolist() == ["a red kite, a blue kite", "a poem on a sign:\nroses are red", 'she said "hi"', ""]
+    assert frame["prompt"].tolist() == ["a red kite, a blue kite", "a poem on a sign:\nroses are red", 'she said "hi"']
+
+
+@pytest.mark.parametrize("field, what", [("", "empty"), ('"  "', "whitespace only")])
+def test_csv_row_with_an_empty_prompt_field_names_its_line(tmp_path, capsys, field, what):
+    path = tmp_path / "prompts.csv"
+    path.write_text(f"id,prompt\n1,a red kite\n\n2,{field}\n")
+    assert main(["route", str(path), *ROUTE_FAST, "-q"]) == 2
+    assert f"prompts.csv', line 4: the 'prompt' field is {what}; every prompt must hold some text" in \
+        capsys.readouterr().err
 
 
 def test_csv_column_choice(tmp_path):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -29,7 +32,7 @@ from costroute.generators import (
     pipeline_cache,
     presets,
 )
-from costroute.io import TRUSTED_PREFIXES, UntrustedTypesError, load, save, untrusted_types
+from costroute.io import TRUSTED_FUNCTIONS, TRUSTED_PREFIXES, UntrustedTypesError, load, save, untrusted_types
 
 FEATURES = ["minilm", "complexity", "minilm+complexity", None]
 QUALITY_MODELS = ["knn", "mlp", "gbm", "ridge"]
@@ -40,7 +43,7 @@ COMBINATIONS = [("complexity", model) for model in QUALITY_MODELS] + [
 ]
 COLOURS, THINGS, PLACES = ["red", "blue", "white"], ["cat", "kite", "two tall trees"], ["wall", "hill at dusk"]
 PROMPTS = [f"a {c} {t} on a {p}" for c in COLOURS for t in THINGS for p in PLACES]          # 18 prompts
-NEW_PROMPTS = ["a green cat", "three red kites left of two tall trees at dusk, oil painting", ""]
+NEW_PROMPTS = ["a green cat", "three red kites left of two tall trees at dusk, oil painting", "x"]
 
 
 def quality_matrix(prompts):
@@ -357,6 +360,67 @@ def test_an_edited_schema_is_refused(saved_routers, tmp_path, module, name):
 
 def test_allow_list_is_costroute_and_scikit_learn():
     assert TRUSTED_PREFIXES == ("costroute.", "sklearn.")
+    assert TRUSTED_FUNCTIONS == ()
+
+
+def test_every_saved_estimator_needs_classes_only(saved_routers):
+    # what skops flags in every router and cascade this module saves: classes, all trusted without trusted=
+    import skops.io as sio
+
+    for name, (_, path) in saved_routers.items():
+        flagged = sio.get_untrusted_types(file=str(path))
+        assert all(isinstance(getattr(importlib.import_module(t.rpartition(".")[0]), t.rpartition(".")[2]), type)
+                   for t in flagged), (name, flagged)
+        assert untrusted_types(path) == [], name
+
+
+def _function_transformer_file(path, func):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    sio.dump(FunctionTransformer(func=func), str(path))
+    return path
+
+
+def test_a_scikit_learn_test_helper_that_runs_python_is_refused(tmp_path):
+    from sklearn.utils import _testing
+
+    name = "sklearn.utils._testing.assert_run_python_script_without_output"
+    path = _function_transformer_file(tmp_path / "helper.skops", _testing.assert_run_python_script_without_output)
+    assert untrusted_types(path) == [name]
+    with pytest.raises(UntrustedTypesError, match=rf"not trusted: \['{name}'\].*no function or method"):
+        load(path)
+    from sklearn.preprocessing import FunctionTransformer
+
+    assert isinstance(load(path, trusted=[name]), FunctionTransformer)   # reviewed and trusted: it loads
+
+
+def test_a_bound_method_of_a_trusted_class_needs_trusted(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    path = _function_transformer_file(tmp_path / "method.skops", scaler.transform)
+    name = "sklearn.preprocessing._data.StandardScaler.transform"
+    assert untrusted_types(path) == [name]                       # the class is trusted, its method is not
+    with pytest.raises(UntrustedTypesError, match=re.escape(name)):
+        load(path)
+    loaded = load(path, trusted=[name])
+    np.testing.assert_array_equal(loaded.transform(np.array([[2.0, 3.0]])), [[1.0, 1.0]])
+
+
+def test_a_costroute_function_is_not_trusted_for_its_module(tmp_path):
+    from costroute import routing
+
+    func = next(getattr(routing, n) for n in sorted(vars(routing)) if isinstance(getattr(routing, n), types.FunctionType)
+                and getattr(routing, n).__module__ == "costroute.routing")
+    path = _function_transformer_file(tmp_path / "func.skops", func)
+    assert untrusted_types(path) == [f"costroute.routing.{func.__name__}"]
+
+
+def test_a_trusted_name_that_matches_nothing_warns(saved_routers):
+    _, path = saved_routers["complexity-ridge"]
+    with pytest.warns(UserWarning, match=r"trusted=\['not\.a\.Type'\] match\(es\) no type that .* needs trusted"):
+        load(path, trusted=["not.a.Type"])
 
 
 # ---------------------------------------------------------------- bad files and arguments
@@ -391,6 +455,12 @@ def test_save_errors(saved_routers, tmp_path):
         save(router, tmp_path / "missing" / "router.skops")
     with pytest.raises(TypeError, match="path must be a file path"):
         save(router, None)
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match=rf"cannot save to {re.escape(repr(str(folder)))}: it is a directory"):
+        save(router, folder)
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+    folder.rmdir()
     path = tmp_path / "router.skops"
     path.write_text("old")
     save(router, path)                                         # replaced in place

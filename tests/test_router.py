@@ -126,14 +126,19 @@ def test_budget_below_cheapest_routes_all_to_cheapest_with_warning():
 
 # ---------------------------------------------------------------- text prompts
 PROMPTS = ["a white wall", "a red apple", "three kites left of two trees at dusk",
-           "a crowded park at dusk with a red kite, oil painting", "", "a blue cube"]
+           "a crowded park at dusk with a red kite, oil painting", "a dot", "a blue cube"]
 QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
 
 
-def test_empty_string_prompt_is_routed_like_any_other():
+def test_an_empty_or_whitespace_prompt_is_refused_naming_its_index():
     router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge", cost_penalty=0.5).fit(PROMPTS, QUALITY)
-    names = router.predict(["", "a red kite"])
+    names = router.predict(["a", "a red kite"])                  # one character is a prompt
     assert len(names) == 2 and set(names) <= set(COSTS)
+    for bad in ("", " \t "):
+        with pytest.raises(ValueError, match=r"X\[1\] is (empty|whitespace only)"):
+            router.predict(["a red kite", bad])
+        with pytest.raises(ValueError, match=r"X\[4\] is (empty|whitespace only)"):
+            clone(router).fit(PROMPTS[:4] + [bad] + PROMPTS[5:], QUALITY)
 
 
 @pytest.mark.parametrize("features", ["minilm", "complexity", "minilm+complexity"])

@@ -2,7 +2,9 @@
 
 A file whose name ends in ``.csv``, or any input when a column is named, is CSV: a header row,
 then one row per prompt, with the quoting and multi-line fields of Python's :mod:`csv` module.
-Any other input holds one prompt per line. ``-`` is standard input. Every problem is an
+Any other input holds one prompt per line. Blank and whitespace-only lines are skipped, in
+either form; a CSV row whose prompt field is empty or whitespace-only (while the row holds
+other values) is an error naming its line. ``-`` is standard input. Every problem is an
 :class:`InputError` naming the file (and line) and what to do.
 """
 
@@ -50,10 +52,9 @@ def _decode(data: bytes, where: str) -> str:
 
 
 def _text_prompts(text: str) -> list[str]:
-    prompts = [line.rstrip("\r\n") for line in io.StringIO(text, newline="")]
-    while prompts and not prompts[-1]:
-        prompts.pop()
-    return prompts
+    """One prompt per line; blank and whitespace-only lines (anywhere) are skipped alike."""
+    lines = (line.rstrip("\r\n") for line in io.StringIO(text, newline=""))
+    return [line for line in lines if line.strip()]
 
 
 def _csv_prompts(text: str, where: str, column: str | None) -> list[str]:
@@ -68,12 +69,18 @@ def _csv_prompts(text: str, where: str, column: str | None) -> list[str]:
                 header = row
                 index = _pick_column(header, where, column)
                 continue
-            if not row:
-                continue
+            if not any(field.strip() for field in row):
+                continue  # a blank or whitespace-only line, skipped as in a text file
             if index >= len(row):
                 raise InputError(
                     f"{where}, line {reader.line_num}: {len(row)} field(s), so no {header[index]!r} value "
                     f"(the header has {len(header)} columns)"
+                )
+            if not row[index].strip():
+                raise InputError(
+                    f"{where}, line {reader.line_num}: the {header[index]!r} field is "
+                    f"{'empty' if not row[index] else 'whitespace only'}; every prompt must hold some text. "
+                    "Fill it or remove the row"
                 )
             prompts.append(row[index])
     except csv.Error as exc:

@@ -19,6 +19,7 @@ Importing this package does not import torch, diffusers, transformers, tqdm or r
 from ._backend import Backend, ImageRow, UnitResult, WorkUnit
 from ._collect import CollectSummary, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
+from ._lease import ConcurrentWriterWarning
 from ._local import LocalBackend
 from ._ray import RayBackend
 from ._rebuild import REBUILT_GENERATORS, REBUILT_SCORERS, rebuild_generator, rebuild_scorer
@@ -34,6 +35,7 @@ __all__ = [
     "Backend",
     "CollectSummary",
     "CollectionStore",
+    "ConcurrentWriterWarning",
     "ImageRow",
     "LocalBackend",
     "RayBackend",

@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from ..features._validation import check_prompt_text
 from ..generators import BackendGenerator, GeneratorRegistry, GeneratorSpec
 from ..scoring import Scorer
 from ._backend import Backend, UnitResult, WorkUnit, check_result
 from ._keys import digest, generator_identity, image_seed_for, scorer_cost, scorer_identity
+from ._lease import ConcurrentWriterWarning, WriterLock
+from ._saved import SavedImages
 from ._specs import resolve_backend
-from ._store import CollectionStore, NewImage, NewScore
+from ._store import CollectionStore, NewImage, NewScore, check_store_file
 
 __all__ = ["CollectSummary", "check_arguments", "collect"]
 
@@ -115,6 +118,7 @@ def _check_prompts(prompts: Any) -> list[str]:
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
             raise TypeError(f"prompts[{i}] must be a str, got {type(prompt).__name__}: {prompt!r}")
+    check_prompt_text(prompts, name="prompts")  # empty, whitespace-only, lone surrogates: before any file exists
     seen: set[str] = set()
     dupes = [p for p in prompts if p in seen or seen.add(p)]
     if dupes:
@@ -210,6 +214,7 @@ def _check_store_path(store: Any) -> str:
                          f"{os.path.join(store, 'run.sqlite')!r}")
     if not os.path.isdir(os.path.dirname(path)):
         raise ValueError(f"the folder of store={store!r} does not exist; create {os.path.dirname(path)!r} first")
+    check_store_file(path)  # a text file, another database, a future schema: refused before any model loads
     return path
 
 
@@ -340,7 +345,12 @@ def collect(
     scorer_keys = [(digest(ident), ident) for ident in scorer_idents]
     if args.save_images is not None:
         os.makedirs(args.save_images, exist_ok=True)
-    with CollectionStore(args.store) as db:
+    with WriterLock(args.store) as lock, CollectionStore(args.store) as db:
+        if lock.other is not None:
+            warnings.warn(f"{lock.describe()} is writing to the store {db.path!r}. Both runs generate every image "
+                          "still missing, so that work is paid for twice (no row is stored twice); stop one of "
+                          "them, or give each run different prompts or generators", ConcurrentWriterWarning,
+                          stacklevel=2)
         prompt_ids = db.register_prompts(args.prompts)
         gen_ids = [db.register_generator(k, ident, float(g.cost)) for (k, ident), g in zip(gen_keys, args.generators)]
         scorer_ids = [db.register_scorer(k, s.name, ident, scorer_cost(s))
@@ -367,6 +377,7 @@ def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids:
     regen: dict[tuple[int, tuple[int, ...]], list[tuple[_Cell, str]]] = {}
     rescore: dict[tuple[int, ...], list[tuple[_Cell, str, str]]] = {}
     unsaved: dict[str, int] = {}
+    saved = SavedImages(args.save_images)
     for g, (gen, gid) in enumerate(zip(args.generators, gen_ids)):
         for s in args.seeds:
             for prompt, pid in zip(args.prompts, prompt_ids):
@@ -379,24 +390,36 @@ def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids:
                 have = scored.get(image_id, set())
                 missing = tuple(j for j, sid in enumerate(scorer_ids) if sid not in have)
                 done += n_scorers - len(missing)
-                if not missing:
-                    continue
                 cell = _Cell(pid, gid, s, image_seed_for(s, prompt, gen.name), image_id)
-                if path is not None and os.path.isfile(path):
-                    rescore.setdefault(missing, []).append((cell, prompt, path))
+                state, resolved = saved.check(path)
+                if not missing:
+                    if state == "gone" and args.regenerate:  # scored, but its file is gone: make and save it again
+                        regen.setdefault((g, ()), []).append((cell, prompt))
+                    elif state == "gone":
+                        saved.gone.append(repr(path))
+                    continue
+                if state == "ok":
+                    rescore.setdefault(missing, []).append((cell, prompt, resolved))
+                elif state == "outside":  # never opened, never replaced: reported
+                    saved.outside.append(f"image {image_id} ({prompt[:40]!r}, generator {gen.name!r}, seed {s}): "
+                                         f"{path!r}")
                 elif args.regenerate:
                     regen.setdefault((g, missing), []).append((cell, prompt))
                 else:
                     for j in missing:
                         unsaved[args.scorers[j].name] = unsaved.get(args.scorers[j].name, 0) + 1
+                    if state == "gone":
+                        saved.gone_unscored.append(repr(path))
+                    elif state == "unchecked":
+                        saved.unchecked.append(repr(path))
+                    else:
+                        saved.never += 1
     if unsaved:
-        counts = ", ".join(f"{n} for scorer {name!r}" for name, n in unsaved.items())
-        raise ValueError(
-            f"the store {db.path!r} holds images that lack scores ({counts}) and were not saved (collect ran without "
-            "save_images, or the files are gone), so they cannot be scored without generating them again. Pass "
-            "regenerate=True (`--regenerate`) to generate them again with the same seeds and pay for them once more, "
-            "or collect into a new store; pass save_images=FOLDER from now on so that later scorers can reuse them"
-        )
+        raise ValueError(_unsaved_message(db.path, unsaved, saved))
+    if saved.outside:
+        warnings.warn(saved.outside_message(db.path), RuntimeWarning, stacklevel=3)
+    if saved.gone:
+        warnings.warn(saved.gone_message(db.path), RuntimeWarning, stacklevel=3)
     units: list[WorkUnit] = []
     cells: dict[int, list[_Cell]] = {}
 
@@ -421,6 +444,24 @@ def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids:
                 seeds=tuple(c.seed for c, _ in chunk), save_images=args.save_images, batch_size=args.batch_size))
     total = len(args.prompts) * len(args.generators) * len(args.seeds) * n_scorers
     return units, cells, CollectSummary(args.store, total, done)
+
+
+def _unsaved_message(store: str, unsaved: dict[str, int], saved: SavedImages) -> str:
+    """Why stored images that lack scores cannot be scored, and what to do."""
+    counts = ", ".join(f"{n} for scorer {name!r}" for name, n in unsaved.items())
+    text = f"the store {store!r} holds images that lack scores ({counts}) and cannot be read: "
+    reasons = []
+    if saved.gone_unscored:
+        reasons.append(f"{len(saved.gone_unscored)} saved file(s) are missing ({', '.join(saved.gone_unscored[:5])}"
+                       f"{' ...' if len(saved.gone_unscored) > 5 else ''})")
+    if saved.unchecked:
+        reasons.append(f"{len(saved.unchecked)} were saved (e.g. {saved.unchecked[0]}) but save_images is not given; "
+                       "pass save_images=FOLDER (`--save-images FOLDER`), the folder they are in, to score them")
+    if saved.never:
+        reasons.append(f"{saved.never} were not saved (collect ran without save_images)")
+    return (text + "; ".join(reasons) + ". Pass regenerate=True (`--regenerate`) to generate them again with the same "
+            "seeds and pay for them once more, or collect into a new store; pass save_images=FOLDER from now on so "
+            "that later scorers can reuse them")
 
 
 def _run(db: CollectionStore, args: _Arguments, units: list[WorkUnit], cells: dict[int, list[_Cell]],
@@ -481,6 +522,7 @@ def _write(db: CollectionStore, unit: WorkUnit, cells: list[_Cell], result: Unit
     sids = [scorer_id[s.name] for s in unit.scorers]
     images: list[NewImage] = []
     scores: list[NewScore] = []
+    paths: list[tuple[int, str]] = []
     for row in result.rows:
         cell = cells[row.position]
         if cell.image_id is None:
@@ -488,8 +530,8 @@ def _write(db: CollectionStore, unit: WorkUnit, cells: list[_Cell], result: Unit
                                    cost_of[cell.generator_id], float(row.seconds), row.path,
                                    [(sid, value, seconds) for sid, (value, seconds) in zip(sids, row.scores)]))
         else:
-            path = row.path if unit.generator is not None else None
-            scores += [NewScore(cell.image_id, sid, value, seconds, path)
-                       for sid, (value, seconds) in zip(sids, row.scores)]
-    _, n_scores = db.write(images, scores)
+            scores += [NewScore(cell.image_id, sid, value, seconds) for sid, (value, seconds) in zip(sids, row.scores)]
+            if unit.generator is not None and row.path is not None:  # made again: its new file replaces the old
+                paths.append((cell.image_id, row.path))
+    _, n_scores = db.write(images, scores, paths)
     return n_scores

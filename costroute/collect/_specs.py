@@ -48,13 +48,17 @@ def _split_name(text: str, what: str, forms: str) -> tuple[str | None, str]:
 
 
 def _split_steps(rest: str, text: str) -> tuple[str, int | None]:
+    """``(model or preset, steps)``: what follows the last ``:`` is the steps, unless it is part of a path."""
     head, sep, tail = rest.rpartition(":")
-    if sep and re.fullmatch(r"\d+", tail):
-        steps = int(tail)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1 in generator {text!r}, got {tail}")
-        return head, steps
-    return rest, None
+    if not sep or re.search(r"[/\\]", tail):  # no steps; or a Windows drive such as C:\models\x
+        return rest, None
+    if not re.fullmatch(r"\d+", tail.strip()):
+        raise ValueError(f"steps must be an integer >= 1 in generator {text!r}, got {tail!r}; expected "
+                         f"{GENERATOR_FORMS}, e.g. {text.strip().rpartition(':')[0]}:4")
+    steps = int(tail)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 in generator {text!r}, got {tail}")
+    return head, steps
 
 
 def parse_generator(text: str) -> BackendGenerator:

@@ -34,8 +34,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["SCHEMA", "CollectionStore", "NewImage", "NewScore"]
+__all__ = ["SCHEMA", "CollectionStore", "NewImage", "NewScore", "check_store_file"]
 
 #: Version tag stored in the ``meta`` table.
 SCHEMA = "costroute.collect/1"
@@ -95,6 +96,49 @@ class NewScore:
     path: str | None = None
 
 
+def _check_tables(conn: sqlite3.Connection, path: str, create: bool) -> set[str]:
+    """The tables of the database behind ``conn``; ValueError unless it is (or may become) a collection store."""
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
+                         "or a store written by costroute.collect") from None
+    if not tables and not create:
+        raise ValueError(f"{path!r} is an empty file, not a collection store; fill it with "
+                         "costroute.collect.collect first")
+    if tables and "meta" not in tables:
+        raise ValueError(f"{path!r} is an SQLite database of something else (tables {sorted(tables)}), "
+                         "not a costroute collection store; pass a new file name")
+    if tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or row[0] != SCHEMA:
+            raise ValueError(f"{path!r} has schema {row[0] if row else None!r}, this version of costroute "
+                             f"reads {SCHEMA!r}; collect into a new file")
+    return tables
+
+
+def check_store_file(path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` if an existing file at ``path`` is not a collection store; write nothing.
+
+    A missing or empty file passes (:class:`CollectionStore` creates the store in it). The
+    check only reads: it never creates the file nor changes its rows (``mode=rw`` opens an
+    existing file only, and closing the read-write connection tidies a WAL store's side files
+    as any reader's last close does).
+    """
+    path = _check_path(path)
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=60.0)
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
+                         "or a store written by costroute.collect") from None
+    try:
+        _check_tables(conn, path, create=True)
+    finally:
+        conn.close()
+
+
 def _check_path(path: Any) -> str:
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
@@ -150,22 +194,7 @@ class CollectionStore:
     # ------------------------------------------------------------------ set-up
     def _setup(self, create: bool) -> None:
         conn = self._conn
-        try:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.path!r} is not a costroute collection store: {exc}; pass a new file name "
-                             "or a store written by costroute.collect") from None
-        if not tables and not create:
-            raise ValueError(f"{self.path!r} is an empty file, not a collection store; fill it with "
-                             "costroute.collect.collect first")
-        if tables and "meta" not in tables:
-            raise ValueError(f"{self.path!r} is an SQLite database of something else (tables {sorted(tables)}), "
-                             "not a costroute collection store; pass a new file name")
-        if tables:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None or row[0] != SCHEMA:
-                raise ValueError(f"{self.path!r} has schema {row[0] if row else None!r}, this version of costroute "
-                                 f"reads {SCHEMA!r}; collect into a new file")
+        tables = _check_tables(conn, self.path, create)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -248,12 +277,15 @@ class CollectionStore:
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     # ------------------------------------------------------------------ writing
-    def write(self, images: Sequence[NewImage], scores: Sequence[NewScore] = ()) -> tuple[int, int]:
+    def write(self, images: Sequence[NewImage], scores: Sequence[NewScore] = (),
+              paths: Sequence[tuple[int, str]] = ()) -> tuple[int, int]:
         """Insert a finished batch in one transaction; returns (images inserted, scores inserted).
 
         An image whose (prompt, generator, seed index) is already stored is skipped together
         with its scores (another run stored that cell first); a score already stored is
-        skipped. Nothing is written if anything fails.
+        skipped. ``paths`` holds ``(image_id, path)`` of stored images made again and saved
+        anew (their recorded file was gone): the path replaces the recorded one. Nothing is
+        written if anything fails, whatever the exception (see :meth:`transaction`).
         """
         n_images = n_scores = 0
         conn = self._conn
@@ -282,6 +314,8 @@ class CollectionStore:
                 if score.path is not None:
                     conn.execute("UPDATE images SET path = ? WHERE id = ? AND path IS NULL",
                                  (score.path, score.image_id))
+            for image_id, path in paths:
+                conn.execute("UPDATE images SET path = ? WHERE id = ?", (path, image_id))
         return n_images, n_scores
 
     # ------------------------------------------------------------------ life cycle
@@ -300,7 +334,15 @@ class CollectionStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` on entry; ``COMMIT``, or ``ROLLBACK`` when the block raised."""
+    """``BEGIN IMMEDIATE`` on entry; ``COMMIT``, or ``ROLLBACK`` when the block raised anything.
+
+    Any exception rolls back, ``BaseException`` included (a ``KeyboardInterrupt`` between two
+    inserts, a ``SystemExit``), and so does a ``COMMIT`` that fails (a deferred constraint, a full
+    disk): the connection never stays inside a half-written transaction that a later statement
+    could commit. The original exception propagates. When even the ``ROLLBACK`` fails the
+    connection is closed, which discards the transaction, so the store stays as it was before
+    the block.
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
@@ -310,7 +352,19 @@ class _Transaction:
         return self._conn
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is None:
+        if exc_type is not None:
+            self._rollback()
+            return
+        try:
             self._conn.execute("COMMIT")
-        else:
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if not self._conn.in_transaction:  # SQLite already rolled it back (some errors do)
+            return
+        try:
             self._conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the exception being handled is the one to report
+            self._conn.close()  # closing discards the open transaction

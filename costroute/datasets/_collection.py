@@ -48,6 +48,21 @@ def _pick(rows: list[tuple], wanted: Any, what: str, option: str, allow_empty: b
     return picked
 
 
+def _check_score(value: Any, path: str, prompt_id: int, prompt: str, generator: str, seed_index: int,
+                 scorer: str) -> float:
+    """``value`` as a finite float, or a ValueError naming the row it came from."""
+    where = (f"the store {path!r} holds the score {value!r} of scorer {scorer!r} for prompt {prompt_id} "
+             f"({prompt[:40]!r}), generator {generator!r}, seed {seed_index}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}: a score must be a number; the store was edited by hand or damaged. Delete "
+                         "that score row (and run collect again to measure it), or collect into a new store")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{where}: a score must be finite; the store was edited by hand or damaged. Delete "
+                         "that score row (and run collect again to measure it), or collect into a new store")
+    return value
+
+
 def load_collection(
     store: str | os.PathLike,
     scorer: str | None = None,
@@ -182,7 +197,7 @@ def load_collection(
         if scorer is None:
             if len(scorer_rows) > 1:
                 raise ValueError(f"the store has {len(scorer_rows)} scorers {[r[2] for r in scorer_rows]}; pass "
-                                 "scorer=NAME to say which one is the quality")
+                                 "scorer=NAME (`--scorer NAME` on the command line) to say which one is the quality")
             quality_row = scorer_rows[0]
         else:
             quality_row = _pick(scorer_rows, [scorer], "scorer", "scorer")[0]
@@ -226,6 +241,8 @@ def load_collection(
     for pid, gid, s, seed, cost, gsec, img_path, sid, value, ssec in rows:
         if s not in s_index or sid not in sc_index:
             continue
+        value = _check_score(value, path, pid, prompt_rows[p_index[pid]][1], gens[g_index[gid]][2], s,
+                             loaded[sc_index[sid]][2])
         i, k, j, m = p_index[pid], g_index[gid], s_index[s], sc_index[sid]
         values[m, i, k, j] = value
         gen_seconds[i, k, j] = gsec
@@ -243,8 +260,8 @@ def load_collection(
             raise ValueError(
                 f"the store {path!r} lacks {len(cells)} cell(s) of {int(incomplete.sum())} prompt(s): "
                 f"{', '.join(shown)}{more}. Run collect again with these prompts, generators, seeds and scorers to "
-                "fill them, choose what to load (generators=, seeds=, scorers=), or pass drop_incomplete=True to "
-                "leave those prompts out"
+                "fill them, choose what to load (generators=, seeds=, scorers=), or pass drop_incomplete=True "
+                "(`--drop-incomplete` on the command line) to leave those prompts out"
             )
         dropped = [prompt_rows[i][1] for i in np.flatnonzero(incomplete)]
         if incomplete.all():

@@ -11,8 +11,10 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
     """Return ``X`` as a list of strings, or raise a clear error.
 
     Accepts a list, tuple, 1-d ndarray (or an (n, 1) one), pandas Series or one-column
-    DataFrame of ``str``. An empty string is a valid prompt; an empty collection, a bare
-    string, ``None``, a set, a dict, an iterator or a non-string element is not.
+    DataFrame of ``str``. An empty collection, a bare string, ``None``, a set, a dict, an
+    iterator or a non-string element is not; nor is an empty or whitespace-only prompt (there
+    is nothing to draw, and paying a generator for it is a mistake): a ``ValueError`` names
+    its position.
 
     A prompt holding a lone surrogate code point (``"\\ud800"``, the debris of text decoded
     with ``errors="surrogateescape"`` or of a split UTF-16 pair) is not valid Unicode text: it
@@ -48,8 +50,25 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
             raise TypeError(
                 f"{name}[{i}] must be a str, got {type(p).__name__}: {p!r}; every prompt must be text"
             )
-    _check_encodable(prompts, name)
+    check_prompt_text(prompts, name=name)
     return prompts
+
+
+def check_prompt_text(prompts: list[str], *, name: str = "X") -> None:
+    """Raise a ``ValueError`` naming the first empty, whitespace-only or not UTF-8-encodable prompt.
+
+    ``prompts`` is a list of ``str`` (the types are checked by the caller). Every place where
+    prompts enter costroute (the estimators through :func:`check_prompts`,
+    :func:`costroute.collect.collect`) applies this check, so a prompt is refused the same way
+    everywhere.
+    """
+    for i, p in enumerate(prompts):
+        if not p.strip():
+            raise ValueError(
+                f"{name}[{i}] is {'empty' if not p else f'whitespace only ({p!r})'}; every prompt must hold "
+                "some text. Remove it (a prompts file skips blank and whitespace-only lines)"
+            )
+    _check_encodable(prompts, name)
 
 
 def _check_encodable(prompts: list[str], name: str) -> None:

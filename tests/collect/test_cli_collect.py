@@ -42,6 +42,9 @@ def test_scorer_specs(tiny_clip):
     ("diffusers:", ValueError, "names no model"),
     ("diffusers:/no/such/folder:2", FileNotFoundError, "model folder '/no/such/folder' of generator 'folder-2steps'"),
     ("sd15-25:0", ValueError, "steps must be >= 1"),
+    ("diffusers:tiny-sd:abc", ValueError, r"steps must be an integer >= 1 in generator 'diffusers:tiny-sd:abc', "
+                                          r"got 'abc'.* e\.g\. diffusers:tiny-sd:4"),
+    ("sd15-25:x2", ValueError, r"steps must be an integer >= 1 in generator 'sd15-25:x2', got 'x2'"),
     ("", ValueError, "empty generator"),
 ])
 def test_bad_generator_specs(text, error, match):
@@ -94,6 +97,8 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
     dupes.write_text("a red cat\na red cat\n")
     good = ["--generators", f"diffusers:{tiny_sd}:2", "--scorer", f"clip:{tiny_clip}"]
     store = ["--store", str(tmp_path / "run.sqlite")]
+    text_store = tmp_path / "notes.txt"
+    text_store.write_text("not a store\n")
     cases = [
         ["collect", str(prompts), "--generators", "sdxl-turbo-9", "--scorer", f"clip:{tiny_clip}", *store],
         ["collect", str(prompts), "--generators", "diffusers:/no/such/folder", "--scorer", "clip", *store],
@@ -104,6 +109,8 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
         ["collect", str(prompts), *good, "--store", str(tmp_path / "missing" / "run.sqlite")],
         ["collect", str(prompts), *good, *store, "--seeds", "0"],
         ["collect", str(tmp_path / "nothing.txt"), *good, *store],
+        ["collect", str(prompts), *good, "--store", str(text_store)],
+        ["collect", str(prompts), "--generators", f"diffusers:{tiny_sd}:abc", "--scorer", f"clip:{tiny_clip}", *store],
     ]
     code = (
         "import json, sys\nfrom costroute.cli import main\n"
@@ -122,4 +129,8 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
     assert "does not exist; create" in err
     assert "argument --seeds: must be >= 1, got '0'" in err
     assert "cannot read the prompts file" in err
-    assert not (tmp_path / "run.sqlite").exists()
+    assert f"costroute collect: error: {str(text_store)!r} is not a costroute collection store: file is not a " \
+           "database" in err
+    assert f"steps must be an integer >= 1 in generator 'diffusers:{tiny_sd}:abc', got 'abc'" in err
+    assert "prompt(s) x" not in err  # every refusal comes before the banner
+    assert not (tmp_path / "run.sqlite").exists() and text_store.read_text() == "not a store\n"

@@ -127,7 +127,8 @@ def test_a_scorer_added_to_unsaved_images_says_they_must_be_generated_again(tmp_
     store = tmp_path / "run.sqlite"
     collect(PROMPTS[:3], gens, [bright], store, seeds=1, progress=False)
     images = counters["cheap"].images + counters["dear"].images
-    with pytest.raises(ValueError, match=r"lack scores \(6 for scorer 'red'\) and were not saved.*regenerate=True"):
+    with pytest.raises(ValueError, match=r"lack scores \(6 for scorer 'red'\) and cannot be read: 6 were not saved "
+                                         r"\(collect ran without save_images\)\. Pass regenerate=True \(`--regenerate`\)"):
         collect(PROMPTS[:3], gens, [bright, red], store, seeds=1, progress=False)
     assert counters["cheap"].images + counters["dear"].images == images
     summary = collect(PROMPTS[:3], gens, [bright, red], store, seeds=1, progress=False, regenerate=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import numpy as np
@@ -82,12 +83,29 @@ def test_missing_cells_are_named_or_their_prompts_dropped(tmp_path, callables, b
     collect(PROMPTS, gens[:1], [bright], path, seeds=2, progress=False)
     collect(PROMPTS[:3], gens[1:], [bright], path, seeds=2, progress=False)
     with pytest.raises(ValueError, match=r"lacks 4 cell\(s\) of 2 prompt\(s\): \('a tree at dusk', generator 'dear', "
-                                         r"seed 0, scorer 'bright'\).*drop_incomplete=True"):
+                                         r"seed 0, scorer 'bright'\).*drop_incomplete=True "
+                                         r"\(`--drop-incomplete` on the command line\)"):
         load_collection(path)
     data = load_collection(path, drop_incomplete=True)
     assert data.prompts == PROMPTS[:3] and data.dropped == PROMPTS[3:]
     assert data.quality.shape == (3, 2) and data.frame["prompt"].isin(PROMPTS[:3]).all()
     assert load_collection(path, generators=["cheap"]).quality.shape == (5, 1)
+
+
+@pytest.mark.parametrize("value, what", [("1e400", "inf"), ("'abc'", "'abc'"), ("-1e400", "-inf"),
+                                         ("x'00'", "b'\\x00'")])
+def test_a_non_finite_or_non_numeric_score_names_its_row(store, value, what):
+    with sqlite3.connect(store) as conn:
+        image_id, prompt = conn.execute("SELECT i.id, p.text FROM images i JOIN prompts p ON p.id = i.prompt_id "
+                                        "JOIN generators g ON g.id = i.generator_id WHERE g.name = 'dear' "
+                                        "AND p.id = 2 AND i.seed_index = 1").fetchone()
+        conn.execute(f"UPDATE scores SET value = {value} WHERE image_id = ? AND scorer_id = "
+                     "(SELECT id FROM scorers WHERE name = 'red')", (image_id,))
+    assert prompt == PROMPTS[1]
+    with pytest.raises(ValueError, match=rf"holds the score {re.escape(what)} of scorer 'red' for prompt 2 "
+                                         r"\('two blue dogs'\), generator 'dear', seed 1: a score must be"):
+        load_collection(store, scorer="bright")
+    load_collection(store, scorer="bright", scorers=[])  # the damaged scorer is not read
 
 
 def test_two_generators_with_one_name_are_never_mixed(tmp_path, bright):
@@ -110,7 +128,8 @@ def test_bad_arguments_are_named(tmp_path, store):
     with pytest.raises(FileNotFoundError, match="does not exist; run costroute.collect.collect"):
         load_collection(tmp_path / "nothing.sqlite")
     assert not (tmp_path / "nothing.sqlite").exists()
-    with pytest.raises(ValueError, match=r"2 scorers \['bright', 'red'\]; pass scorer=NAME"):
+    with pytest.raises(ValueError, match=r"2 scorers \['bright', 'red'\]; pass scorer=NAME \(`--scorer NAME` on the "
+                                         r"command line\)"):
         load_collection(store)
     with pytest.raises(ValueError, match=r"no scorer 'judge'; its scorers \(name \(key\)\) are \['bright \("):
         load_collection(store, scorer="judge")

@@ -222,7 +222,7 @@ def test_save_load_round_trip_predicts_identically_in_a_fresh_process(learned_ro
     router = learned_router
     path = save(router, tmp_path / "router.skops")
     assert untrusted_types(path) == []       # numpy arrays, str, dict, list and costroute types only
-    new = PROMPTS[60:] + ["", "a red red red cat, oil painting of a dog at night on a tall old house"]
+    new = PROMPTS[60:] + ["a", "a red red red cat, oil painting of a dog at night on a tall old house"]
     expected = router.predict_quality(new)
     loaded = load(path)                        # in process: the module is rebuilt from the numpy weights
     np.testing.assert_array_equal(loaded.predict_quality(new), expected)
