@@ -364,6 +364,59 @@ def test_fit_on_a_collection_store_refuses_an_empty_store_and_a_cost_unit(tmp_pa
     assert not (tmp_path / "r.skops").exists()
 
 
+def _incomplete_store(path, n=12, missing=("p3", "p7")):
+    """A collection store whose generator 'dear' failed on the prompts ``missing`` (real collect, callables)."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from costroute.collect import collect
+    from costroute.generators import CallableGenerator
+    from costroute.scoring import CallableScorer
+
+    def draw(shift):
+        def images(prompts, seeds):
+            return [None if shift and p in missing else Image.new("L", (4, 4), (int(p[1:]) * 20 + shift) % 256)
+                    for p in prompts]
+        return images
+
+    gens = [CallableGenerator("cheap", draw(0), cost=0.5), CallableGenerator("dear", draw(7), cost=2.0)]
+    scorer = CallableScorer("bright", lambda prompts, ims: [float(np.asarray(im).mean()) for im in ims], cost=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        collect([f"p{i}" for i in range(n)], gens, [scorer], path, progress=False)
+    return path
+
+
+def test_fit_drop_incomplete_leaves_out_prompts_with_missing_cells(tmp_path, capsys):
+    store = str(_incomplete_store(tmp_path / "run.sqlite"))
+    out = str(tmp_path / "r.skops")
+    fast = ["--features", "complexity", "--quality-model", "ridge"]
+    assert main(["fit", "--dataset", store, "-o", out, *fast]) == 2
+    assert "drop_incomplete" in capsys.readouterr().err
+    assert main(["fit", "--dataset", store, "-o", out, *fast, "--drop-incomplete"]) == 0
+    err = capsys.readouterr().err
+    assert "left out 2 prompt(s) with missing cells (--drop-incomplete)" in err
+    assert "fitting the router on 10 rated prompts" in err
+    from costroute.io import load
+
+    assert load(out).quality_model_.n_features_in_ > 0
+    # only a store has incomplete prompts: refused (exit 2) with a shipped dataset, before any data is read
+    assert main(["fit", "-o", out, "--drop-incomplete"]) == 2
+    assert ("--drop-incomplete apply to a collection store STORE.sqlite, not to the shipped dataset 'genai-bench'"
+            in capsys.readouterr().err)
+
+
+def test_fit_warns_when_knn_would_average_every_prompt_of_a_small_store(tmp_path, capsys):
+    store = str(_incomplete_store(tmp_path / "run.sqlite", missing=()))
+    assert main(["fit", "--dataset", store, "-o", str(tmp_path / "r.skops"), "--features", "complexity"]) == 0
+    err = capsys.readouterr().err
+    assert ("costroute fit: warning: quality_model k-nearest neighbours with k=12 on n=12 training prompts averages "
+            "all of them" in err)
+    assert 'quality_model="ridge"' in err
+
+
 SHORT = ["a cat", "a dog", "a red kite", "a white wall", "a tree", "a blue car"]
 LONG = ["three red kites left of two tall trees at dusk, and a dog below them",
         "a crowded market street at night with neon signs, five people and a bicycle",

@@ -30,7 +30,7 @@ def _load_store(args: argparse.Namespace):
     from ..datasets import load_collection
 
     try:
-        return load_collection(path, scorer=getattr(args, "scorer", None))
+        return load_collection(path, scorer=getattr(args, "scorer", None), drop_incomplete=args.drop_incomplete)
     except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store
         raise InputError(str(exc)) from None
 
@@ -49,10 +49,19 @@ def run(args: argparse.Namespace) -> int:
 
     _check_output_file(args.output)
     store = args.dataset.lower().endswith(".sqlite")
+    if not store:
+        given = [flag for flag, value in (("--scorer", args.scorer), ("--drop-incomplete", args.drop_incomplete))
+                 if value]
+        if given:
+            raise InputError(f"{' and '.join(given)} apply to a collection store STORE.sqlite, not to the shipped "
+                             f"dataset {args.dataset!r}: drop {'them' if len(given) > 1 else 'it'}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if store:
             data = _load_store(args)
+            dropped = list(getattr(data, "dropped", None) or [])
+            if dropped:
+                say(args, f"left out {len(dropped)} prompt(s) with missing cells (--drop-incomplete)")
             say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
                        f"(features={args.features}, quality_model={args.quality_model}) ...")
             router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
@@ -78,6 +87,9 @@ def add_parser(sub) -> None:
                           "store STORE.sqlite")
     fit.add_argument("--scorer", default=None, metavar="NAME",
                      help="with a collection store: the scorer whose scores are the quality (default: its only one)")
+    fit.add_argument("--drop-incomplete", action="store_true",
+                     help="with a collection store: leave out the prompts missing a generator's score (an interrupted "
+                          "or failed collect) instead of refusing the store")
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
     fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
                      help="cost table of a shipped dataset (default: flops)")
