@@ -527,3 +527,61 @@ def test_generate_refuses_routers_without_backends_and_bad_output(tmp_path, comp
     assert "argument --seed: must be >= 0, got '-1'" in capsys.readouterr().err
     assert main(["generate", str(source), "--out", str(out)]) == 2
     assert "the following arguments are required: --router" in capsys.readouterr().err
+
+
+def test_collect_with_tiny_models_prints_only_its_own_lines_and_progress(tmp_path, tiny_sd):
+    """transformers' and diffusers' known notices (torchvision, accelerate, CLIP truncation) stay off stderr."""
+    import os
+
+    from costroute.scoring import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "tiny-clip", seed=0)
+    prompts = tmp_path / "prompts.txt"
+    long = "a small red kite over a wide green hill at dusk, painted in oils with long soft brush strokes " * 3
+    prompts.write_text(f"{long}\na white wall\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "costroute.cli", "collect", str(prompts), "--generators", f"tiny=diffusers:{tiny_sd}:2",
+         "--scorer", f"clip:{clip}", "--store", str(tmp_path / "run.sqlite")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for noise in ("requires torchvision", "accelerate", "pip install", "truncated because CLIP",
+                  "Token indices sequence length", "```"):
+        assert noise not in done.stderr, done.stderr
+    lines = [line for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
+    # costroute's own lines, and progress bars (collect's, and counting FLOPs from the configs)
+    assert all(line.startswith("costroute collect:") or "%|" in line for line in lines), lines
+    assert "2 cells written" in done.stderr
+
+
+def test_known_notices_filter_is_scoped_and_lets_other_messages_through():
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    from costroute.generators._loading import known_notices_filtered
+
+    logger = transformers_logging.get_logger("transformers.some_module")
+    root = transformers_logging.get_logger("transformers")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    root.addHandler(handler)  # where the library's records are printed
+    before = [list(root.filters)] + [list(h.filters) for h in root.handlers]
+    try:
+        with known_notices_filtered():
+            logger.warning("`CLIPImageProcessor` requires torchvision (not installed); falling back")
+            logger.warning("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
+            logger.warning("some other warning that matters")
+            logger.error("The following part of your input was truncated because CLIP can only handle sequences up to")
+        logger.warning("`CLIPImageProcessor` requires torchvision, after the block")
+        after = [list(root.filters)] + [list(h.filters) for h in root.handlers]
+    finally:
+        root.removeHandler(handler)
+    assert seen == [
+        "some other warning that matters",
+        "The following part of your input was truncated because CLIP can only handle sequences up to",  # an error
+        "`CLIPImageProcessor` requires torchvision, after the block",
+    ]
+    assert after == before

@@ -210,14 +210,15 @@ def quiet_loading() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- known library notices
 #: Beginnings of the library log messages that :func:`known_notices_filtered` drops: notices
-#: about optional packages costroute does not need, and CLIP's truncation of long prompts
-#: (costroute truncates on purpose; the cost counts 77 tokens).
+#: about optional packages costroute does not need, and the tokenizer's and CLIP's notices on
+#: long prompts (the pipelines truncate them to the text encoder's length on purpose).
 KNOWN_NOTICES = (
     "`CLIPImageProcessor` requires torchvision",
     "`SiglipImageProcessor` requires torchvision",
     "`Siglip2ImageProcessor` requires torchvision",
     "Cannot initialize model with low cpu memory usage because `accelerate` was not found",
     "The following part of your input was truncated because CLIP can only handle sequences up to",
+    "Token indices sequence length is longer than the specified maximum sequence length for this model",
 )
 
 
