@@ -585,3 +585,16 @@ def test_known_notices_filter_is_scoped_and_lets_other_messages_through():
         "`CLIPImageProcessor` requires torchvision, after the block",
     ]
     assert after == before
+
+
+def test_fit_on_a_store_that_cannot_be_fitted_is_bad_input(tmp_path, capsys):
+    """A one-prompt store, or a directory named like a store: exit 2 with the reason, not exit 1."""
+    store = str(_incomplete_store(tmp_path / "one.sqlite", n=1, missing=()))
+    out = str(tmp_path / "r.skops")
+    assert main(["fit", "--dataset", store, "-o", out, "--features", "complexity", "--quality-model", "ridge"]) == 2
+    assert (f"costroute fit: error: cannot fit a router on the store {store!r}: quality_model='ridge' needs at least 2 "
+            "rated prompts" in capsys.readouterr().err)
+    (tmp_path / "dir.sqlite").mkdir()
+    assert main(["fit", "--dataset", str(tmp_path / "dir.sqlite"), "-o", out]) == 2
+    assert "is a directory, not a collection store" in capsys.readouterr().err
+    assert not (tmp_path / "r.skops").exists()

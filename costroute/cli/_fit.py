@@ -22,6 +22,8 @@ def _dataset(text: str) -> str:
 def _load_store(args: argparse.Namespace):
     """A collection store as a dataset (the scorer given by ``--scorer`` is the quality)."""
     path = args.dataset
+    if os.path.isdir(path):
+        raise InputError(f"{path!r} is a directory, not a collection store; give the store's .sqlite file")
     if not os.path.isfile(path):
         raise InputError(f"no collection store {path!r}: the file does not exist")
     if args.cost_unit is not None:
@@ -65,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
             say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
                        f"(features={args.features}, quality_model={args.quality_model}) ...")
             router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
-                                     random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+                                     random_state=0, progress=not args.quiet)
+            try:
+                router.fit(data.prompts, data.quality)
+            except ValueError as exc:  # the store's ratings: too few prompts, infinite or NaN cells
+                raise InputError(f"cannot fit a router on the store {args.dataset!r}: {exc}") from None
         else:
             router = fit_router(args, "")
         router.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
