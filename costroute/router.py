@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
+from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -81,6 +84,22 @@ def _looks_like_text(X) -> bool:
     if getattr(X, "ndim", 1) != 1 or not isinstance(X, (list, tuple, np.ndarray, pd.Series)):
         return False
     return any(isinstance(v, (str, bytes)) for v in X)
+
+
+def _warn_if_constant_knn(model, n_samples: int) -> None:
+    """Warn when a uniform k-NN quality model averages every training prompt (a constant prediction)."""
+    if not isinstance(model, KNeighborsRegressor) or model.weights != "uniform":
+        return
+    k = model.n_neighbors
+    if isinstance(k, numbers.Integral) and k >= n_samples:
+        warnings.warn(
+            f"quality_model k-nearest neighbours with k={k} on n={n_samples} training prompts averages all of "
+            "them: every prompt gets the same predicted quality and the same route. Use "
+            'quality_model="ridge" (or "lowrank"), a KNeighborsRegressor with fewer neighbours than '
+            f"training prompts, or rate more than {DEFAULT_N_NEIGHBORS} prompts",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class CostAwareRouter(BaseEstimator):
@@ -201,7 +220,12 @@ class CostAwareRouter(BaseEstimator):
             raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
         return bool(self.progress)
 
-    def _check_y(self, y, n_samples: int) -> np.ndarray:
+    def _check_y(self, y, n_samples: int, allow_nan: bool = False) -> np.ndarray:
+        """``y`` as a finite (n_samples, K) float array in ``generator_names_`` order.
+
+        ``allow_nan=True`` lets NaN cells through (infinities are still refused), for callers
+        that read only some cells and check the ones they read.
+        """
         names = list(self.generator_names_)
         k = len(names)
         if y is None:
@@ -231,11 +255,20 @@ class CostAwareRouter(BaseEstimator):
                 f"y must have shape (n_samples, n_generators) = ({n_samples}, {k}) with columns in "
                 f"the order {names}, got shape {Y.shape}"
             )
-        bad = ~np.isfinite(Y)
+        bad = np.isinf(Y) if allow_nan else ~np.isfinite(Y)
         if bad.any():
             rows, cols = np.nonzero(bad)
             where = ", ".join(f"(row {r}, {names[c]})" for r, c in list(zip(rows, cols))[:5])
-            raise ValueError(f"y contains NaN or inf at {bad.sum()} cell(s), e.g. {where}")
+            what = "inf" if allow_nan else "NaN or inf"
+            hint = ""
+            if not allow_nan and np.isnan(Y).any() and self.quality_model == "lowrank":
+                hint = (
+                    '. quality_model="lowrank" inside the router needs every cell; to fit a matrix with '
+                    "missing (NaN) cells, such as one pooled by costroute.datasets.pool, use "
+                    "costroute.quality_models.LowRankRegressor directly on the prompts' features "
+                    "(see docs/routing.md), or drop the incomplete rows"
+                )
+            raise ValueError(f"y contains {what} at {bad.sum()} cell(s), e.g. {where}{hint}")
         huge = np.abs(Y) > _MAX_ABS_QUALITY
         if huge.any():
             rows, cols = np.nonzero(huge)
@@ -269,9 +302,19 @@ class CostAwareRouter(BaseEstimator):
             On a bad X or y (the message names the position or cell), on text X with
             ``features=None``, and when a built-in quality model is given fewer than
             ``MIN_TRAINING_PROMPTS`` (2) rated prompts: one prompt shows nothing about how
-            quality varies between prompts. A custom regressor decides for itself.
+            quality varies between prompts. A custom regressor decides for itself. With
+            ``quality_model="lowrank"`` a y with NaN cells is refused with a pointer to
+            :class:`~costroute.quality_models.LowRankRegressor`, which fits missing cells when
+            used directly.
         TypeError
             On a non-string prompt or a parameter of the wrong type.
+
+        Warns
+        -----
+        UserWarning
+            When a k-nearest-neighbours quality model with uniform weights has k >= the number
+            of training prompts (``quality_model="knn"`` uses k = min(40, n)): every prediction
+            is then the mean of all training prompts, one constant route for every prompt.
         """
         # a private copy: specs the user changes later cannot desynchronise fitted costs
         self.generators_ = copy.deepcopy(GeneratorRegistry.coerce(self.generators))
@@ -293,6 +336,7 @@ class CostAwareRouter(BaseEstimator):
         self.features_ = None if self._reads_text() else _build_features(self.features, progress)
         Xt = X if self.features_ is None else self.features_.fit_transform(X)
         self.quality_model_ = build_quality_model(self.quality_model, len(X), self.random_state, progress)
+        _warn_if_constant_knn(self.quality_model_, len(X))
         self.quality_model_.fit(Xt, Y)
         return self
 

@@ -1,5 +1,7 @@
 """CascadeRouter: exact decisions on constructed data, policy invariants, budgets, errors."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -151,6 +153,22 @@ def test_budget_below_the_cheapest_generator_warns_and_routes_to_it():
     with pytest.warns(BudgetWarning, match="below the cheapest"):
         out = cascade.simulate(X, Q, S, budget=0.05)
     assert (out.returned == "cheap").all() and not out.scored.any()
+    # no finite λ meets it: the λ reported is inf, not a search ceiling
+    assert out.cost_penalty == math.inf
+    assert out.cost == pytest.approx(np.full(len(X), NC.min()))
+    with pytest.warns(BudgetWarning):
+        assert cascade.penalty_for_budget(cascade.router_.predict_quality(X), 0.0) == math.inf
+
+
+def test_unmeetable_budget_picks_the_best_predicted_of_equally_cheap_generators():
+    X, Q, S = make_world(n=100)
+    costs = {"cheap": 1.0, "cheap2": 1.0, "big": 10.0}
+    Q3 = np.c_[Q[:, 0], Q[:, 0] + 1.0, Q[:, 2]]  # cheap2 is always better than cheap, same cost
+    cascade = CascadeRouter(CostAwareRouter(costs, features=None, quality_model="ridge"), scoring_cost=0.2,
+                            random_state=0).fit(X, Q3, scores=Q3)
+    with pytest.warns(BudgetWarning):
+        out = cascade.simulate(X, Q3, Q3, budget=0.0)
+    assert out.cost_penalty == math.inf and (out.returned == "cheap2").all() and not out.scored.any()
 
 
 # ---------------------------------------------------------------- estimator contract, errors
@@ -180,6 +198,46 @@ def test_bad_input():
     cascade = CascadeRouter(router(), cv=2).fit(X, Q, scores=S)
     with pytest.raises(ValueError, match="scores is required"):
         cascade.simulate(X, Q)
+
+
+@pytest.mark.parametrize("cv", [1, 0, -3, True, 2.0, "5"])
+def test_cv_below_two_or_not_an_int_is_refused(cv):
+    """cv=1 used to give in-sample router predictions silently; CostAwareRouterCV refuses it too."""
+    X, Q, S = make_world(n=40)
+    with pytest.raises(ValueError, match=r"cv must be an int >= 2.*got cv="):
+        CascadeRouter(router(), cv=cv).fit(X, Q, scores=S)
+
+
+def test_cv_above_the_number_of_prompts_is_refused():
+    X, Q, S = make_world(n=40)
+    small = CostAwareRouter(COSTS, features=None, quality_model="ridge")
+    with pytest.raises(ValueError, match=r"cv=41 folds need at least 41 training prompts, got 40; lower cv"):
+        CascadeRouter(small, cv=41).fit(X, Q, scores=S)
+    CascadeRouter(small, cv=40).fit(X, Q, scores=S)  # leave-one-out is fine
+
+
+def test_simulate_reads_only_the_score_cells_the_policy_asks_for():
+    X, Q, S = make_world(n=120)
+    cascade = fitted(X, Q, S, cost_penalty=1.3, scoring_cost=0.05)
+    o = cascade.simulate(X, Q, S)
+    assert o.scored.any() and not o.scored.all()
+    S2 = S.copy()
+    S2[~o.scored] = np.nan
+    o2 = cascade.simulate(X, Q, S2)
+    assert o2.order == o.order
+    np.testing.assert_array_equal(o2.returned, o.returned)
+    np.testing.assert_array_equal(o2.scored, o.scored)
+    np.testing.assert_array_equal(o2.cost, o.cost)
+    np.testing.assert_array_equal(o2.quality, o.quality)
+    # a NaN in a cell the policy reads names the prompt and the generator
+    i, k = np.argwhere(o.scored)[0]
+    S3 = S.copy()
+    S3[i, k] = np.nan
+    with pytest.raises(ValueError, match=rf"scores is NaN for prompt {i} and generator '{list(COSTS)[k]}'"):
+        cascade.simulate(X, Q, S3)
+    # infinities are still refused up front
+    with pytest.raises(ValueError, match="scores contains inf"):
+        cascade.simulate(X, Q, np.where(np.isnan(S2), np.inf, S2))
 
 
 def test_scorer_cost_unit_must_match_the_generators():

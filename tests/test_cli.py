@@ -374,6 +374,59 @@ def test_fit_on_a_collection_store_refuses_an_empty_store_and_a_cost_unit(tmp_pa
     assert not (tmp_path / "r.skops").exists()
 
 
+def _incomplete_store(path, n=12, missing=("p3", "p7")):
+    """A collection store whose generator 'dear' failed on the prompts ``missing`` (real collect, callables)."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from costroute.collect import collect
+    from costroute.generators import CallableGenerator
+    from costroute.scoring import CallableScorer
+
+    def draw(shift):
+        def images(prompts, seeds):
+            return [None if shift and p in missing else Image.new("L", (4, 4), (int(p[1:]) * 20 + shift) % 256)
+                    for p in prompts]
+        return images
+
+    gens = [CallableGenerator("cheap", draw(0), cost=0.5), CallableGenerator("dear", draw(7), cost=2.0)]
+    scorer = CallableScorer("bright", lambda prompts, ims: [float(np.asarray(im).mean()) for im in ims], cost=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        collect([f"p{i}" for i in range(n)], gens, [scorer], path, progress=False)
+    return path
+
+
+def test_fit_drop_incomplete_leaves_out_prompts_with_missing_cells(tmp_path, capsys):
+    store = str(_incomplete_store(tmp_path / "run.sqlite"))
+    out = str(tmp_path / "r.skops")
+    fast = ["--features", "complexity", "--quality-model", "ridge"]
+    assert main(["fit", "--dataset", store, "-o", out, *fast]) == 2
+    assert "drop_incomplete" in capsys.readouterr().err
+    assert main(["fit", "--dataset", store, "-o", out, *fast, "--drop-incomplete"]) == 0
+    err = capsys.readouterr().err
+    assert "left out 2 prompt(s) with missing cells (--drop-incomplete)" in err
+    assert "fitting the router on 10 rated prompts" in err
+    from costroute.io import load
+
+    assert load(out).quality_model_.n_features_in_ > 0
+    # only a store has incomplete prompts: refused (exit 2) with a shipped dataset, before any data is read
+    assert main(["fit", "-o", out, "--drop-incomplete"]) == 2
+    assert ("--drop-incomplete apply to a collection store STORE.sqlite, not to the shipped dataset 'genai-bench'"
+            in capsys.readouterr().err)
+
+
+def test_fit_warns_when_knn_would_average_every_prompt_of_a_small_store(tmp_path, capsys):
+    store = str(_incomplete_store(tmp_path / "run.sqlite", missing=()))
+    assert main(["fit", "--dataset", store, "-o", str(tmp_path / "r.skops"), "--features", "complexity"]) == 0
+    err = capsys.readouterr().err
+    assert ("costroute fit: warning: quality_model k-nearest neighbours with k=12 on n=12 training prompts averages "
+            "all of them" in err)
+    assert 'quality_model="ridge"' in err
+
+
 SHORT = ["a cat", "a dog", "a red kite", "a white wall", "a tree", "a blue car"]
 LONG = ["three red kites left of two tall trees at dusk, and a dog below them",
         "a crowded market street at night with neon signs, five people and a bicycle",
@@ -484,3 +537,74 @@ def test_generate_refuses_routers_without_backends_and_bad_output(tmp_path, comp
     assert "argument --seed: must be >= 0, got '-1'" in capsys.readouterr().err
     assert main(["generate", str(source), "--out", str(out)]) == 2
     assert "the following arguments are required: --router" in capsys.readouterr().err
+
+
+def test_collect_with_tiny_models_prints_only_its_own_lines_and_progress(tmp_path, tiny_sd):
+    """transformers' and diffusers' known notices (torchvision, accelerate, CLIP truncation) stay off stderr."""
+    import os
+
+    from costroute.scoring import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "tiny-clip", seed=0)
+    prompts = tmp_path / "prompts.txt"
+    long = "a small red kite over a wide green hill at dusk, painted in oils with long soft brush strokes " * 3
+    prompts.write_text(f"{long}\na white wall\n")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "costroute.cli", "collect", str(prompts), "--generators", f"tiny=diffusers:{tiny_sd}:2",
+         "--scorer", f"clip:{clip}", "--store", str(tmp_path / "run.sqlite")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for noise in ("requires torchvision", "accelerate", "pip install", "truncated because CLIP",
+                  "Token indices sequence length", "```"):
+        assert noise not in done.stderr, done.stderr
+    lines = [line for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
+    # costroute's own lines, and progress bars (collect's, and counting FLOPs from the configs)
+    assert all(line.startswith("costroute collect:") or "%|" in line for line in lines), lines
+    assert "2 cells written" in done.stderr
+
+
+def test_known_notices_filter_is_scoped_and_lets_other_messages_through():
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    from costroute.generators._loading import known_notices_filtered
+
+    logger = transformers_logging.get_logger("transformers.some_module")
+    root = transformers_logging.get_logger("transformers")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    root.addHandler(handler)  # where the library's records are printed
+    before = [list(root.filters)] + [list(h.filters) for h in root.handlers]
+    try:
+        with known_notices_filtered():
+            logger.warning("`CLIPImageProcessor` requires torchvision (not installed); falling back")
+            logger.warning("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
+            logger.warning("some other warning that matters")
+            logger.error("The following part of your input was truncated because CLIP can only handle sequences up to")
+        logger.warning("`CLIPImageProcessor` requires torchvision, after the block")
+        after = [list(root.filters)] + [list(h.filters) for h in root.handlers]
+    finally:
+        root.removeHandler(handler)
+    assert seen == [
+        "some other warning that matters",
+        "The following part of your input was truncated because CLIP can only handle sequences up to",  # an error
+        "`CLIPImageProcessor` requires torchvision, after the block",
+    ]
+    assert after == before
+
+
+def test_fit_on_a_store_that_cannot_be_fitted_is_bad_input(tmp_path, capsys):
+    """A one-prompt store, or a directory named like a store: exit 2 with the reason, not exit 1."""
+    store = str(_incomplete_store(tmp_path / "one.sqlite", n=1, missing=()))
+    out = str(tmp_path / "r.skops")
+    assert main(["fit", "--dataset", store, "-o", out, "--features", "complexity", "--quality-model", "ridge"]) == 2
+    assert (f"costroute fit: error: cannot fit a router on the store {store!r}: quality_model='ridge' needs at least 2 "
+            "rated prompts" in capsys.readouterr().err)
+    (tmp_path / "dir.sqlite").mkdir()
+    assert main(["fit", "--dataset", str(tmp_path / "dir.sqlite"), "-o", out]) == 2
+    assert "is a directory, not a collection store" in capsys.readouterr().err
+    assert not (tmp_path / "r.skops").exists()

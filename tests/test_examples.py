@@ -109,3 +109,13 @@ def test_verified_generation_falls_back_to_built_in_prompts_without_data(tmp_pat
     assert example.choose_prompts(12, seed=3)[0] == prompts  # the seed fixes the draw
     with pytest.raises(ValueError, match="holds only"):
         example.choose_prompts(len(example.BUILTIN_PROMPTS) + 1, seed=0)
+
+
+@pytest.mark.parametrize("script", ["quickstart.py", "route_and_generate.py", "verified_generation.py"])
+def test_every_example_answers_help_and_refuses_unknown_options_without_running(script):
+    done = run_example(EXAMPLES / script, "--help", timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage:"), done.stderr[-2000:]
+    assert "GenAI-Bench:" not in done.stdout  # the demo did not run
+    done = run_example(EXAMPLES / script, "--bogus-flag", timeout=60)
+    assert done.returncode == 2 and "unrecognized arguments: --bogus-flag" in done.stderr
+    assert done.stdout == ""

@@ -277,9 +277,41 @@ def test_bad_route_arguments_and_unfitted_use():
 
 
 def test_warning_free_default_fit():
+    X = [f"{p} number {i}" for i in range(8) for p in PROMPTS]  # 48 prompts: more than the 40 neighbours
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        CostAwareRouter(COSTS).fit(PROMPTS, QUALITY).route(PROMPTS, budget=0.5)
+        CostAwareRouter(COSTS).fit(X, np.tile(QUALITY, (8, 1))).route(PROMPTS, budget=0.5)
+
+
+def test_knn_that_averages_every_training_prompt_warns_with_k_and_n():
+    """k = min(40, n) = n: every prompt gets the same prediction, hence the same route."""
+    with pytest.warns(UserWarning, match=r"k-nearest neighbours with k=6 on n=6 training prompts averages all of "
+                                         r"them.*quality_model=\"ridge\".*fewer neighbours") as caught:
+        router = CostAwareRouter(COSTS, features="complexity").fit(PROMPTS, QUALITY)
+    assert len([w for w in caught if "k-nearest" in str(w.message)]) == 1
+    predicted = router.predict_quality(PROMPTS)
+    np.testing.assert_allclose(predicted, np.broadcast_to(QUALITY.mean(axis=0), predicted.shape))
+    with pytest.warns(UserWarning, match=r"k=6 on n=6"):  # a KNeighborsRegressor passed in, too
+        CostAwareRouter(COSTS, features="complexity", quality_model=KNeighborsRegressor(6)).fit(PROMPTS, QUALITY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CostAwareRouter(COSTS, features="complexity", quality_model=KNeighborsRegressor(5)).fit(PROMPTS, QUALITY)
+        CostAwareRouter(COSTS, features="complexity",
+                        quality_model=KNeighborsRegressor(6, weights="distance")).fit(PROMPTS, QUALITY)
+        CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
+
+
+def test_lowrank_with_missing_cells_points_to_lowrank_regressor():
+    Y = np.where(np.eye(6, 3) > 0, np.nan, QUALITY)
+    with pytest.raises(ValueError, match=r"y contains NaN or inf at 3 cell\(s\).*quality_model=\"lowrank\" inside "
+                                         r"the router needs every cell.*LowRankRegressor directly"):
+        CostAwareRouter(COSTS, features="complexity", quality_model="lowrank").fit(PROMPTS, Y)
+    with pytest.raises(ValueError, match="NaN or inf") as info:  # other models: no LowRankRegressor advice
+        CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, Y)
+    assert "LowRankRegressor" not in str(info.value)
+    with pytest.raises(ValueError) as info:  # an infinity is not a missing cell
+        CostAwareRouter(COSTS, features="complexity", quality_model="lowrank").fit(PROMPTS, np.where(Y > 0, Y, np.inf))
+    assert "LowRankRegressor" not in str(info.value)
 
 
 def test_routing_plan_accounting():
@@ -460,6 +492,8 @@ def test_two_rated_prompts_fit_without_warnings(quality_model):
     router = CostAwareRouter(COSTS, features="complexity", quality_model=quality_model, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # k-NN on 2 prompts averages both: that notice is expected (see test_knn_that_averages_...)
+        warnings.filterwarnings("ignore", message="quality_model k-nearest neighbours", category=UserWarning)
         router.fit(PROMPTS[:2], QUALITY[:2])
         assert np.isfinite(router.predict_quality(PROMPTS)).all()
 

@@ -46,7 +46,8 @@ class PolicyRun:
     scoring_cost : float
         Normalised cost of scoring one image.
     cost_penalty : float
-        λ.
+        λ; ``math.inf`` (no finite λ meets a budget) sends every prompt to the cheapest
+        generator (the best predicted among equally cheap ones) and closes it unscored.
     max_images : int
         Most images generated per prompt (1: the plain router).
     spend_limit : float or None
@@ -63,14 +64,18 @@ class PolicyRun:
         self.max_images = int(max_images)
         self.spend_limit = spend_limit
         n, K = self.predicted.shape
-        self.first = assign_generators(self.predicted, self.costs, self.lam)
+        if np.isinf(self.lam):  # the limit λ -> inf: the cheapest generator, ties by predicted quality
+            cheap = np.flatnonzero(self.costs == self.costs.min())
+            self.first = cheap[assign_generators(self.predicted[:, cheap], self.costs[cheap], 0.0)]
+        else:
+            self.first = assign_generators(self.predicted, self.costs, self.lam)
         self.tried = np.zeros((n, K), dtype=bool)
         self.tried[np.arange(n), self.first] = True
         self.scored = np.zeros((n, K), dtype=bool)
         self.failed = np.zeros((n, K), dtype=bool)  # tried, but no image came back
         self.scores = np.full((n, K), np.nan)
         self.order: list[list[int]] = [[int(k)] for k in self.first]
-        self.active = np.ones(n, dtype=bool) if self.max_images > 1 else np.zeros(n, dtype=bool)
+        self.active = np.full(n, self.max_images > 1 and np.isfinite(self.lam))
         self.cost = self.costs[self.first].copy()
 
     # ------------------------------------------------------------------ decisions
@@ -207,13 +212,32 @@ class PolicyRun:
         return out
 
 
-def replay(run: PolicyRun, scores: np.ndarray) -> PolicyRun:
-    """Drive ``run`` to the end with known scores (n, K) of every generator's image."""
+def replay(run: PolicyRun, scores: np.ndarray, generator_names=None) -> PolicyRun:
+    """Drive ``run`` to the end with known scores (n, K) of every generator's image.
+
+    Only the cells the policy asks for are read; a NaN among them raises a ``ValueError``
+    naming the prompt (row) and the generator (``generator_names``, else its column).
+    """
     scores = np.asarray(scores, dtype=float)
+
+    def read(rows: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        values = scores[rows, ks]
+        missing = np.flatnonzero(np.isnan(values))
+        if missing.size:
+            i, k = int(rows[missing[0]]), int(ks[missing[0]])
+            name = repr(generator_names[k]) if generator_names is not None else f"column {k}"
+            raise ValueError(
+                f"scores is NaN for prompt {i} and generator {name}, and the policy asks for that score "
+                f"({missing.size} such cell(s) in this round); measure it, or leave out that prompt"
+            )
+        return values
+
     while True:
         score_first, escalate, to = run.decide()
         if score_first.size == 0 and escalate.size == 0:
             return run
+        first_values = read(score_first, run.first[score_first])
+        escalate_values = read(escalate, to)
         run.generated(escalate, to)
-        run.observed(score_first, run.first[score_first], scores[score_first, run.first[score_first]])
-        run.observed(escalate, to, scores[escalate, to])
+        run.observed(score_first, run.first[score_first], first_values)
+        run.observed(escalate, to, escalate_values)

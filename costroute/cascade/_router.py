@@ -16,6 +16,7 @@ router predictions (never in-sample residuals) and the measured scores of the tr
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -63,7 +64,10 @@ class CascadeOutcome(OutcomeSummary):
     quality : ndarray (n,) or None
         True quality of the returned image, when the true quality was given.
     cost_penalty : float
-        The λ used.
+        The λ used. ``math.inf`` when no finite λ meets the budget (a budget below the
+        cheapest generator's normalised cost): every prompt then went to the cheapest
+        generator, unscored, the limit of the policy as λ grows (a
+        :class:`~costroute.BudgetWarning` says so).
     budget : float or None
     """
 
@@ -131,7 +135,9 @@ class CascadeRouter(BaseEstimator):
         Cost of scoring one image, in the generators' cost unit. ``None``: ``scorer.cost`` if a
         scorer is given, else 0.
     cv : int, default=5
-        Folds for the out-of-fold router predictions that the quality model is fitted on.
+        Folds for the out-of-fold router predictions that the quality model is fitted on:
+        an integer >= 2 and at most the number of training prompts (in-sample predictions
+        would make the router look far more certain than it is).
     n_draws : int, default=16
         Simulated scores per prompt when calibrating λ for a budget.
     random_state : int or None, default=None
@@ -214,33 +220,40 @@ class CascadeRouter(BaseEstimator):
         check_penalty(self.cost_penalty)
         check_budget(self.budget)
         _check_positive_int(self.max_steps, "max_steps")
-        cv = _check_positive_int(self.cv, "cv", allow_none=False)
+        if isinstance(self.cv, bool) or not isinstance(self.cv, numbers.Integral) or self.cv < 2:
+            raise ValueError(
+                f"cv must be an int >= 2 (folds of out-of-fold router predictions; in-sample ones make the "
+                f"router look far more certain than it is), got cv={self.cv!r}"
+            )
+        cv = int(self.cv)
         _check_positive_int(self.n_draws, "n_draws", allow_none=False)
         self.router_ = clone(self.router).fit(X, y)
         prompts = self.router_._check_X(X, reset=False)
         n = len(prompts)
+        if cv > n:
+            raise ValueError(f"cv={cv} folds need at least {cv} training prompts, got {n}; lower cv (>= 2)")
         Y = self.router_._check_y(y, n)
         S = self._check_scores(scores, n)
         self.generator_names_ = self.router_.generator_names_
         self.normalized_costs_ = self.router_.normalized_costs_
         self.normalized_scoring_cost_ = self._scoring_cost() / float(np.max(self.router_.costs_))
-        oof = self._out_of_fold(prompts, y, n, min(cv, n))
+        oof = self._out_of_fold(prompts, y, n, cv)
         self.posterior_ = QualityPosterior().fit(oof, Y, S)
         return self
 
-    def _check_scores(self, scores, n: int) -> np.ndarray:
+    def _check_scores(self, scores, n: int, allow_nan: bool = False) -> np.ndarray:
         try:
-            return self.router_._check_y(scores, n)
+            return self.router_._check_y(scores, n, allow_nan=allow_nan)
         except ValueError as exc:
             raise ValueError(str(exc).replace("y ", "scores ", 1).replace("y must", "scores must", 1)) from None
 
     def _out_of_fold(self, prompts, y, n: int, folds: int) -> np.ndarray:
-        if folds < 2:
-            return self.router_.predict_quality(prompts)
         oof = np.empty((n, len(self.generator_names_)))
         take = (lambda obj, idx: obj.iloc[idx]) if isinstance(y, pd.DataFrame) else (lambda obj, idx: np.asarray(obj)[idx])
         for train, test in KFold(folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
-            router = clone(self.router).fit(_subset(prompts, train), take(y, train))
+            with warnings.catch_warnings():  # the router fitted on all the data has said it already
+                warnings.filterwarnings("ignore", message="quality_model k-nearest neighbours with k=", category=UserWarning)
+                router = clone(self.router).fit(_subset(prompts, train), take(y, train))
             oof[test] = router.predict_quality(_subset(prompts, test))
         return oof
 
@@ -271,8 +284,10 @@ class CascadeRouter(BaseEstimator):
         Bisection on λ between an infeasible and a feasible value (the expected cost of an
         adaptive cascade need not be monotone in λ, so the result is the boundary found by the
         search, always on the feasible side). A budget below the cheapest generator's cost
-        cannot be met: every prompt then goes to the cheapest generator, unscored, with a
-        :class:`~costroute.BudgetWarning`.
+        cannot be met by any finite λ: the result is then ``math.inf``, under which every prompt
+        goes to the cheapest generator, unscored, with a :class:`~costroute.BudgetWarning`.
+        ``math.inf`` is also returned, without a warning, in the rare case where the budget is
+        met only in that limit (no λ up to about 1e9 meets it).
         """
         predicted = np.asarray(predicted, dtype=float)
         if len(predicted) == 0:
@@ -290,18 +305,18 @@ class CascadeRouter(BaseEstimator):
         if meets_budget(cost(floor), budget):
             return floor
         c_min = float(self.normalized_costs_.min())
+        if not meets_budget(c_min, budget):
+            warnings.warn(
+                f"budget {budget:.6g} is below the cheapest generator's normalised cost {c_min:.6g}; "
+                "every prompt is routed to the cheapest generator and nothing is scored (cost_penalty=inf)",
+                BudgetWarning, stacklevel=3,
+            )
+            return math.inf
         hi = max(floor, 1e-3)
         while not meets_budget(cost(hi), budget):
             hi *= 4.0
             if hi > 1e9:
-                break
-        if not meets_budget(c_min, budget) or not meets_budget(cost(hi), budget):
-            warnings.warn(
-                f"budget {budget:.6g} is below the cheapest generator's normalised cost {c_min:.6g}; "
-                "every prompt is routed to the cheapest generator and nothing is scored",
-                BudgetWarning, stacklevel=3,
-            )
-            return hi
+                return math.inf
         lo = floor
         for _ in range(40):
             mid = 0.5 * (lo + hi)
@@ -330,19 +345,25 @@ class CascadeRouter(BaseEstimator):
             True quality of every generator's image (for ``outcome.quality``).
         scores : array (n, K) or DataFrame
             The score each generator's image would get; only the cells the policy asks for are
-            read.
+            read, so cells it never reads may be NaN (unmeasured). Infinite values are refused.
         cost_penalty, budget : float, optional
             Override the estimator's parameters for this call.
 
         Returns
         -------
         CascadeOutcome
+
+        Raises
+        ------
+        ValueError
+            When the policy asks for a score that is NaN (the message names the prompt and the
+            generator), and on bad ``X``, ``y`` or ``scores`` (same rules as :meth:`fit`).
         """
         check_is_fitted(self, "posterior_")
         prompts = self.router_._check_X(X, reset=False)
         if scores is None:
             raise ValueError("scores is required: the (n, K) scores of every generator's image for these prompts")
-        S = self._check_scores(scores, len(prompts))
+        S = self._check_scores(scores, len(prompts), allow_nan=True)
         Y = None if y is None else self.router_._check_y(y, len(prompts))
         return self.simulate_predicted(self.router_.predict_quality(prompts), Y, S,
                                        cost_penalty=cost_penalty, budget=budget)
@@ -350,13 +371,15 @@ class CascadeRouter(BaseEstimator):
     def simulate_predicted(self, predicted, y, scores, *, cost_penalty=None, budget=None) -> CascadeOutcome:
         """:meth:`simulate` from the router's predicted quality (n, K) instead of prompts.
 
-        Lets an evaluation sweep λ without predicting again.
+        Lets an evaluation sweep λ without predicting again. ``scores`` may hold NaN in cells
+        the policy does not read.
         """
         check_is_fitted(self, "posterior_")
         predicted = np.asarray(predicted, dtype=float)
         lam, budget = self._resolve(predicted, cost_penalty, budget)
         limit = None if budget is None else budget * len(predicted)
-        run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float))
+        run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float),
+                     generator_names=[str(g) for g in self.generator_names_])
         return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
 
     def default_lambdas(self, predicted, n: int = 32, exact: bool = True) -> np.ndarray:
@@ -385,7 +408,7 @@ class CascadeRouter(BaseEstimator):
         check_is_fitted(self, "posterior_")
         prompts = self.router_._check_X(X, reset=False)
         Y = self.router_._check_y(y, len(prompts))
-        S = self._check_scores(scores, len(prompts))
+        S = self._check_scores(scores, len(prompts), allow_nan=True)
         predicted = self.router_.predict_quality(prompts)
         lams = self.default_lambdas(predicted) if lambdas is None else np.asarray(lambdas, dtype=float)
         points = [self.simulate_predicted(predicted, Y, S, cost_penalty=float(lam)) for lam in lams]

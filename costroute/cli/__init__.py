@@ -56,14 +56,19 @@ Exit status
 0
     Success.
 1
-    The command could not complete: the training data cannot be loaded, fitting or routing
-    failed, or the output cannot be written.
+    The command could not complete: a shipped dataset's ratings cannot be loaded, fitting
+    on them or routing failed, images failed (``generate``), or the output cannot be
+    written.
 2
     Usage or bad input: an unknown option or a bad value (``--budget`` and
     ``--cost-penalty`` must be finite and >= 0), a prompts file that is missing, unreadable,
     not UTF-8, holds no prompts, or lacks the column to read; a router file that is missing,
     not a skops file, holds untrusted types or no fitted CostAwareRouter; a router whose
-    generators cannot make images (``generate``); an output folder that cannot be used.
+    generators cannot make images (``generate``); an output folder that cannot be used;
+    ``fit --dataset STORE.sqlite`` with a store that is missing, a directory, not a store, or
+    whose ratings cannot be fitted (fewer than 2 prompts, missing cells without
+    ``--drop-incomplete``, infinite scores); ``--scorer`` or ``--drop-incomplete`` without a
+    store.
 130
     Interrupted (Ctrl-C).
 141

@@ -22,6 +22,8 @@ def _dataset(text: str) -> str:
 def _load_store(args: argparse.Namespace):
     """A collection store as a dataset (the scorer given by ``--scorer`` is the quality)."""
     path = args.dataset
+    if os.path.isdir(path):
+        raise InputError(f"{path!r} is a directory, not a collection store; give the store's .sqlite file")
     if not os.path.isfile(path):
         raise InputError(f"no collection store {path!r}: the file does not exist")
     if args.cost_unit is not None:
@@ -30,7 +32,7 @@ def _load_store(args: argparse.Namespace):
     from ..datasets import load_collection
 
     try:
-        return load_collection(path, scorer=getattr(args, "scorer", None))
+        return load_collection(path, scorer=getattr(args, "scorer", None), drop_incomplete=args.drop_incomplete)
     except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store
         raise InputError(str(exc)) from None
 
@@ -74,18 +76,31 @@ def run(args: argparse.Namespace) -> int:
     if args.verify is not None and not store:
         raise InputError("--verify names a scorer of a collection store; pass --dataset STORE.sqlite (the shipped "
                          "datasets hold human ratings, no scorer's scores)")
+    if not store:
+        given = [flag for flag, value in (("--scorer", args.scorer), ("--drop-incomplete", args.drop_incomplete))
+                 if value]
+        if given:
+            raise InputError(f"{' and '.join(given)} apply to a collection store STORE.sqlite, not to the shipped "
+                             f"dataset {args.dataset!r}: drop {'them' if len(given) > 1 else 'it'}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if store:
             data = _load_store(args)
+            dropped = list(getattr(data, "dropped", None) or [])
+            if dropped:
+                say(args, f"left out {len(dropped)} prompt(s) with missing cells (--drop-incomplete)")
             router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
                                      random_state=0, progress=not args.quiet)
-            if args.verify is not None:
-                model = _fit_cascade(args, data, router)
-            else:
-                say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
-                          f"(features={args.features}, quality_model={args.quality_model}) ...")
-                model = router.fit(data.prompts, data.quality)
+            try:
+                if args.verify is not None:
+                    model = _fit_cascade(args, data, router)
+                else:
+                    say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
+                              f"(features={args.features}, quality_model={args.quality_model}) ...")
+                    model = router.fit(data.prompts, data.quality)
+            except ValueError as exc:  # the store's ratings: too few prompts, infinite or NaN cells
+                raise InputError(f"cannot fit a {'cascade' if args.verify else 'router'} on the store "
+                                 f"{args.dataset!r}: {exc}") from None
         else:
             model = fit_router(args, "")
         model.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
@@ -112,6 +127,9 @@ def add_parser(sub) -> None:
     fit.add_argument("--verify", default=None, metavar="SCORER",
                      help="with a collection store: fit a CascadeRouter that scores each image with this scorer of "
                           "the store and escalates to another generator when that pays")
+    fit.add_argument("--drop-incomplete", action="store_true",
+                     help="with a collection store: leave out the prompts missing a generator's score (an interrupted "
+                          "or failed collect) instead of refusing the store")
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
     fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
                      help="cost table of a shipped dataset (default: flops)")

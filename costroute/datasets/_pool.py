@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,31 @@ def _to_source_scale(values: Any, source: str, *, scale) -> np.ndarray:
         raise ValueError(f"source must be one of {list(scale.index)}, got {source!r}")
     mean, std = scale.loc[source, "mean"], scale.loc[source, "std"]
     return np.asarray(values, dtype=float) * std + mean
+
+
+def _warn_repeated_prompts(prompt_lists: list, names: list) -> None:
+    """Warn when prompts of one set appear in an earlier one: the pooled matrix holds them twice."""
+    seen: dict[str, str] = {}
+    repeated = 0
+    example = None
+    for label, prompts in zip(names, prompt_lists):
+        own = set()
+        for p in prompts:
+            if p in seen and seen[p] != label and p not in own:
+                repeated += 1
+                example = example or (p, seen[p], label)
+            own.add(p)
+        for p in own:
+            seen.setdefault(p, label)
+    if repeated:
+        text, first, second = example
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        warnings.warn(
+            f"{repeated} prompt(s) appear in more than one data set (e.g. {shown!r} in {first!r} and {second!r}); "
+            "the pooled data hold one row per set for each, so they weigh more in a fit and a split by row can "
+            "put a prompt on both sides. Drop the repeats from one set if they are the same ratings",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _check_dataset(data: Any, i: int):
@@ -99,9 +125,15 @@ def pool(
     TypeError
         An argument that is not a data set, or ``aliases`` that is not a dict of str.
     ValueError
-        No data set, bad ``names``, an alias key no set has, two generators of one set that
+        No data set, the same data set object twice, bad ``names``, an alias key no set has, two generators of one set that
         an alias maps to the same name, or a set whose quality is constant (with
         ``standardize``).
+
+    Warns
+    -----
+    UserWarning
+        When prompts of one set also appear in another (how many, with an example): each
+        stays a row of its own set.
 
     Examples
     --------
@@ -129,7 +161,13 @@ def pool(
     if not isinstance(aliases, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
                                                   for k, v in aliases.items()):
         raise TypeError(f"aliases must be a dict of generator name -> pooled name (str -> str), got {aliases!r}")
+    for j, d in enumerate(datasets):
+        for i in range(j):
+            if datasets[i] is d:
+                raise ValueError(f"datasets[{i}] and datasets[{j}] are the same data set object; pooling it twice "
+                                 "would duplicate every prompt. Pass each data set once")
     checked = [_check_dataset(d, i) for i, d in enumerate(datasets)]
+    _warn_repeated_prompts([p for p, _ in checked], names)
     known = {str(c) for _, q in checked for c in q.columns}
     unknown = sorted(set(aliases) - known)
     if unknown:

@@ -10,7 +10,8 @@ image fails falls back to its next generator by utility, a failed escalation is 
 candidate, and with ``on_error="raise"`` the first failure stops the run with a
 :class:`~costroute.execution.GenerationError` carrying the partial :class:`CascadeResult`. Any
 exception that escapes (``KeyboardInterrupt`` included) gets a ``result`` attribute holding
-everything made so far.
+everything made so far. When scoring failed for some prompts (they keep the best candidate
+so far, usually their first image) a ``RuntimeWarning`` says how many, with the first error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -193,6 +195,13 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
         Recorded in the result (the policy state holds the spend limit).
     seed, batch_size, progress, on_error
         As for :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`.
+
+    Warns
+    -----
+    RuntimeWarning
+        "scoring failed for N prompts; they kept their first image" (with the first error),
+        when the scorer raised or returned a wrong count or non-finite values for any prompt
+        (``on_error="fallback"``). The errors are in ``result.errors`` under ``(i, "scorer")``.
     """
     from tqdm.auto import tqdm
 
@@ -211,7 +220,11 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
     result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget)
     runners: dict[str, BatchRunner] = {}
     failed_loads: dict[str, str] = {}
-    utilities = run.predicted - run.lam * run.costs[None, :]
+    if np.isfinite(run.lam):
+        fallback_order = np.argsort(-(run.predicted - run.lam * run.costs[None, :]), axis=1, kind="stable")
+    else:  # λ = inf (no finite λ meets the budget): cheapest first, then by predicted quality
+        fallback_order = np.array([np.lexsort((-q, run.costs)) for q in run.predicted], dtype=np.intp).reshape(
+            run.predicted.shape)
     bar = tqdm(total=None, unit="img", desc="cascade", file=sys.stderr, disable=not progress)
 
     def stop(index: int, where: str, exc: BaseException) -> GenerationError:
@@ -301,7 +314,7 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
                     run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
             nxt_r, nxt_k = [], []
             for i in bad_r:
-                left = [k for k in np.argsort(-utilities[i], kind="stable") if not run.tried[i, k]
+                left = [k for k in fallback_order[i] if not run.tried[i, k]
                         and names[k] not in failed_loads]
                 if left:
                     nxt_r.append(i)
@@ -323,6 +336,7 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
             ks = np.r_[run.first[score_first], np.asarray(ok_k, dtype=np.intp)].astype(np.intp)
             score(rows, ks)
         _finish(result, run, names, cost_max)
+        _warn_scoring_failures(result, scorer)
     except BaseException as exc:  # KeyboardInterrupt included: hand back what was made
         _finish(result, run, names, cost_max)
         try:
@@ -333,6 +347,21 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
     finally:
         bar.close()
     return result
+
+
+def _warn_scoring_failures(result: CascadeResult, scorer: Any) -> None:
+    """A RuntimeWarning when the scorer failed for any prompt: they were not verified."""
+    failed = [(i, why) for (i, where), why in result.errors.items() if where == "scorer"]
+    if not failed:
+        return
+    prompts = sorted({i for i, _ in failed})
+    first = min(failed)
+    warnings.warn(
+        f"scoring failed for {len(prompts)} prompts; they kept their first image (or the best candidate scored "
+        f"before the failure), unverified. Scorer {getattr(scorer, 'name', scorer)!r}, first error (prompt "
+        f"{first[0]}): {first[1]}. Every error is in result.errors under (index, 'scorer')",
+        RuntimeWarning, stacklevel=4,
+    )
 
 
 def _finish(result: CascadeResult, run: Any, names: list[str], cost_max: float) -> None:

@@ -25,6 +25,7 @@ from ._loading import (
     _read_json,
     _resolve_device,
     _resolve_dtype,
+    known_notices_filtered,
 )
 from ._spec import COST_UNITS, _check_cost, _check_name
 
@@ -548,7 +549,8 @@ class DiffusersGenerator(_CountedCostGenerator):
         for key, value in self.pipeline_kwargs.items():
             # diffusers wants a negative prompt of the prompt's type: one per prompt
             kwargs[key] = [value] * len(prompts) if key.startswith("negative_prompt") and isinstance(value, str) else value
-        images = list(pipe(**kwargs).images)
+        with known_notices_filtered():  # CLIP's notice on prompts over 77 tokens: truncating is expected
+            images = list(pipe(**kwargs).images)
         if len(images) != len(prompts):
             raise RuntimeError(f"pipeline of {self.name!r} returned {len(images)} images for {len(prompts)} prompts")
         return images

@@ -10,8 +10,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 import os
+import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -62,6 +66,71 @@ def hub_offline() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+# A failed probe is remembered this long, so that a batch of generators does not probe each time.
+_PROBE_TIMEOUT_S = 3.0
+_PROBE_MEMORY_S = 30.0
+_probe_lock = threading.Lock()
+_probe_failed: tuple[float, OSError] | None = None
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_unreachable() -> OSError | None:
+    """Why the Hugging Face hub cannot be reached right now, or None if it can (or a proxy decides).
+
+    One TCP connection to the hub's endpoint (``HF_ENDPOINT``), at most 3 s: without it,
+    ``huggingface_hub`` retries each missing file five times with backoff (about 30 s per
+    model) before it gives up on an offline machine. A failure is remembered for 30 s. With a
+    proxy configured in the environment the probe is skipped (the proxy decides what is
+    reachable), and so is every error other than a failed connection.
+    """
+    global _probe_failed
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    try:
+        from huggingface_hub import constants
+
+        endpoint = str(constants.ENDPOINT)
+    except (ImportError, AttributeError):  # pragma: no cover
+        endpoint = "https://huggingface.co"
+    parts = urllib.parse.urlsplit(endpoint)
+    if not parts.hostname:
+        return None
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    with _probe_lock:
+        if _probe_failed is not None and time.monotonic() - _probe_failed[0] < _PROBE_MEMORY_S:
+            return _probe_failed[1]
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=_PROBE_TIMEOUT_S):
+                pass
+        except OSError as exc:
+            error = OSError(f"cannot reach {parts.scheme}://{parts.hostname}:{port}: {exc}")
+            _probe_failed = (time.monotonic(), error)
+            return error
+        _probe_failed = None
+        return None
+
+
+def _check_reachable(uncached: list[str]) -> None:
+    """Fail fast when hub ids are not cached and cannot be downloaded (offline, or the hub unreachable)."""
+    if not uncached:
+        return
+    if hub_offline():
+        raise not_cached_error(uncached, offline=True)
+    unreachable = hub_unreachable()
+    if unreachable is not None:
+        raise not_cached_error(uncached, offline=False, cause=unreachable)
+
+
+def check_hub_sources(repos: Sequence[str]) -> None:
+    """Raise the not-cached ``OSError`` at once when hub ids whose configs are not cached cannot be downloaded.
+
+    For the scorers' models (a ``config.json`` at the repo's root): with ``HF_HUB_OFFLINE`` set,
+    or the hub unreachable (:func:`hub_unreachable`), the error comes in seconds instead of
+    after the hub client's retries. Cached ids and local folders pass.
+    """
+    _check_reachable([r for r in dict.fromkeys(repos) if not _cached_file(r, "config.json")])
 
 
 def _hub_cache_dir() -> str:
@@ -139,6 +208,82 @@ def quiet_loading() -> Iterator[None]:
                 _quiet_saved = None
 
 
+# ----------------------------------------------------------------------------- known library notices
+#: Beginnings of the library log messages that :func:`known_notices_filtered` drops: notices
+#: about optional packages costroute does not need, and the tokenizer's and CLIP's notices on
+#: long prompts (the pipelines truncate them to the text encoder's length on purpose).
+KNOWN_NOTICES = (
+    "`CLIPImageProcessor` requires torchvision",
+    "`SiglipImageProcessor` requires torchvision",
+    "`Siglip2ImageProcessor` requires torchvision",
+    "Cannot initialize model with low cpu memory usage because `accelerate` was not found",
+    "The following part of your input was truncated because CLIP can only handle sequences up to",
+    "Token indices sequence length is longer than the specified maximum sequence length for this model",
+)
+
+
+class _KnownNoticeFilter(logging.Filter):
+    """Drops the records whose message starts with one of :data:`KNOWN_NOTICES` (never an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to judge
+            return True
+        return not message.lstrip().startswith(KNOWN_NOTICES)
+
+
+_notice_filter = _KnownNoticeFilter()
+_notice_lock = threading.Lock()
+_notice_depth = 0
+_notice_targets: list = []
+
+
+def _notice_filter_targets() -> list:
+    """The library loggers and their handlers (where their records are printed) to filter."""
+    targets: list = []
+    for name in ("transformers", "diffusers"):
+        try:  # sets up the library's root logger and handler, which it otherwise does on first use
+            __import__(f"{name}.utils.logging", fromlist=["get_logger"]).get_logger(name)
+        except ImportError:  # pragma: no cover
+            continue
+        logger = logging.getLogger(name)
+        targets.append(logger)
+        targets.extend(logger.handlers)
+    return targets
+
+
+@contextlib.contextmanager
+def known_notices_filtered() -> Iterator[None]:
+    """Drop transformers' and diffusers' known, harmless notices (:data:`KNOWN_NOTICES`) for a while.
+
+    "`CLIPImageProcessor` requires torchvision", "Cannot initialize model with low cpu memory
+    usage because `accelerate` was not found ..." and "The following part of your input was
+    truncated because CLIP can only handle sequences up to 77 tokens" are printed on every
+    load or long prompt and drown costroute's own lines. A filter on the libraries' loggers
+    and handlers drops exactly those messages (errors and every other message pass) while a
+    load or a call runs; it is removed when the last of concurrent uses ends.
+    """
+    global _notice_depth, _notice_targets
+    with _notice_lock:
+        if _notice_depth == 0:
+            _notice_targets = _notice_filter_targets()
+            for target in _notice_targets:
+                target.addFilter(_notice_filter)
+        _notice_depth += 1
+    try:
+        yield
+    finally:
+        with _notice_lock:
+            _notice_depth -= 1
+            if _notice_depth == 0:
+                for target in _notice_targets:
+                    target.removeFilter(_notice_filter)
+                _notice_targets = []
+
+
 # ----------------------------------------------------------------------------- device, dtype
 def _resolve_device(device: str) -> str:
     if device != "auto":
@@ -197,8 +342,13 @@ def _load_failed(model: str, where: str, dtype: str, uncached: list[str], exc: B
 def _load_pipeline(model: str, dtype: str, device: str, components: Mapping[str, str], load_kwargs: Mapping) -> Any:
     """Load a text-to-image pipeline (with component replacements), its per-step bars off."""
     uncached = _uncached(model, components)
-    if uncached and hub_offline():  # cannot work: say so before spending seconds importing and trying
-        raise not_cached_error(uncached, offline=True)
+    _check_reachable(uncached)  # cannot work: say so before spending seconds importing and retrying
+    with known_notices_filtered():
+        return _load_pipeline_now(model, dtype, device, components, load_kwargs, uncached)
+
+
+def _load_pipeline_now(model: str, dtype: str, device: str, components: Mapping[str, str], load_kwargs: Mapping,
+                       uncached: list[str]) -> Any:
     import diffusers
 
     kwargs = {**_dtype_kwargs(dtype, load_kwargs), **load_kwargs}
@@ -231,8 +381,12 @@ def _load_pipeline(model: str, dtype: str, device: str, components: Mapping[str,
 def _load_any_pipeline(model: str, dtype: str, device: str, load_kwargs: Mapping) -> Any:
     """Load any diffusers pipeline (a DeepFloyd IF stage) through ``DiffusionPipeline``, its bars off."""
     uncached = _uncached(model, {})
-    if uncached and hub_offline():
-        raise not_cached_error(uncached, offline=True)
+    _check_reachable(uncached)
+    with known_notices_filtered():
+        return _load_any_pipeline_now(model, dtype, device, load_kwargs, uncached)
+
+
+def _load_any_pipeline_now(model: str, dtype: str, device: str, load_kwargs: Mapping, uncached: list[str]) -> Any:
     import diffusers
 
     kwargs = {**_dtype_kwargs(dtype, load_kwargs), **load_kwargs}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..generators import pipeline_cache
+from ..generators._loading import check_hub_sources, known_notices_filtered
 from ._base import Scorer
 
 __all__ = ["ModelScorer"]
@@ -239,7 +240,9 @@ class ModelScorer(Scorer):
 
     def _load_checked(self, model: str, processor: str, dtype: str, device: str) -> Any:
         try:
-            return without_progress_bars(lambda: self._load_model(model, processor, dtype, device))
+            check_hub_sources([s for s in (model, processor) if not looks_like_path(s)])
+            with known_notices_filtered():
+                return without_progress_bars(lambda: self._load_model(model, processor, dtype, device))
         except (OSError, ValueError) as exc:
             where = "local folder" if os.path.isdir(model) else "hub id"
             raise OSError(f"scorer {self.name!r} could not load model {model!r} ({where}) with processor "

@@ -98,3 +98,29 @@ def test_real_sets_share_no_generator_name(shared_data):
     assert not set(genai.quality.columns) & set(agiqa.quality.columns)
     rated = data.quality.notna().groupby(data.source).any()
     assert rated.sum(axis=0).max() == 1     # no generator rated by both
+
+
+def test_the_same_data_set_twice_is_refused():
+    with pytest.raises(ValueError, match=r"datasets\[0\] and datasets\[2\] are the same data set object; pooling it "
+                                         r"twice would duplicate every prompt"):
+        pool(A, B, A)
+
+
+def test_prompts_repeated_across_sets_warn_with_their_count():
+    copy_of_a = dataset(["a cat", "a dog"], ["x", "y"], [[1.0, 2.5], [3.0, 4.0]])
+    with pytest.warns(UserWarning, match=r"^2 prompt\(s\) appear in more than one data set \(e\.g\. 'a cat' in 'a' "
+                                         r"and 'c'\)"):
+        data = pool(A, B, copy_of_a, names=["a", "b", "c"])
+    assert len(data.prompts) == 7  # nothing dropped: each set keeps its rows
+    overlap = dataset(["a kite", "a new one"], ["z"], [[1.0], [2.0]])
+    with pytest.warns(UserWarning, match=r"^1 prompt\(s\) appear in more than one data set"):
+        pool(A, B, overlap)
+
+
+def test_distinct_prompts_pool_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pool(A, B)
+        pool(dataset(["p", "p"], ["x"], [[1.0], [2.0]]))  # a repeat within one set is that set's own business

@@ -174,7 +174,8 @@ def test_a_failing_score_call_closes_only_its_chunk_and_a_bad_return_is_refused(
 
     cascade = cascade_over([generator(k) for k in range(3)], cost_penalty=1.3).fit(prompts, Q, scores=S)
     cascade.set_params(scorer=CallableScorer("flaky", flaky, cost=0.5, cost_unit="flops"))
-    result = cascade.generate(test, batch_size=4, progress=False)
+    with pytest.warns(RuntimeWarning, match=r"scoring failed for 4 prompts; they kept their first image"):
+        result = cascade.generate(test, batch_size=4, progress=False)
     failed = sorted(i for i, where in result.errors if where == "scorer")
     assert failed == [0, 1, 2, 3]  # the first chunk of 4 only
     assert result.complete and (~np.isnan(result.score_matrix[4:])).any()
@@ -182,6 +183,41 @@ def test_a_failing_score_call_closes_only_its_chunk_and_a_bad_return_is_refused(
                                              cost_unit="flops"))
     with pytest.raises(GenerationError):
         cascade.generate(test[:4], on_error="raise", progress=False)
+
+
+@pytest.mark.parametrize("broken", ["raises", "wrong count", "nan"])
+def test_a_scorer_that_fails_on_every_image_warns_and_every_prompt_keeps_its_first_image(broken):
+    prompts, Q, S = world()
+    test = [f"p{i}" for i in range(N, N + 12)]
+
+    def score(prompts, images):
+        if broken == "raises":
+            raise ConnectionError("scoring service down")
+        return [1.0] * (len(prompts) + 1) if broken == "wrong count" else [float("nan")] * len(prompts)
+
+    cascade = cascade_over([generator(k) for k in range(3)], cost_penalty=1.3).fit(prompts, Q, scores=S)
+    cascade.set_params(scorer=CallableScorer("broken", score, cost=0.5, cost_unit="flops"))
+    with pytest.warns(RuntimeWarning) as caught:
+        result = cascade.generate(test, batch_size=4, progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1
+    assert messages[0].startswith("scoring failed for 12 prompts; they kept their first image")
+    assert "Scorer 'broken', first error (prompt 0): " in messages[0]
+    assert ("ConnectionError: scoring service down" if broken == "raises" else "ValueError: scorer") in messages[0]
+    first = [o[0] for o in result.order]
+    assert result.returned == first and all(len(o) == 1 for o in result.order)
+    assert np.isnan(result.score_matrix).all()
+
+
+def test_a_cascade_whose_scores_all_succeed_does_not_warn():
+    import warnings
+
+    prompts, Q, S = world()
+    cascade = cascade_over([generator(k) for k in range(3)], cost_penalty=1.3).fit(prompts, Q, scores=S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = cascade.generate([f"p{i}" for i in range(N, N + 12)], batch_size=4, progress=False)
+    assert not result.errors
 
 
 def test_an_interrupted_run_charges_exactly_what_was_made_and_scored():

@@ -227,3 +227,41 @@ def test_pipeline_kwargs_reach_the_call(tiny_sd):
     with pytest.raises(ValueError, match="2 prompts but 1 seeds"):
         spec.generate_images(["a", "b"], [1])
     assert spec.generate_images([], []) == []
+
+
+def test_a_hub_id_that_is_not_cached_fails_in_seconds_without_hf_hub_offline(tmp_path):
+    """Without network and without HF_HUB_OFFLINE, the clear not-cached error comes at once.
+
+    The hub client alone retries each missing file five times with backoff (about 30 s per
+    model, 71 s for the README's presets); one quick connection probe replaces that. Run in a
+    fresh process with HF_HUB_OFFLINE unset, as a user would; with network the id does not
+    exist and the same message comes as quickly.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import time
+        from costroute.generators import DiffusersGenerator
+        from costroute.scoring import CLIPScorer
+        for spec in (DiffusersGenerator("hub", "costroute-tests/no-such-model-3f9c1", cost=1.0, device="cpu",
+                                        dtype="float32"),
+                     CLIPScorer("costroute-tests/no-such-clip-3f9c1", cost=1.0, device="cpu")):
+            start = time.perf_counter()
+            try:
+                spec.load()
+            except OSError as exc:
+                print(f"{time.perf_counter() - start:.2f}", exc)
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_HOME"] = str(tmp_path / "hf-home")  # an empty cache
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout + done.stderr[-3000:]
+    for line, what in zip(lines, ("", "scorer 'clipscore:no-such-clip-3f9c1' could not load model")):
+        seconds, message = line.split(" ", 1)
+        assert float(seconds) < 10.0, line
+        assert message.startswith(what)
+        assert "are not in the local Hugging Face cache" in message and "`hf download costroute-tests/" in message
+    assert "Retrying in" not in done.stderr
