@@ -33,7 +33,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q -m "not slow" --doctest-modules costroute tests
 
 bench: $(STAMP)
@@ -46,8 +46,8 @@ docs: $(STAMP)
 
 # Style checks (not part of `make test` yet).
 lint: $(STAMP)
-	$(PY) -m ruff check costroute tests benchmarks examples
-	$(PY) -m ruff format --check costroute tests benchmarks examples
+	$(PY) -m ruff check costroute tests benchmarks examples docs/conf.py
+	$(PY) -m ruff format --check costroute tests benchmarks examples docs/conf.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build docs/generated

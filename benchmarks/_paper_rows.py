@@ -89,11 +89,22 @@ def extra_routers(key, generators, seed):
     """The slow rows for data set ``key``: {name: router}."""
     routers = {}
     if key in POOL_PARTNER:
-        routers[POOLED] = PooledLowRankRouter(generators, other=_PARTNER_LOADERS[POOL_PARTNER[key]](), random_state=seed)
+        routers[POOLED] = PooledLowRankRouter(
+            generators, other=_PARTNER_LOADERS[POOL_PARTNER[key]](), random_state=seed
+        )
     if key == "genai_bench_usd":
-        routers[TRANSFORMER] = CostAwareRouter(generators, quality_model="transformer", random_state=seed, progress=False)
+        routers[TRANSFORMER] = CostAwareRouter(
+            generators, quality_model="transformer", random_state=seed, progress=False
+        )
     return routers
 
 
-__all__ = ["DEFAULT_GRID_QUALITY_MODELS", "POOLED", "SELECTED", "TRANSFORMER", "extra_routers",
-           "selection_name", "selection_router"]
+__all__ = [
+    "DEFAULT_GRID_QUALITY_MODELS",
+    "POOLED",
+    "SELECTED",
+    "TRANSFORMER",
+    "extra_routers",
+    "selection_name",
+    "selection_router",
+]

@@ -58,17 +58,22 @@ import pandas as pd  # noqa: E402
 from costroute import CascadeRouter, CostAwareRouter  # noqa: E402
 from costroute.cascade import ThresholdCascade  # noqa: E402
 from costroute.evaluation import (  # noqa: E402
+    cross_validate_routing,
     deferral_curve,
     report_to_markdown,
     routing_report,
-    cross_validate_routing,
 )
 
 CORRELATIONS = (0.3, 0.5, 0.7, 0.9)
 ROUTER, THRESHOLD, CASCADE = "router (minilm/knn)", "threshold cascade", "CascadeRouter"
 METRICS = ("quality", "gain", "auc", "apgr", "saving")
-HEADERS = {"quality": "quality @λ=0", "gain": "Δ vs best single", "auc": "AUC", "apgr": "APGR",
-           "saving": "saving @q_best"}
+HEADERS = {
+    "quality": "quality @λ=0",
+    "gain": "Δ vs best single",
+    "auc": "AUC",
+    "apgr": "APGR",
+    "saving": "saving @q_best",
+}
 #: GenAI-Bench USD at r = 0.7, CascadeRouter row (per-fold means)
 TARGETS = {"apgr": 0.50, "gain": 0.30, "saving": 5.0}
 TARGET_KEY, TARGET_SCORER = "genai_bench_usd", "r=0.7"
@@ -105,10 +110,18 @@ def load(key):
     loaders = {
         "genai_bench_usd": ("GenAI-Bench, USD (6 generators)", lambda: load_genai_bench(cost_unit="usd")),
         "genai_bench_flops": ("GenAI-Bench, FLOPs (4 open generators)", lambda: load_genai_bench(cost_unit="flops")),
-        "agiqa3k_alignment": ("AGIQA-3K, alignment MOS (10 configurations, USD)", lambda: load_agiqa3k(target="alignment")),
-        "agiqa3k_quality": ("AGIQA-3K, perceptual-quality MOS (10 configurations, USD)", lambda: load_agiqa3k(target="quality")),
-        "teaser_usd": ("GenAI-Bench teaser, real VQAScore and CLIPScore (4 generators, USD)",
-                       lambda: load_genai_bench_teaser(cost_unit="usd")),
+        "agiqa3k_alignment": (
+            "AGIQA-3K, alignment MOS (10 configurations, USD)",
+            lambda: load_agiqa3k(target="alignment"),
+        ),
+        "agiqa3k_quality": (
+            "AGIQA-3K, perceptual-quality MOS (10 configurations, USD)",
+            lambda: load_agiqa3k(target="quality"),
+        ),
+        "teaser_usd": (
+            "GenAI-Bench teaser, real VQAScore and CLIPScore (4 generators, USD)",
+            lambda: load_genai_bench_teaser(cost_unit="usd"),
+        ),
     }
     if key not in loaders:
         raise SystemExit(f"unknown data set {key!r}; choose from {list(loaders)}")
@@ -124,8 +137,11 @@ def scorers_for(key, data, correlations, seed):
     if key.startswith("teaser"):
         return {name: (data.scores[name], costs[name], f"real {name}") for name in ("vqascore", "clipscore")}
     return {
-        f"r={r:g}": (simulate_scores(data.quality, r, random_state=seed), costs["vqascore"],
-                     f"simulated, within-prompt r = {r:g}, costed as VQAScore")
+        f"r={r:g}": (
+            simulate_scores(data.quality, r, random_state=seed),
+            costs["vqascore"],
+            f"simulated, within-prompt r = {r:g}, costed as VQAScore",
+        )
         for r in correlations
     }
 
@@ -159,8 +175,16 @@ def compare_to_router(res, cascade=CASCADE, router=ROUTER):
         xs = np.unique(np.clip(r_curve.costs, c.min(), 1.0))
         diff = np.array([c_curve.quality_at_cost(float(x)) - r_curve.quality_at_cost(float(x)) for x in xs])
         k = int(np.nanargmin(diff))
-        per_fold.append({"repeat": rep, "fold": fold, "min_diff": float(diff[k]), "at_cost": float(xs[k]),
-                         "share_below": float(np.mean(diff < -1e-9)), "mean_diff": float(np.nanmean(diff))})
+        per_fold.append(
+            {
+                "repeat": rep,
+                "fold": fold,
+                "min_diff": float(diff[k]),
+                "at_cost": float(xs[k]),
+                "share_below": float(np.mean(diff < -1e-9)),
+                "mean_diff": float(np.nanmean(diff)),
+            }
+        )
         below += int(np.sum(diff < -1e-9))
         total += diff.size
         for band in bands:
@@ -186,8 +210,14 @@ def compare_to_router(res, cascade=CASCADE, router=ROUTER):
 
 def run_config(data, scores, scoring_cost, args):
     res = cross_validate_routing(
-        methods(data, scoring_cost, args.seed), data.prompts, data.quality, cv=args.folds,
-        n_repeats=args.repeats, random_state=args.seed, scores=scores, progress=False,
+        methods(data, scoring_cost, args.seed),
+        data.prompts,
+        data.quality,
+        cv=args.folds,
+        n_repeats=args.repeats,
+        random_state=args.seed,
+        scores=scores,
+        progress=False,
     )
     return res, routing_report(res)
 
@@ -208,7 +238,9 @@ def diagnostics(data, scores, scoring_cost, args, log):
     variants = {
         ROUTER: router,
         CASCADE: CascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
-        f"{CASCADE}, default λ grid only": DefaultGridCascadeRouter(router, scoring_cost=scoring_cost, random_state=args.seed),
+        f"{CASCADE}, default λ grid only": DefaultGridCascadeRouter(
+            router, scoring_cost=scoring_cost, random_state=args.seed
+        ),
         f"{CASCADE}, free scoring": CascadeRouter(router, scoring_cost=0.0, random_state=args.seed),
     }
     common = dict(cv=args.folds, n_repeats=args.repeats, random_state=args.seed, progress=False)
@@ -236,9 +268,13 @@ def run_dataset(key, args, log):
     scorer_set = scorers_for(key, data, args.correlations, args.seed)
     top = float(np.max(data.costs))
     entry = {
-        "title": title, "n_prompts": len(data.prompts), "generators": list(data.generators.names),
-        "cost_unit": data.cost_unit, "normalized_costs": (np.asarray(data.costs) / top).tolist(),
-        "best_single": best, "scorers": {},
+        "title": title,
+        "n_prompts": len(data.prompts),
+        "generators": list(data.generators.names),
+        "cost_unit": data.cost_unit,
+        "normalized_costs": (np.asarray(data.costs) / top).tolist(),
+        "best_single": best,
+        "scorers": {},
     }
     first = None
     for label, (S, cost, what) in scorer_set.items():
@@ -264,9 +300,11 @@ def run_dataset(key, args, log):
             "wall_time_s": elapsed,
         }
         row = report.loc[CASCADE]
-        log(f"[{key} {label}] {elapsed:.0f}s: CascadeRouter quality {row['quality_mean']:.3f}, "
+        log(
+            f"[{key} {label}] {elapsed:.0f}s: CascadeRouter quality {row['quality_mean']:.3f}, "
             f"APGR {row['apgr_mean']:.3f}, saving {row['saving_mean']:.2f}; router APGR "
-            f"{report.loc[ROUTER, 'apgr_mean']:.3f}")
+            f"{report.loc[ROUTER, 'apgr_mean']:.3f}"
+        )
     if key == TARGET_KEY and TARGET_SCORER in scorer_set and not args.no_diagnostics:
         S, cost, _ = scorer_set[TARGET_SCORER]
         entry["diagnostics"] = {"scorer": TARGET_SCORER, **diagnostics(data, S, cost, args, log)}
@@ -314,8 +352,15 @@ def target_check(doc):
     out = {}
     for method in (CASCADE, THRESHOLD):
         row = rep.loc[method]
-        out[method] = {m: {"value": float(row[f"{m}_mean"]), "std": float(row[f"{m}_std"]), "target": goal,
-                           "met": bool(row[f"{m}_mean"] >= goal)} for m, goal in TARGETS.items()}
+        out[method] = {
+            m: {
+                "value": float(row[f"{m}_mean"]),
+                "std": float(row[f"{m}_std"]),
+                "target": goal,
+                "met": bool(row[f"{m}_mean"] >= goal),
+            }
+            for m, goal in TARGETS.items()
+        }
     return out
 
 
@@ -337,7 +382,10 @@ def render_markdown(doc):
     ]
     targets = doc.get("targets")
     if targets:
-        rows = ["| target (GenAI-Bench USD, r = 0.7) | goal | CascadeRouter | threshold cascade |", "|---|---:|---:|---:|"]
+        rows = [
+            "| target (GenAI-Bench USD, r = 0.7) | goal | CascadeRouter | threshold cascade |",
+            "|---|---:|---:|---:|",
+        ]
         names = {"apgr": "APGR", "gain": "quality @λ=0 − best single", "saving": "saving @q_best"}
         for m, goal in TARGETS.items():
             cells = []
@@ -360,8 +408,10 @@ def render_markdown(doc):
         rows = ["| router's points at cost | points | cascade below at | worst deficit |", "|---|---:|---:|---:|"]
         for band in below["bands"]:
             share = band["below"] / band["router_points"] if band["router_points"] else float("nan")
-            rows.append(f"| [{band['from']:g}, {min(band['to'], 1.0):g}{']' if band['to'] >= 1 else ')'} | "
-                        f"{band['router_points']} | {band['below']} ({100 * share:.0f} %) | {band['worst']:.4f} |")
+            rows.append(
+                f"| [{band['from']:g}, {min(band['to'], 1.0):g}{']' if band['to'] >= 1 else ')'} | "
+                f"{band['router_points']} | {band['below']} ({100 * share:.0f} %) | {band['worst']:.4f} |"
+            )
         out.append("\n".join(rows) + "\n")
     for key, entry in doc["datasets"].items():
         costs = ", ".join(f"{n} {v:.4g}" for n, v in zip(entry["generators"], entry["normalized_costs"]))
@@ -388,9 +438,11 @@ def render_markdown(doc):
                 "`default λ grid only`: CascadeRouter.deferral_points' own 32-point grid, without the router's "
                 "exact breakpoints; `free scoring`: scoring cost 0; `perfect scorer`: scores = the true quality "
                 "(the ceiling of each policy with this router).\n",
-                report_to_markdown(frame_from_records(diag["summary"]),
-                                   ["quality", "gain", "cost", "auc", "apgr", "saving"],
-                                   headers={**HEADERS, "cost": "cost @λ=0"}),
+                report_to_markdown(
+                    frame_from_records(diag["summary"]),
+                    ["quality", "gain", "cost", "auc", "apgr", "saving"],
+                    headers={**HEADERS, "cost": "cost @λ=0"},
+                ),
             ]
     return "\n".join(out)
 
@@ -402,14 +454,24 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--correlations", type=float, nargs="+", default=list(CORRELATIONS))
-    parser.add_argument("--datasets", nargs="+",
-                        default=["genai_bench_usd", "genai_bench_flops", "agiqa3k_alignment", "agiqa3k_quality", "teaser_usd"])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["genai_bench_usd", "genai_bench_flops", "agiqa3k_alignment", "agiqa3k_quality", "teaser_usd"],
+    )
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (set before imports)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                        help="tqdm progress bar on stderr (default on)")
-    parser.add_argument("--no-diagnostics", action="store_true",
-                        help="skip the extra CascadeRouter variants on GenAI-Bench USD at r = 0.7")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tqdm progress bar on stderr (default on)",
+    )
+    parser.add_argument(
+        "--no-diagnostics",
+        action="store_true",
+        help="skip the extra CascadeRouter variants on GenAI-Bench USD at r = 0.7",
+    )
     parser.add_argument("--render-only", type=Path, metavar="JSON", help="re-render the Markdown from a results file")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -431,10 +493,14 @@ def main(argv=None):
         tqdm.write(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stdout)
         sys.stdout.flush()
 
-    log(f"python {platform.python_version()}, {os.cpu_count()} cores, threads={args.threads}, seed={args.seed}, "
-        f"load average {load0}")
+    log(
+        f"python {platform.python_version()}, {os.cpu_count()} cores, threads={args.threads}, seed={args.seed}, "
+        f"load average {load0}"
+    )
     doc = {"datasets": {}}
-    with tqdm(args.datasets, desc="cascade benchmark", unit="dataset", disable=not args.progress, file=sys.stderr) as bar:
+    with tqdm(
+        args.datasets, desc="cascade benchmark", unit="dataset", disable=not args.progress, file=sys.stderr
+    ) as bar:
         for key in bar:
             bar.set_postfix_str(key)
             doc["datasets"][key] = run_dataset(key, args, log)

@@ -55,8 +55,8 @@ def main() -> None:
 
     def bare() -> None:
         for start in range(0, len(prompts), b):
-            images = generator.generate_images(prompts[start:start + b], seeds[start:start + b])
-            scorer.score(prompts[start:start + b], images, progress=False)
+            images = generator.generate_images(prompts[start : start + b], seeds[start : start + b])
+            scorer.score(prompts[start : start + b], images, progress=False)
 
     model_s = [0.0]  # time spent inside the model calls during a collect run
 
@@ -69,6 +69,7 @@ def main() -> None:
                 return method(*a, **k)
             finally:
                 model_s[0] += time.perf_counter() - start
+
         return call
 
     def collected(run: int) -> None:
@@ -95,24 +96,35 @@ def main() -> None:
                 bookkeeping_s.append(collect_s[-1] - model_s[0])
     ratios = [c / r for c, r in zip(collect_s, bare_s)]
     result = {
-        "n_prompts": args.n_prompts, "batch_size": b, "steps": args.steps, "repeats": args.repeats,
-        "torch_threads": 1, "bare_s": bare_s, "collect_s": collect_s, "ratios": ratios,
-        "median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
+        "n_prompts": args.n_prompts,
+        "batch_size": b,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "torch_threads": 1,
+        "bare_s": bare_s,
+        "collect_s": collect_s,
+        "ratios": ratios,
+        "median_ratio": statistics.median(ratios),
+        "min_ratio": min(ratios),
+        "max_ratio": max(ratios),
         "ratio_of_fastest_runs": min(collect_s) / min(bare_s),
         "bookkeeping_s": bookkeeping_s,
         "bookkeeping_share_of_bare": statistics.median(k / r for k, r in zip(bookkeeping_s, bare_s)),
         "overhead_ms_per_image": 1000 * (statistics.median(collect_s) - statistics.median(bare_s)) / args.n_prompts,
-        "target_ratio": TARGET, "passed": statistics.median(ratios) <= TARGET,
+        "target_ratio": TARGET,
+        "passed": statistics.median(ratios) <= TARGET,
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
     }
     print(f"{args.n_prompts} images, batch {b}, {args.steps} steps, tiny SD + tiny CLIP, 1 torch thread")
     print(f"{'repeat':>6} {'bare s':>8} {'collect s':>10} {'ratio':>7} {'bookkeeping s':>14}")
     for i, (r, c, q, k) in enumerate(zip(bare_s, collect_s, ratios, bookkeeping_s)):
         print(f"{i:>6} {r:>8.3f} {c:>10.3f} {q:>7.3f} {k:>14.4f}")
-    print(f"median ratio {result['median_ratio']:.3f} (target <= {TARGET}), fastest collect / fastest bare "
-          f"{result['ratio_of_fastest_runs']:.3f}, "
-          f"time outside the model calls {100 * result['bookkeeping_share_of_bare']:.1f}% of the bare loop: "
-          f"{'PASS' if result['passed'] else 'FAIL'}")
+    print(
+        f"median ratio {result['median_ratio']:.3f} (target <= {TARGET}), fastest collect / fastest bare "
+        f"{result['ratio_of_fastest_runs']:.3f}, "
+        f"time outside the model calls {100 * result['bookkeeping_share_of_bare']:.1f}% of the bare loop: "
+        f"{'PASS' if result['passed'] else 'FAIL'}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

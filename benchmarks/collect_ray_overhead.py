@@ -53,8 +53,15 @@ def main() -> None:
         generator = DiffusersGenerator("tiny", sd, steps=args.steps)
         prompts = [f"a photo of object number {i} on a table" for i in range(n)]
         start = time.perf_counter()
-        summary = collect(prompts, [generator], [CLIPScorer(clip)], tmp / f"{tag}.sqlite",
-                          batch_size=args.batch_size, backend=backend, progress=False)
+        summary = collect(
+            prompts,
+            [generator],
+            [CLIPScorer(clip)],
+            tmp / f"{tag}.sqlite",
+            batch_size=args.batch_size,
+            backend=backend,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
         assert summary.complete and summary.images_generated == n
         return seconds
@@ -72,17 +79,28 @@ def main() -> None:
     per_image = {b: (med[b][large] - med[b][small]) / (large - small) for b in med}
     fixed = med["ray"][small] - per_image["ray"] * small - (med["local"][small] - per_image["local"] * small)
     result = {
-        "sizes": args.sizes, "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
-        "seconds": times, "median_seconds": med,
-        "per_image_s": per_image, "per_image_ratio": per_image["ray"] / per_image["local"],
+        "sizes": args.sizes,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "seconds": times,
+        "median_seconds": med,
+        "per_image_s": per_image,
+        "per_image_ratio": per_image["ray"] / per_image["local"],
         "ray_fixed_start_s": fixed,
         "total_ratio": {n: med["ray"][n] / med["local"][n] for n in args.sizes},
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average_end": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_end": os.getloadavg(),
+        },
     }
-    print(f"per image: local {1000 * per_image['local']:.1f} ms, ray {1000 * per_image['ray']:.1f} ms "
-          f"(ratio {result['per_image_ratio']:.2f}); ray's fixed start per run {fixed:.1f} s; total ratio "
-          + ", ".join(f"n={n}: {v:.2f}" for n, v in result["total_ratio"].items()))
+    print(
+        f"per image: local {1000 * per_image['local']:.1f} ms, ray {1000 * per_image['ray']:.1f} ms "
+        f"(ratio {result['per_image_ratio']:.2f}); ray's fixed start per run {fixed:.1f} s; total ratio "
+        + ", ".join(f"n={n}: {v:.2f}" for n, v in result["total_ratio"].items())
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

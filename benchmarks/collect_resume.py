@@ -44,19 +44,25 @@ def check(store: Path, images: Path) -> dict:
             "integrity_check": q("PRAGMA integrity_check"),
             "images": q("SELECT COUNT(*) FROM images"),
             "scores": q("SELECT COUNT(*) FROM scores"),
-            "duplicate_images": q("SELECT COUNT(*) FROM (SELECT 1 FROM images GROUP BY prompt_id, generator_id, "
-                                  "seed_index HAVING COUNT(*) > 1)"),
-            "duplicate_scores": q("SELECT COUNT(*) FROM (SELECT 1 FROM scores GROUP BY image_id, scorer_id "
-                                  "HAVING COUNT(*) > 1)"),
-            "partial_images": q(f"SELECT COUNT(*) FROM images i WHERE (SELECT COUNT(*) FROM scores s "
-                                f"WHERE s.image_id = i.id) != {n_scorers}"),
+            "duplicate_images": q(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM images GROUP BY prompt_id, generator_id, "
+                "seed_index HAVING COUNT(*) > 1)"
+            ),
+            "duplicate_scores": q(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM scores GROUP BY image_id, scorer_id HAVING COUNT(*) > 1)"
+            ),
+            "partial_images": q(
+                f"SELECT COUNT(*) FROM images i WHERE (SELECT COUNT(*) FROM scores s "
+                f"WHERE s.image_id = i.id) != {n_scorers}"
+            ),
             "images_without_file": sum(not os.path.isfile(p) for (p,) in conn.execute("SELECT path FROM images")),
         }
         stored = {p for (p,) in conn.execute("SELECT path FROM images")}
     files = sorted(images.glob("*.png")) if images.is_dir() else []
     counts["files"] = len(files)
     counts["files_not_named_by_their_hash"] = sum(
-        f.name != hashlib.sha256(f.read_bytes()).hexdigest() + ".png" for f in files)
+        f.name != hashlib.sha256(f.read_bytes()).hexdigest() + ".png" for f in files
+    )
     counts["files_without_row"] = sum(str(f) not in stored for f in files)  # made, not committed: harmless
     counts["temporary_files"] = len(list(images.glob(".tmp-*"))) if images.is_dir() else 0
     return counts
@@ -85,16 +91,39 @@ def main() -> None:
     prompts.write_text("".join(f"a photo of object number {i} on a table\n" for i in range(args.n_prompts)))
     store, images = tmp / "run.sqlite", tmp / "images"
     total = args.n_prompts * 3 * 2
-    command = [sys.executable, "-m", "costroute.cli", "collect", str(prompts),
-               "--generators", f"a2=diffusers:{sd_a}:2", f"a4=diffusers:{sd_a}:4", f"b2=diffusers:{sd_b}:2",
-               "--scorer", f"clip:{clip}", "--store", str(store), "--seeds", "2",
-               "--batch-size", str(args.batch_size), "--save-images", str(images)]
+    command = [
+        sys.executable,
+        "-m",
+        "costroute.cli",
+        "collect",
+        str(prompts),
+        "--generators",
+        f"a2=diffusers:{sd_a}:2",
+        f"a4=diffusers:{sd_a}:4",
+        f"b2=diffusers:{sd_b}:2",
+        "--scorer",
+        f"clip:{clip}",
+        "--store",
+        str(store),
+        "--seeds",
+        "2",
+        "--batch-size",
+        str(args.batch_size),
+        "--save-images",
+        str(images),
+    ]
     if args.backend == "ray":
         import ray
 
         context = ray.init(num_cpus=args.workers, include_dashboard=False, configure_logging=False)
-        command += ["--backend", "ray", "--workers", str(args.workers), "--address",
-                    context.address_info["gcs_address"]]
+        command += [
+            "--backend",
+            "ray",
+            "--workers",
+            str(args.workers),
+            "--address",
+            context.address_info["gcs_address"],
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
     # 1. run, and kill it with SIGKILL once enough batches are committed
@@ -116,8 +145,10 @@ def main() -> None:
         time.sleep(0.01)
     status = process.wait()
     if status != -signal.SIGKILL:
-        sys.exit(f"the collection ended with status {status} before it was killed:\n"
-                 f"{(tmp / 'killed-run.log').read_text()[-3000:]}")
+        sys.exit(
+            f"the collection ended with status {status} before it was killed:\n"
+            f"{(tmp / 'killed-run.log').read_text()[-3000:]}"
+        )
     killed_after = time.perf_counter() - started
     before = check(store, images)
 
@@ -131,25 +162,55 @@ def main() -> None:
     summary = re.search(r"(\d+) cells written \((\d+) images generated.*?(\d+) already in the store", rerun.stderr)
     written, generated, already = (int(x) for x in summary.groups())
 
-    ok = (before["integrity_check"] == after["integrity_check"] == "ok"
-          and all(before[k] == after[k] == 0 for k in ("duplicate_images", "duplicate_scores", "partial_images",
-                                                       "files_not_named_by_their_hash", "temporary_files"))
-          and 0 < before["images"] < total and after["images"] == after["scores"] == total
-          and already == before["scores"] and generated == total - before["images"]
-          and after["images_without_file"] == 0)
-    result = {"backend": args.backend, "workers": args.workers if args.backend == "ray" else None,
-              "n_prompts": args.n_prompts, "generators": 3, "seeds": 2, "scorers": 1, "batch_size": args.batch_size,
-              "cells": total, "killed_after_s": killed_after, "before_rerun": before, "after_rerun": after,
-              "rerun": {"cells_written": written, "images_generated": generated, "cells_already_stored": already,
-                        "seconds": rerun_s},
-              "passed": ok}
-    print(f"{args.n_prompts} prompts x 3 generators x 2 seeds x 1 scorer = {total} cells, batches of "
-          f"{args.batch_size}, backend {args.backend}; SIGKILL after {killed_after:.1f} s")
+    ok = (
+        before["integrity_check"] == after["integrity_check"] == "ok"
+        and all(
+            before[k] == after[k] == 0
+            for k in (
+                "duplicate_images",
+                "duplicate_scores",
+                "partial_images",
+                "files_not_named_by_their_hash",
+                "temporary_files",
+            )
+        )
+        and 0 < before["images"] < total
+        and after["images"] == after["scores"] == total
+        and already == before["scores"]
+        and generated == total - before["images"]
+        and after["images_without_file"] == 0
+    )
+    result = {
+        "backend": args.backend,
+        "workers": args.workers if args.backend == "ray" else None,
+        "n_prompts": args.n_prompts,
+        "generators": 3,
+        "seeds": 2,
+        "scorers": 1,
+        "batch_size": args.batch_size,
+        "cells": total,
+        "killed_after_s": killed_after,
+        "before_rerun": before,
+        "after_rerun": after,
+        "rerun": {
+            "cells_written": written,
+            "images_generated": generated,
+            "cells_already_stored": already,
+            "seconds": rerun_s,
+        },
+        "passed": ok,
+    }
+    print(
+        f"{args.n_prompts} prompts x 3 generators x 2 seeds x 1 scorer = {total} cells, batches of "
+        f"{args.batch_size}, backend {args.backend}; SIGKILL after {killed_after:.1f} s"
+    )
     print(f"{'':>30} {'after kill':>11} {'after rerun':>12}")
     for key in before:
         print(f"{key:>30} {before[key]!s:>11} {after[key]!s:>12}")
-    print(f"rerun: {already} cells already stored, {generated} images generated, {written} cells written "
-          f"in {rerun_s:.1f} s: {'PASS' if ok else 'FAIL'}")
+    print(
+        f"rerun: {already} cells already stored, {generated} images generated, {written} cells written "
+        f"in {rerun_s:.1f} s: {'PASS' if ok else 'FAIL'}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -176,33 +176,64 @@ class Builder:
         from diffusers import StableDiffusionPipeline
 
         return StableDiffusionPipeline(
-            vae=self._vae(arch), text_encoder=self.clip(arch, "text_encoder"), tokenizer=self.tokenizer(),
-            unet=self._unet(arch), scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            vae=self._vae(arch),
+            text_encoder=self.clip(arch, "text_encoder"),
+            tokenizer=self.tokenizer(),
+            unet=self._unet(arch),
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
             requires_safety_checker=False,
         )
 
     def _sd15(self):
         from diffusers import PNDMScheduler
 
-        return self._sd("sd15", PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                              skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False))
+        return self._sd(
+            "sd15",
+            PNDMScheduler(
+                beta_start=0.00085,
+                beta_end=0.012,
+                beta_schedule="scaled_linear",
+                skip_prk_steps=True,
+                steps_offset=1,
+                set_alpha_to_one=False,
+            ),
+        )
 
     def _sd21(self):
         from diffusers import DDIMScheduler
 
-        return self._sd("sd21", DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                              clip_sample=False, set_alpha_to_one=False, steps_offset=1,
-                                              prediction_type="v_prediction"))
+        return self._sd(
+            "sd21",
+            DDIMScheduler(
+                beta_start=0.00085,
+                beta_end=0.012,
+                beta_schedule="scaled_linear",
+                clip_sample=False,
+                set_alpha_to_one=False,
+                steps_offset=1,
+                prediction_type="v_prediction",
+            ),
+        )
 
     def _sdxl_pipeline(self, unet):
         from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 
         return StableDiffusionXLPipeline(
-            vae=self._vae("sdxl"), text_encoder=self.clip("sdxl", "text_encoder"),
-            text_encoder_2=self.clip("sdxl", "text_encoder_2", projection=True), tokenizer=self.tokenizer(),
-            tokenizer_2=self.tokenizer(), unet=unet,
-            scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                             timestep_spacing="leading", steps_offset=1),
+            vae=self._vae("sdxl"),
+            text_encoder=self.clip("sdxl", "text_encoder"),
+            text_encoder_2=self.clip("sdxl", "text_encoder_2", projection=True),
+            tokenizer=self.tokenizer(),
+            tokenizer_2=self.tokenizer(),
+            unet=unet,
+            scheduler=EulerDiscreteScheduler(
+                beta_start=0.00085,
+                beta_end=0.012,
+                beta_schedule="scaled_linear",
+                timestep_spacing="leading",
+                steps_offset=1,
+            ),
         )
 
     def _sdxl(self):
@@ -218,24 +249,45 @@ class Builder:
         cfg = self.config("pixart_alpha", "transformer")
         transformer = self.module(lambda: PixArtTransformer2DModel.from_config(cfg))
         return PixArtAlphaPipeline(
-            tokenizer=self.tokenizer(120), text_encoder=self.t5(), vae=self._vae("pixart_alpha"),
-            transformer=transformer, scheduler=DPMSolverMultistepScheduler(),
+            tokenizer=self.tokenizer(120),
+            text_encoder=self.t5(),
+            vae=self._vae("pixart_alpha"),
+            transformer=transformer,
+            scheduler=DPMSolverMultistepScheduler(),
         )
 
     def _deepfloyd_if(self):
         from diffusers import DDPMScheduler, IFPipeline, IFSuperResolutionPipeline
 
         def scheduler():
-            return DDPMScheduler(beta_schedule="squaredcos_cap_v2", variance_type="learned_range",
-                                 thresholding=True, dynamic_thresholding_ratio=0.95, sample_max_value=1.0)
+            return DDPMScheduler(
+                beta_schedule="squaredcos_cap_v2",
+                variance_type="learned_range",
+                thresholding=True,
+                dynamic_thresholding_ratio=0.95,
+                sample_max_value=1.0,
+            )
 
-        none = {"safety_checker": None, "feature_extractor": None, "watermarker": None,
-                "requires_safety_checker": False}
-        stage_1 = IFPipeline(tokenizer=self.tokenizer(), text_encoder=self.t5(),
-                             unet=self._unet("deepfloyd_if", "unet_stage1"), scheduler=scheduler(), **none)
+        none = {
+            "safety_checker": None,
+            "feature_extractor": None,
+            "watermarker": None,
+            "requires_safety_checker": False,
+        }
+        stage_1 = IFPipeline(
+            tokenizer=self.tokenizer(),
+            text_encoder=self.t5(),
+            unet=self._unet("deepfloyd_if", "unet_stage1"),
+            scheduler=scheduler(),
+            **none,
+        )
         stage_2 = IFSuperResolutionPipeline(
-            tokenizer=self.tokenizer(), text_encoder=None, unet=self._unet("deepfloyd_if", "unet_stage2"),
-            scheduler=scheduler(), image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"), **none,
+            tokenizer=self.tokenizer(),
+            text_encoder=None,
+            unet=self._unet("deepfloyd_if", "unet_stage2"),
+            scheduler=scheduler(),
+            image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+            **none,
         )
         return stage_1, stage_2
 
@@ -317,8 +369,8 @@ def determinism(spec, batch: int) -> dict:
     plan = RoutingPlan(prompts, [0] * batch, GeneratorRegistry([spec]), np.zeros((batch, 1)), 0.0)
     one = as_arrays(plan.generate(seed=7, batch_size=1, progress=False).images)
     many = as_arrays(plan.generate(seed=7, batch_size=batch, progress=False).images)
-    out["plan_generate_bs1_vs_bs%d_max_abs_pixel_diff" % batch] = int(np.abs(one - many).max())
-    out["plan_generate_bs1_vs_bs%d_share_of_pixels_differing" % batch] = float((one != many).mean())
+    out[f"plan_generate_bs1_vs_bs{batch}_max_abs_pixel_diff"] = int(np.abs(one - many).max())
+    out[f"plan_generate_bs1_vs_bs{batch}_share_of_pixels_differing"] = float((one != many).mean())
     if torch.cuda.is_available():
         a = torch.randn(4, 64, 64, device="cuda", generator=torch.Generator("cuda").manual_seed(123))
         b = torch.randn(4, 64, 64, device="cuda", generator=torch.Generator("cuda").manual_seed(123))
@@ -371,8 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if not torch.cuda.is_available() and not args.smoke:
-        print("CUDA is not available: nothing to check here. Run this on a CUDA machine "
-              "(python benchmarks/gpu_check.py); --smoke checks the script on a CPU.")
+        print(
+            "CUDA is not available: nothing to check here. Run this on a CUDA machine "
+            "(python benchmarks/gpu_check.py); --smoke checks the script on a CPU."
+        )
         return 0
     import diffusers
     import transformers
@@ -391,13 +445,17 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu",
         "smoke": args.smoke,
         "dtype": dtype_name,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "cuda": torch.version.cuda, "diffusers": diffusers.__version__,
-                     "transformers": transformers.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__,
+        },
         "batch": args.batch,
         "repeats": args.repeats,
         "notes": "random weights built from costroute/configs; time per image = min over repeats of the "
-                 "batch's wall time / batch size; FLOPs = the preset's counted cost (costroute.costs)",
+        "batch's wall time / batch size; FLOPs = the preset's counted cost (costroute.costs)",
         "presets": [],
         "skipped": {},
     }
@@ -420,18 +478,26 @@ def main(argv: list[str] | None = None) -> int:
             if args.smoke:
                 steps = spec.settings["steps"]
                 small = tuple(min(s, 2) for s in steps) if isinstance(steps, tuple) else min(steps, 2)
-                spec = spec.clone(steps=small) if isinstance(steps, tuple) else spec.clone(
-                    steps=small, height=64, width=64)
-            row: dict = {"preset": name, "arch": arch, "steps": spec.settings["steps"],
-                         "guidance_scale": spec.settings["guidance_scale"]}
+                spec = (
+                    spec.clone(steps=small)
+                    if isinstance(steps, tuple)
+                    else spec.clone(steps=small, height=64, width=64)
+                )
+            row: dict = {
+                "preset": name,
+                "arch": arch,
+                "steps": spec.settings["steps"],
+                "guidance_scale": spec.settings["guidance_scale"],
+            }
             try:
                 if arch not in built:
                     built[arch] = builder.build(arch)
                     row["build_seconds"] = builder.seconds[arch]
                 inject(spec, built[arch])
                 breakdown = spec.cost_breakdown()
-                row.update(flops=spec.cost, resolution=[breakdown.width, breakdown.height],
-                           guidance_batch=breakdown.guidance)
+                row.update(
+                    flops=spec.cost, resolution=[breakdown.width, breakdown.height], guidance_batch=breakdown.guidance
+                )
                 # warm-up (kernels, allocator, autotuning) with 2 steps: PixArt treats 1 step specially
                 warm = spec.clone(steps=(2, 2) if isinstance(spec.settings["steps"], tuple) else 2)
                 timed(warm, PROMPTS[:1], [0])
@@ -464,8 +530,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 report["determinism"] = determinism(spec, args.batch)
             except Exception as exc:
-                report["determinism"] = {"error": f"{type(exc).__name__}: {exc}",
-                                         "traceback": traceback.format_exc(limit=6)}
+                report["determinism"] = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=6),
+                }
         try:
             report["load_check"] = load_check()
         except Exception as exc:
@@ -477,16 +545,20 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2, default=str)
 
-    print(f"\n{'preset':<16} {'TFLOPs':>9} {'s/img bs1':>10} {f's/img bs{args.batch}':>10} "
-          f"{'s/TFLOP bs1':>12} {'TFLOP/s bs1':>12}")
+    print(
+        f"\n{'preset':<16} {'TFLOPs':>9} {'s/img bs1':>10} {f's/img bs{args.batch}':>10} "
+        f"{'s/TFLOP bs1':>12} {'TFLOP/s bs1':>12}"
+    )
     for r in report["presets"]:
         if "error" in r:
             print(f"{r['preset']:<16} ERROR {r['error'][:90]}")
             continue
-        print(f"{r['preset']:<16} {r['flops'] / 1e12:9.2f} {r.get('seconds_per_image_bs1', float('nan')):10.4f} "
-              f"{r.get(f'seconds_per_image_bs{args.batch}', float('nan')):10.4f} "
-              f"{r.get('seconds_per_tflop_bs1', float('nan')):12.5f} "
-              f"{r.get('achieved_tflops_per_second_bs1', float('nan')):12.1f}")
+        print(
+            f"{r['preset']:<16} {r['flops'] / 1e12:9.2f} {r.get('seconds_per_image_bs1', float('nan')):10.4f} "
+            f"{r.get(f'seconds_per_image_bs{args.batch}', float('nan')):10.4f} "
+            f"{r.get('seconds_per_tflop_bs1', float('nan')):12.5f} "
+            f"{r.get('achieved_tflops_per_second_bs1', float('nan')):12.1f}"
+        )
     for key, value in report.get("flops_predict_time", {}).items():
         print(f"FLOPs vs time ({key}): {json.dumps(value)}")
     print("determinism:", json.dumps(report.get("determinism"), default=str))

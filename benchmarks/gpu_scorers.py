@@ -51,14 +51,18 @@ def check_tiny(rng) -> dict:
     vlm = S.build_tiny_vlm("/tmp/tiny-vlm")
     prompts, images = _prompts(rng, 24), _images(rng, 24)
     out = {}
-    for kind, cls, folder, kwargs in [("clip", S.CLIPScorer, clip, {"output": "cosine"}), ("vqa", S.VQAScorer, vlm, {})]:
+    for kind, cls, folder, kwargs in [
+        ("clip", S.CLIPScorer, clip, {"output": "cosine"}),
+        ("vqa", S.VQAScorer, vlm, {}),
+    ]:
         cpu = cls(folder, device="cpu", **kwargs).score(prompts, images, batch_size=8, progress=False)
         scorer = cls(folder, **kwargs)  # device="auto", dtype="auto": CUDA, float16
         gpu = scorer.score(prompts, images, batch_size=8, progress=False)
         gpu_one = scorer.score(prompts, images, batch_size=1, progress=False)
         net, _ = scorer.load()
         out[kind] = {
-            "device": str(net.device), "dtype": str(net.dtype),
+            "device": str(net.device),
+            "dtype": str(net.dtype),
             "max_abs_cpu_vs_gpu": float(np.abs(cpu - gpu).max()),
             "max_rel_cpu_vs_gpu": float(np.max(np.abs(cpu - gpu) / np.maximum(np.abs(cpu), 1e-12))),
             "max_abs_batch8_vs_batch1": float(np.abs(gpu - gpu_one).max()),
@@ -95,14 +99,18 @@ def check_clip_l14(rng) -> dict:
         scores = scorer.score(prompts, images, batch_size=batch, progress=False)
         torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        out[f"batch{batch}"] = {"images_per_s": round(512 / seconds, 1),
-                                "achieved_tflops_with_preprocessing": round(scorer.cost * 512 / seconds / 1e12, 2),
-                                "finite": bool(np.isfinite(scores).all())}
+        out[f"batch{batch}"] = {
+            "images_per_s": round(512 / seconds, 1),
+            "achieved_tflops_with_preprocessing": round(scorer.cost * 512 / seconds / 1e12, 2),
+            "finite": bool(np.isfinite(scores).all()),
+        }
     net, proc = scorer.load()
-    inputs = proc(text=prompts[:256], images=images[:256], return_tensors="pt", padding=True, truncation=True,
-                  max_length=77)
+    inputs = proc(
+        text=prompts[:256], images=images[:256], return_tensors="pt", padding=True, truncation=True, max_length=77
+    )
     inputs = {k: v.to("cuda", torch.float16) if v.is_floating_point() else v.to("cuda") for k, v in inputs.items()}
     with torch.no_grad():
+
         def forward():
             net.visual_projection(net.vision_model(pixel_values=inputs["pixel_values"]).pooler_output)
             net.text_projection(net.text_model(input_ids=inputs["input_ids"]).pooler_output)
@@ -114,8 +122,10 @@ def check_clip_l14(rng) -> dict:
             forward()
         torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / 5
-    out["model_only_batch256"] = {"images_per_s": round(256 / seconds, 1),
-                                  "achieved_tflops": round(scorer.cost * 256 / seconds / 1e12, 1)}
+    out["model_only_batch256"] = {
+        "images_per_s": round(256 / seconds, 1),
+        "achieved_tflops": round(scorer.cost * 256 / seconds / 1e12, 1),
+    }
     pipeline_cache.clear()
     torch.cuda.empty_cache()
     return out
@@ -141,8 +151,11 @@ def check_llava_7b(rng) -> dict:
     init_seconds = time.perf_counter() - start
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}),
-        tokenizer=tiny.tokenizer, patch_size=14, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=tiny.chat_template,
+        tokenizer=tiny.tokenizer,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=tiny.chat_template,
     )
     processor.tokenizer.padding_side = "right"
     counted = S.VQAScorer().cost
@@ -150,9 +163,12 @@ def check_llava_7b(rng) -> dict:
     pipeline_cache.get(scorer._load_key(), lambda: (model, processor))
     prompts, images = _prompts(rng, 64), _images(rng, 64, 256)
     ids = processor(images=images[:1], text=scorer.texts(prompts[:1], processor), return_tensors="pt")["input_ids"]
-    out = {"init_seconds": round(init_seconds, 1), "tokens_first_prompt": int(ids.shape[1]),
-           "counted_tflops_per_image": counted / 1e12,
-           "weights_gb": round(torch.cuda.memory_allocated() / 2**30, 1)}
+    out = {
+        "init_seconds": round(init_seconds, 1),
+        "tokens_first_prompt": int(ids.shape[1]),
+        "counted_tflops_per_image": counted / 1e12,
+        "weights_gb": round(torch.cuda.memory_allocated() / 2**30, 1),
+    }
     scorer.score(prompts[:8], images[:8], batch_size=8, progress=False)  # warm up
     reference = None
     for batch in (1, 8, 32):
@@ -161,8 +177,11 @@ def check_llava_7b(rng) -> dict:
         scores = scorer.score(prompts, images, batch_size=batch, progress=False)
         torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        row = {"images_per_s": round(64 / seconds, 2), "achieved_tflops": round(counted * 64 / seconds / 1e12, 1),
-               "in_0_1": bool(((scores >= 0) & (scores <= 1)).all())}
+        row = {
+            "images_per_s": round(64 / seconds, 2),
+            "achieved_tflops": round(counted * 64 / seconds / 1e12, 1),
+            "in_0_1": bool(((scores >= 0) & (scores <= 1)).all()),
+        }
         if reference is None:
             reference = scores
         else:
@@ -180,10 +199,16 @@ def main() -> dict:
 
     started = time.time()
     rng = np.random.default_rng(0)
-    report = {"torch": torch.__version__, "transformers": transformers.__version__,
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    for name, check in [("tiny", check_tiny), ("clip_l14_random_weights", check_clip_l14),
-                        ("llava_7b_random_weights", check_llava_7b)]:
+    report = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for name, check in [
+        ("tiny", check_tiny),
+        ("clip_l14_random_weights", check_clip_l14),
+        ("llava_7b_random_weights", check_llava_7b),
+    ]:
         start = time.time()
         try:
             report[name] = check(rng)

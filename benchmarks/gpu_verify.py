@@ -42,9 +42,16 @@ import gpu_check  # noqa: E402  (Builder, inject: real architectures with random
 import gpu_scorers  # noqa: E402
 
 LAM = 0.6  # SDXL-Turbo first, SDXL when Turbo's image scores badly
-WORDS = ("a red kite over a crowded park at dusk", "a white wall", "two cats on a sofa", "an astronaut riding a horse",
-         "a bowl of ramen, top view", "a harbour in the rain with yellow sails", "three apples left of a vase",
-         "a neon sign that says 'open'")
+WORDS = (
+    "a red kite over a crowded park at dusk",
+    "a white wall",
+    "two cats on a sofa",
+    "an astronaut riding a horse",
+    "a bowl of ramen, top view",
+    "a harbour in the rain with yellow sails",
+    "three apples left of a vase",
+    "a neon sign that says 'open'",
+)
 
 
 def _prompts(rng, n: int) -> list[str]:
@@ -62,7 +69,7 @@ def check_cascade(rng, smoke: bool, clip_folder: str, processor_folder: str | No
     dtype = "float32" if smoke else "float16"
     builder = gpu_check.Builder(device, torch.float32 if smoke else torch.float16, smoke)
     pool = []
-    for preset, arch in (("sdxl-turbo-1", "sdxl"), ("sd15-25", "sd15"), ("sdxl-base-20", "sdxl")):
+    for preset, _arch in (("sdxl-turbo-1", "sdxl"), ("sd15-25", "sd15"), ("sdxl-base-20", "sdxl")):
         spec = presets.get(preset, device=device, dtype=dtype)
         if smoke:
             spec = spec.clone(steps=min(spec.settings["steps"], 2), height=64, width=64, cost=spec.cost)
@@ -74,14 +81,17 @@ def check_cascade(rng, smoke: bool, clip_folder: str, processor_folder: str | No
     for spec, arch in zip(pool, ("sdxl", "sd15", "sdxl")):
         gpu_check.inject(spec, built[arch])
     registry = GeneratorRegistry(pool)
-    scorer = CLIPScorer(clip_folder, processor=processor_folder, device=device, dtype=dtype,
-                        cost=CLIPScorer().cost)  # the counted cost of CLIP ViT-L/14
+    scorer = CLIPScorer(
+        clip_folder, processor=processor_folder, device=device, dtype=dtype, cost=CLIPScorer().cost
+    )  # the counted cost of CLIP ViT-L/14
 
     # a simulated training matrix: SDXL best on average, SDXL-Turbo as good on half the prompts
     n_train = 240
     train = _prompts(rng, n_train)
     base = rng.normal(3.2, 0.4, size=n_train)
-    Q = np.c_[base - 0.6 * (rng.uniform(size=n_train) < 0.5), base - 0.4, base + 0.1] + 0.2 * rng.normal(size=(n_train, 3))
+    Q = np.c_[base - 0.6 * (rng.uniform(size=n_train) < 0.5), base - 0.4, base + 0.1] + 0.2 * rng.normal(
+        size=(n_train, 3)
+    )
     S = 20 + 2 * Q + 0.5 * rng.normal(size=Q.shape)
     router = CostAwareRouter(registry, features="complexity", quality_model="knn", progress=False)
     cascade = CascadeRouter(router, scorer=scorer, cost_penalty=LAM, random_state=0).fit(train, Q, scores=S)
@@ -97,8 +107,9 @@ def check_cascade(rng, smoke: bool, clip_folder: str, processor_folder: str | No
     timed(lambda: cascade.generate(test[:2], seed=1, batch_size=2, progress=False))  # warm-up
     seconds, first = timed(lambda: cascade.generate(test, seed=0, batch_size=8, progress=False))
     _, again = timed(lambda: cascade.generate(test, seed=0, batch_size=8, progress=False))
-    router_seconds, plain = timed(lambda: cascade.router_.route(test, cost_penalty=LAM).generate(
-        seed=0, batch_size=8, progress=False))
+    router_seconds, plain = timed(
+        lambda: cascade.router_.route(test, cost_penalty=LAM).generate(seed=0, batch_size=8, progress=False)
+    )
     same_candidates = all(
         a.keys() == b.keys() and all(np.array_equal(np.asarray(a[k]), np.asarray(b[k])) for k in a)
         for a, b in zip(first.candidates, again.candidates)
@@ -109,7 +120,10 @@ def check_cascade(rng, smoke: bool, clip_folder: str, processor_folder: str | No
     frame = first.to_frame()
     scoring_seconds = timed(lambda: scorer.score(test, first.images, batch_size=8, progress=False))[0]
     out = {
-        "device": device, "dtype": dtype, "prompts": len(test), "cost_penalty": LAM,
+        "device": device,
+        "dtype": dtype,
+        "prompts": len(test),
+        "cost_penalty": LAM,
         "generators": {s.name: {"steps": s.settings["steps"], "tflops_per_image": s.cost / 1e12} for s in pool},
         "scorer_gflops_per_image": scorer.cost / 1e9,
         "cascade_seconds": round(seconds, 3),
@@ -121,8 +135,9 @@ def check_cascade(rng, smoke: bool, clip_folder: str, processor_folder: str | No
         "returned_counts": frame["returned"].value_counts().to_dict(),
         "first_counts": frame["tried"].str.split(" > ").str[0].value_counts().to_dict(),
         "mean_normalized_cost": float(first.normalized_cost.mean()),
-        "router_mean_normalized_cost": float(np.mean([registry[g].cost for g in plain.to_frame()["generator"]])
-                                             / max(registry.costs)),
+        "router_mean_normalized_cost": float(
+            np.mean([registry[g].cost for g in plain.to_frame()["generator"]]) / max(registry.costs)
+        ),
         "scoring_seconds_per_image_batch8": round(scoring_seconds / len(test), 4),
         "deterministic_candidates": bool(same_candidates),
         "deterministic_decisions": first.order == again.order and first.returned == again.returned,
@@ -154,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.time()
     rng = np.random.default_rng(0)
-    report: dict = {"torch": torch.__version__, "transformers": transformers.__version__,
-                    "gpu": None if args.smoke else torch.cuda.get_device_name(0), "smoke": args.smoke}
+    report: dict = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "gpu": None if args.smoke else torch.cuda.get_device_name(0),
+        "smoke": args.smoke,
+    }
     try:
         import diffusers
 
@@ -164,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         report["diffusers"] = None
     checks = []
     if not args.smoke:
-        checks += [("scorers_tiny", lambda: gpu_scorers.check_tiny(rng)),
-                   ("scorer_clip_l14", lambda: gpu_scorers.check_clip_l14(rng))]
+        checks += [
+            ("scorers_tiny", lambda: gpu_scorers.check_tiny(rng)),
+            ("scorer_clip_l14", lambda: gpu_scorers.check_clip_l14(rng)),
+        ]
         if not args.skip_llava:
             checks.append(("scorer_llava_7b", lambda: gpu_scorers.check_llava_7b(rng)))
         checks.append(("cascade", lambda: check_cascade(rng, False, "/tmp/clip-l14-random", "/tmp/clip-l14-processor")))

@@ -69,14 +69,16 @@ def scores(pred: np.ndarray, Q: np.ndarray, c: np.ndarray) -> dict:
 
 
 def subset(data: Bunch, rows: np.ndarray) -> Bunch:
-    return Bunch(prompts=[data.prompts[i] for i in rows], quality=data.quality.iloc[rows],
-                 generators=data.generators)
+    return Bunch(prompts=[data.prompts[i] for i in rows], quality=data.quality.iloc[rows], generators=data.generators)
 
 
 def summary(values) -> dict:
     arr = np.asarray(values, dtype=float)
-    return {"mean": float(np.nanmean(arr)), "std": float(np.nanstd(arr, ddof=1)) if arr.size > 1 else 0.0,
-            "n": int(arr.size)}
+    return {
+        "mean": float(np.nanmean(arr)),
+        "std": float(np.nanstd(arr, ddof=1)) if arr.size > 1 else 0.0,
+        "n": int(arr.size),
+    }
 
 
 def main() -> None:
@@ -127,11 +129,24 @@ def main() -> None:
                 cols = [pooled_data.quality.columns.get_loc(g) for g in data.quality.columns]
                 pred = pooled_data.to_source_scale(pooled.predict(X[te])[:, cols], target)
                 per_fold["minilm/lowrank pooled"].append(scores(pred, Q_te, c))
-                fits.append({"repeat": rep, "fold": f, "single": {"rank": single.rank_, "alpha": single.alpha_,
-                             "difficulty_alpha": single.difficulty_alpha_},
-                             "pooled": {"rank": pooled.rank_, "alpha": pooled.alpha_,
-                                        "difficulty_alpha": pooled.difficulty_alpha_, "em_iterations": pooled.n_iter_,
-                                        "seconds": fit_s}})
+                fits.append(
+                    {
+                        "repeat": rep,
+                        "fold": f,
+                        "single": {
+                            "rank": single.rank_,
+                            "alpha": single.alpha_,
+                            "difficulty_alpha": single.difficulty_alpha_,
+                        },
+                        "pooled": {
+                            "rank": pooled.rank_,
+                            "alpha": pooled.alpha_,
+                            "difficulty_alpha": pooled.difficulty_alpha_,
+                            "em_iterations": pooled.n_iter_,
+                            "seconds": fit_s,
+                        },
+                    }
+                )
                 # new generators
                 rng = np.random.default_rng(1000 * rep + f)
                 new_gen["all"].append(per_fold["minilm/lowrank"][-1]["apgr"])
@@ -148,19 +163,30 @@ def main() -> None:
                 print(f"  {target} repeat {rep} fold {f}: {time.time() - t0:.0f} s", flush=True)
         results["routing"][target] = {
             "folds": per_fold,
-            "summary": {m: {k: summary([r[k] for r in rows]) for k in ("auc", "apgr", "interaction_r")}
-                        for m, rows in per_fold.items()},
+            "summary": {
+                m: {k: summary([r[k] for r in rows]) for k in ("auc", "apgr", "interaction_r")}
+                for m, rows in per_fold.items()
+            },
         }
-        results["new_generator"][target] = {"apgr": new_gen, "summary": {m: summary(v) for m, v in new_gen.items()},
-                                            "held_out_generators": [data.quality.columns[j] for j in held_out]}
+        results["new_generator"][target] = {
+            "apgr": new_gen,
+            "summary": {m: summary(v) for m, v in new_gen.items()},
+            "held_out_generators": [data.quality.columns[j] for j in held_out],
+        }
         results["fits"][target] = fits
         results["routing"][target]["seconds"] = time.time() - t0
 
     shared = sorted(set(sets["genai_bench_usd"].quality.columns) & set(sets["agiqa3k_alignment"].quality.columns))
     results["meta"] = {
-        "command": " ".join(["lowrank_pool.py", *sys.argv[1:]]), "repeats": repeats, "folds": args.folds,
-        "draws": args.draws, "shared_generator_names": shared, "wall_seconds": time.time() - start,
-        "load_average_start": load_start, "load_average_end": os.getloadavg(), "threads": os.environ.get("OMP_NUM_THREADS"),
+        "command": " ".join(["lowrank_pool.py", *sys.argv[1:]]),
+        "repeats": repeats,
+        "folds": args.folds,
+        "draws": args.draws,
+        "shared_generator_names": shared,
+        "wall_seconds": time.time() - start,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        "threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
     }
     out = Path(args.out)
@@ -176,8 +202,10 @@ def main() -> None:
             cells = " | ".join(f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in ("auc", "apgr", "interaction_r"))
             print(f"| {m} | {cells} |")
     for target, res in results["new_generator"].items():
-        print(f"\n{target}: APGR with one generator added from m rated prompts "
-              f"(held out in turn: {len(res['held_out_generators'])} generators x folds x {args.draws} draws)")
+        print(
+            f"\n{target}: APGR with one generator added from m rated prompts "
+            f"(held out in turn: {len(res['held_out_generators'])} generators x folds x {args.draws} draws)"
+        )
         print("| m | APGR |\n|---|---:|")
         for m, s in res["summary"].items():
             print(f"| {m} | {s['mean']:.3f} ± {s['std']:.3f} (n={s['n']}) |")

@@ -86,8 +86,14 @@ def load_datasets(names):
     loaders = {
         "genai_bench_flops": ("GenAI-Bench, FLOPs (4 open generators)", lambda: load_genai_bench(cost_unit="flops")),
         "genai_bench_usd": ("GenAI-Bench, USD (all 6 generators)", lambda: load_genai_bench(cost_unit="usd")),
-        "agiqa3k_alignment": ("AGIQA-3K, alignment MOS (10 configurations, USD)", lambda: load_agiqa3k(target="alignment")),
-        "agiqa3k_quality": ("AGIQA-3K, perceptual-quality MOS (10 configurations, USD)", lambda: load_agiqa3k(target="quality")),
+        "agiqa3k_alignment": (
+            "AGIQA-3K, alignment MOS (10 configurations, USD)",
+            lambda: load_agiqa3k(target="alignment"),
+        ),
+        "agiqa3k_quality": (
+            "AGIQA-3K, perceptual-quality MOS (10 configurations, USD)",
+            lambda: load_agiqa3k(target="quality"),
+        ),
     }
     unknown = [n for n in names if n not in loaders]
     if unknown:
@@ -141,12 +147,21 @@ def run_dataset(key, title, data, args, log):
         order.append(SELECTED)
     extra = {} if args.no_extra else extra_routers(key, gens, args.seed)
     order += list(extra)
-    log(f"[{key}] {len(data.prompts)} prompts x {len(gens)} generators; "
+    log(
+        f"[{key}] {len(data.prompts)} prompts x {len(gens)} generators; "
         f"{len(routers_fast)} routers on {args.folds}x{args.repeats} folds, "
-        f"{len(routers_heavy)} embedding-gbm routers on {args.folds}x{min(args.gbm_repeats, args.repeats)} folds")
+        f"{len(routers_heavy)} embedding-gbm routers on {args.folds}x{min(args.gbm_repeats, args.repeats)} folds"
+    )
     res = cross_validate_routing(
-        routers_fast, data.prompts, data.quality, cv=args.folds, n_repeats=args.repeats,
-        random_state=args.seed, return_models=nested, verbose=args.verbose, progress=args.progress,
+        routers_fast,
+        data.prompts,
+        data.quality,
+        cv=args.folds,
+        n_repeats=args.repeats,
+        random_state=args.seed,
+        return_models=nested,
+        verbose=args.verbose,
+        progress=args.progress,
     )
     log(f"[{key}] main CV done in {time.perf_counter() - t0:.0f}s")
     selections = {}
@@ -159,8 +174,13 @@ def run_dataset(key, title, data, args, log):
     if routers_heavy:
         t1 = time.perf_counter()
         heavy = cross_validate_routing(
-            routers_heavy, data.prompts, data.quality, cv=args.folds,
-            n_repeats=min(args.gbm_repeats, args.repeats), random_state=args.seed, verbose=args.verbose,
+            routers_heavy,
+            data.prompts,
+            data.quality,
+            cv=args.folds,
+            n_repeats=min(args.gbm_repeats, args.repeats),
+            random_state=args.seed,
+            verbose=args.verbose,
             progress=args.progress,
         )
         res = merge_results(res, heavy)
@@ -168,8 +188,14 @@ def run_dataset(key, title, data, args, log):
     if extra:
         t1 = time.perf_counter()
         slow = cross_validate_routing(
-            extra, data.prompts, data.quality, cv=args.folds, n_repeats=min(args.extra_repeats, args.repeats),
-            random_state=args.seed, verbose=args.verbose, progress=args.progress,
+            extra,
+            data.prompts,
+            data.quality,
+            cv=args.folds,
+            n_repeats=min(args.extra_repeats, args.repeats),
+            random_state=args.seed,
+            verbose=args.verbose,
+            progress=args.progress,
         )
         res = merge_results(res, slow)
         log(f"[{key}] {list(extra)} CV done in {time.perf_counter() - t1:.0f}s")
@@ -195,8 +221,15 @@ def run_split_rater(key, data, args, log):
     if "gbm" in args.quality_models and "complexity" in args.features:
         routers.update(make_routers(data.generators, ["complexity"], ["gbm"], args.seed))
     res = split_rater_cross_validate(
-        routers, data.prompts, data.ratings, generator_names=data.generators.names,
-        cv=args.folds, n_repeats=1, random_state=args.seed, verbose=args.verbose, progress=args.progress,
+        routers,
+        data.prompts,
+        data.ratings,
+        generator_names=data.generators.names,
+        cv=args.folds,
+        n_repeats=1,
+        random_state=args.seed,
+        verbose=args.verbose,
+        progress=args.progress,
     )
     report = routing_report(res)
     elapsed = time.perf_counter() - t0
@@ -210,13 +243,18 @@ def interaction_diagnostics(res, ratings=None):
     :func:`costroute.evaluation.interaction_r` of each router's out-of-fold predictions and,
     with individual ratings, :func:`costroute.evaluation.noise_ceiling` of the interaction.
     """
-    out = {"router_interaction_r": {
-        name: interaction_r(preds[0], res.true_quality) for name, preds in res.oof_predictions.items()
-    }}
+    out = {
+        "router_interaction_r": {
+            name: interaction_r(preds[0], res.true_quality) for name, preds in res.oof_predictions.items()
+        }
+    }
     if ratings is not None:
         ceiling = noise_ceiling(ratings)
-        out.update(single_rater_r=ceiling.single_rater_r, mean_rating_reliability=ceiling.reliability,
-                   ceiling_r=ceiling.ceiling_r)
+        out.update(
+            single_rater_r=ceiling.single_rater_r,
+            mean_rating_reliability=ceiling.reliability,
+            ceiling_r=ceiling.ceiling_r,
+        )
     return out
 
 
@@ -255,8 +293,9 @@ def plot_dataset(key, title, res, features, path):
         chosen["oracle"] = curves["oracle"]
         for row in range(2):
             ax = axes[row, col]
-            plot_deferral(chosen, points, ax=ax, annotate=True,
-                          title=f"features = {feat}" + (" (log cost)" if row else ""))
+            plot_deferral(
+                chosen, points, ax=ax, annotate=True, title=f"features = {feat}" + (" (log cost)" if row else "")
+            )
             if row:
                 ax.set_xscale("log")
                 ax.set_xlim(max(c_min, 1e-6) * 0.5, 1.3)
@@ -294,26 +333,30 @@ def render_markdown(doc):
         "reaches q_best = share of folds where it does; "
         "cost to 50 %/80 % = least mean normalised cost reaching 50 %/80 % of the way from the cheapest to "
         "the best single generator's quality, averaged over the folds that reach it, with (k/n) when only k of "
-        "n folds do and \"never\" when none does. The split-rater tables leave out gbm on the embedding "
+        'n folds do and "never" when none does. The split-rater tables leave out gbm on the embedding '
         "features (time).\n",
     ]
     usd = datasets.get("genai_bench_usd", {})
     if "targets" in usd:
         t = usd["targets"]
-        rows = ["| target | goal | CostAwareRouterCV, nested (per fold) | CostAwareRouterCV, nested (pooled) | best of grid, per fold (optimistic) |",
-                "|---|---:|---:|---:|---:|"]
+        rows = [
+            "| target | goal | CostAwareRouterCV, nested (per fold) | CostAwareRouterCV, nested (pooled) | best of grid, per fold (optimistic) |",
+            "|---|---:|---:|---:|---:|",
+        ]
         labels = {"gain": "quality @λ=0 − best single", "apgr": "APGR", "saving": "saving @q_best"}
         for m, goal in TARGETS.items():
             pf = t["per_fold"]["nested_selection"]
             po = t["pooled"]["nested_selection"]
+
             def cell(d):
                 if d is None:
                     return "—"
                 std = "" if d[m]["std"] is None else f" ± {d[m]['std']:.3f}"
                 return f"{d[m]['value']:.3f}{std} ({'met' if d[m]['met'] else 'not met'})"
 
-            rows.append(f"| {labels[m]} | ≥ {goal:g} | {cell(pf)} | {cell(po)} | "
-                        f"{t['per_fold']['max_over_grid'][m]:.3f} |")
+            rows.append(
+                f"| {labels[m]} | ≥ {goal:g} | {cell(pf)} | {cell(po)} | {t['per_fold']['max_over_grid'][m]:.3f} |"
+            )
         out += ["## Targets on GenAI-Bench USD\n", "\n".join(rows) + "\n"]
     for key, entry in datasets.items():
         costs = ", ".join(f"{n} {v:.4g}" for n, v in zip(entry["generators"], entry["normalized_costs"]))
@@ -332,13 +375,17 @@ def render_markdown(doc):
         diag = entry.get("diagnostics")
         if diag:
             rs = diag["router_interaction_r"]
-            text = ("Which generator suits which prompt? Correlation between the out-of-fold predicted and the "
-                    "true prompt x generator interaction (quality minus prompt mean and generator mean; "
-                    "repeat 0): " + ", ".join(f"{k} {v:.2f}" for k, v in rs.items()) + ".")
+            text = (
+                "Which generator suits which prompt? Correlation between the out-of-fold predicted and the "
+                "true prompt x generator interaction (quality minus prompt mean and generator mean; "
+                "repeat 0): " + ", ".join(f"{k} {v:.2f}" for k, v in rs.items()) + "."
+            )
             if "single_rater_r" in diag:
-                text += (f" Two single raters agree on that interaction at r = {diag['single_rater_r']:.2f}; the "
-                         f"rater mean's reliability is {diag['mean_rating_reliability']:.2f}, so a perfect "
-                         f"predictor of the noise-free interaction would reach r ≈ {diag['ceiling_r']:.2f}.")
+                text += (
+                    f" Two single raters agree on that interaction at r = {diag['single_rater_r']:.2f}; the "
+                    f"rater mean's reliability is {diag['mean_rating_reliability']:.2f}, so a perfect "
+                    f"predictor of the noise-free interaction would reach r ≈ {diag['ceiling_r']:.2f}."
+                )
             out.append(text + "\n")
         if key == "genai_bench_usd":
             out += [
@@ -359,39 +406,62 @@ def render_markdown(doc):
                 "and is scored on the held-out rater. Share of the oracle's AUC gain over the random mixture "
                 "that disappears when the oracle cannot see the scoring rater's noise: "
                 f"**{'n/a' if share is None else format(share, '.0%')}**. Wall time {sr['wall_time_s']:.0f} s.\n",
-                report_to_markdown(frame_from_records(sr["summary"]), ("quality", "gain", "auc", "apgr", "apgr_indep", "saving"),
-                                   headers=HEADERS),
+                report_to_markdown(
+                    frame_from_records(sr["summary"]),
+                    ("quality", "gain", "auc", "apgr", "apgr_indep", "saving"),
+                    headers=HEADERS,
+                ),
             ]
     return "\n".join(out)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 folds, 1 repeat, knn/ridge only, no slow rows")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 folds, 1 repeat, knn/ridge only, no slow rows"
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--gbm-repeats", type=int, default=None,
-                        help="repeats for gbm on embedding features (slow, ~5 s per fit); default all. "
-                             "Fewer repeats use the first repeats' folds, which every other method shares")
+    parser.add_argument(
+        "--gbm-repeats",
+        type=int,
+        default=None,
+        help="repeats for gbm on embedding features (slow, ~5 s per fit); default all. "
+        "Fewer repeats use the first repeats' folds, which every other method shares",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--datasets", nargs="+",
-                        default=["genai_bench_flops", "genai_bench_usd", "agiqa3k_alignment", "agiqa3k_quality"])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["genai_bench_flops", "genai_bench_usd", "agiqa3k_alignment", "agiqa3k_quality"],
+    )
     parser.add_argument("--features", nargs="+", default=list(FEATURES), choices=FEATURES)
     parser.add_argument("--quality-models", nargs="+", default=list(QUALITY_MODELS), choices=QUALITY_MODELS)
     parser.add_argument("--no-nested", action="store_true", help="skip the CostAwareRouterCV (nested selection) row")
     parser.add_argument("--no-extra", action="store_true", help="skip the pooled low-rank and transformer rows")
-    parser.add_argument("--extra-repeats", type=int, default=1,
-                        help="repeats of the slow pooled low-rank and transformer rows (the first repeats' folds)")
-    parser.add_argument("--nested-all", action="store_true", help="nested selection on every dataset (default: GenAI-Bench USD)")
+    parser.add_argument(
+        "--extra-repeats",
+        type=int,
+        default=1,
+        help="repeats of the slow pooled low-rank and transformer rows (the first repeats' folds)",
+    )
+    parser.add_argument(
+        "--nested-all", action="store_true", help="nested selection on every dataset (default: GenAI-Bench USD)"
+    )
     parser.add_argument("--no-split-rater", action="store_true")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (set before imports)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--verbose", type=int, default=0, help="1: one line per fold on stdout")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                        help="progress bar of every cross-validation on stderr (default: on)")
-    parser.add_argument("--render-only", type=Path, metavar="JSON",
-                        help="only re-render the Markdown next to an existing results JSON")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bar of every cross-validation on stderr (default: on)",
+    )
+    parser.add_argument(
+        "--render-only", type=Path, metavar="JSON", help="only re-render the Markdown next to an existing results JSON"
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         doc = json.loads(args.render_only.read_text())
@@ -425,8 +495,10 @@ def main(argv=None):
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.1f}s] {msg}", flush=True)
 
-    log(f"settings: folds={args.folds} repeats={args.repeats} gbm_repeats={args.gbm_repeats} "
-        f"threads={args.threads} seed={args.seed} load average at start={load0}")
+    log(
+        f"settings: folds={args.folds} repeats={args.repeats} gbm_repeats={args.gbm_repeats} "
+        f"threads={args.threads} seed={args.seed} load average at start={load0}"
+    )
     datasets = load_datasets(args.datasets)
     log(f"loaded {list(datasets)}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -496,7 +568,7 @@ def main(argv=None):
         "python": platform.python_version(),
         "platform": platform.platform(),
         "metric_definitions": "see the costroute.evaluation module docstring",
-        "json_conventions": "NaN -> null, inf -> \"inf\", floats rounded to 7 significant digits",
+        "json_conventions": 'NaN -> null, inf -> "inf", floats rounded to 7 significant digits',
     }
     doc = to_json({"meta": meta, "datasets": results})
     (args.out / f"{stem}.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")

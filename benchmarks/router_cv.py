@@ -58,8 +58,9 @@ def embedding_cache_timing(data, seed):
     out = {}
     for label in ("first_fit_s", "second_fit_s"):
         t0 = time.perf_counter()
-        CostAwareRouter(data.generators, features="minilm", quality_model="ridge", random_state=seed,
-                        progress=False).fit(data.prompts, data.quality)
+        CostAwareRouter(
+            data.generators, features="minilm", quality_model="ridge", random_state=seed, progress=False
+        ).fit(data.prompts, data.quality)
         out[label] = time.perf_counter() - t0
     return out
 
@@ -77,18 +78,23 @@ def selection_diagnostics(res, grid_names):
             se = np.asarray(cvr["std_test_auc"]) / np.sqrt(search.n_splits_)
             outer = np.array([scores.loc[(rep, fold, n), "auc"] for n in names])
             picked = name_of(search.best_params_)
-            rows.append({
-                "repeat": rep, "fold": fold, "rule": label, "picked": picked,
-                "inner_best": names[int(np.argmax(inner))],
-                "outer_best": names[int(np.argmax(outer))],
-                "inner_spread": float(inner.max() - inner.min()),
-                "inner_top_gap": float(np.sort(inner)[-1] - np.sort(inner)[-2]),
-                "inner_se_of_best": float(se[int(np.argmax(inner))]),
-                "n_within_one_se": int(np.sum(inner >= inner.max() - se[int(np.argmax(inner))])),
-                "inner_outer_spearman": float(spearmanr(inner, outer).statistic),
-                "outer_regret": float(outer.max() - scores.loc[(rep, fold, label), "auc"]),
-                "outer_apgr_picked": float(scores.loc[(rep, fold, label), "apgr"]),
-            })
+            rows.append(
+                {
+                    "repeat": rep,
+                    "fold": fold,
+                    "rule": label,
+                    "picked": picked,
+                    "inner_best": names[int(np.argmax(inner))],
+                    "outer_best": names[int(np.argmax(outer))],
+                    "inner_spread": float(inner.max() - inner.min()),
+                    "inner_top_gap": float(np.sort(inner)[-1] - np.sort(inner)[-2]),
+                    "inner_se_of_best": float(se[int(np.argmax(inner))]),
+                    "n_within_one_se": int(np.sum(inner >= inner.max() - se[int(np.argmax(inner))])),
+                    "inner_outer_spearman": float(spearmanr(inner, outer).statistic),
+                    "outer_regret": float(outer.max() - scores.loc[(rep, fold, label), "auc"]),
+                    "outer_apgr_picked": float(scores.loc[(rep, fold, label), "apgr"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -130,16 +136,24 @@ def main(argv=None):
     log(f"minilm fit: first {cache['first_fit_s']:.1f}s, second (cached embeddings) {cache['second_fit_s']:.2f}s")
 
     routers = {
-        label: CostAwareRouterCV(data.generators, grid, cv=args.inner_cv, selection=rule,
-                                 random_state=args.seed, progress=False)
+        label: CostAwareRouterCV(
+            data.generators, grid, cv=args.inner_cv, selection=rule, random_state=args.seed, progress=False
+        )
         for label, rule in RULES.items()
     }
     members = [{"features": f, "quality_model": q} for f in grid["features"] for q in grid["quality_model"]]
     for p in members:
         routers[name_of(p)] = CostAwareRouter(data.generators, random_state=args.seed, progress=False, **p)
     res = cross_validate_routing(
-        routers, data.prompts, data.quality, cv=args.folds, n_repeats=args.repeats, random_state=args.seed,
-        return_models=True, progress=args.progress, ratings=data.ratings,
+        routers,
+        data.prompts,
+        data.quality,
+        cv=args.folds,
+        n_repeats=args.repeats,
+        random_state=args.seed,
+        return_models=True,
+        progress=args.progress,
+        ratings=data.ratings,
     )
     log(f"cross-validation done in {res.info['wall_time']:.0f}s")
     report = routing_report(res)
@@ -154,10 +168,18 @@ def main(argv=None):
         d = diag[diag["rule"] == label]
         row = report.loc[label]
         rules[label] = {
-            "apgr": {"mean": row["apgr_mean"], "std": row["apgr_std"], "target": TARGETS["apgr"],
-                     "met": bool(row["apgr_mean"] >= TARGETS["apgr"])},
-            "gain": {"mean": row["gain_mean"], "std": row["gain_std"], "target": TARGETS["gain"],
-                     "met": bool(row["gain_mean"] >= TARGETS["gain"])},
+            "apgr": {
+                "mean": row["apgr_mean"],
+                "std": row["apgr_std"],
+                "target": TARGETS["apgr"],
+                "met": bool(row["apgr_mean"] >= TARGETS["apgr"]),
+            },
+            "gain": {
+                "mean": row["gain_mean"],
+                "std": row["gain_std"],
+                "target": TARGETS["gain"],
+                "met": bool(row["gain_mean"] >= TARGETS["gain"]),
+            },
             "pooled_apgr": pooled.loc[label, "apgr_mean"],
             "pooled_gain": pooled.loc[label, "gain_mean"],
             "interaction_r": row["interaction_r_mean"],
@@ -169,12 +191,17 @@ def main(argv=None):
     summary = {
         "rules": rules,
         "grid_members": {
-            m: {"apgr": grid_rows.loc[m, "apgr_mean"], "gain": grid_rows.loc[m, "gain_mean"],
-                "auc": grid_rows.loc[m, "auc_mean"], "interaction_r": grid_rows.loc[m, "interaction_r_mean"]}
+            m: {
+                "apgr": grid_rows.loc[m, "apgr_mean"],
+                "gain": grid_rows.loc[m, "gain_mean"],
+                "auc": grid_rows.loc[m, "auc_mean"],
+                "interaction_r": grid_rows.loc[m, "interaction_r_mean"],
+            }
             for m in grid_rows.index
         },
         "best_grid_member_in_hindsight": {
-            "apgr": float(grid_rows["apgr_mean"].max()), "gain": float(grid_rows["gain_mean"].max()),
+            "apgr": float(grid_rows["apgr_mean"].max()),
+            "gain": float(grid_rows["gain_mean"].max()),
             "method_by_apgr": str(grid_rows["apgr_mean"].idxmax()),
         },
         "selection_diagnostics": {
@@ -191,17 +218,27 @@ def main(argv=None):
     }
     meta = {
         "command": " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])),
-        "folds": args.folds, "repeats": args.repeats, "inner_cv": args.inner_cv, "seed": args.seed,
-        "threads": args.threads, "grid": grid, "total_wall_time_s": time.perf_counter() - t_start,
-        "load_average_start": load0, "load_average_end": os.getloadavg(), "cpu_count": os.cpu_count(),
+        "folds": args.folds,
+        "repeats": args.repeats,
+        "inner_cv": args.inner_cv,
+        "seed": args.seed,
+        "threads": args.threads,
+        "grid": grid,
+        "total_wall_time_s": time.perf_counter() - t_start,
+        "load_average_start": load0,
+        "load_average_end": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
-    doc = to_json({
-        "meta": meta, "summary": summary,
-        "report": report.reset_index().to_dict(orient="records"),
-        "pooled_report": pooled.reset_index().to_dict(orient="records"),
-        "per_fold_selection": diag.to_dict(orient="records"),
-    })
+    doc = to_json(
+        {
+            "meta": meta,
+            "summary": summary,
+            "report": report.reset_index().to_dict(orient="records"),
+            "pooled_report": pooled.reset_index().to_dict(orient="records"),
+            "per_fold_selection": diag.to_dict(orient="records"),
+        }
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / ("router_cv_quick.json" if args.quick else "router_cv.json")
     path.write_text(json.dumps(doc, indent=1) + "\n")

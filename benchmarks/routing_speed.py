@@ -64,10 +64,16 @@ def main() -> None:
     one_times, grid_times = [], []
     for _ in range(args.repeats):
         clear_embedding_cache(models=False)
-        one_times.append(timed(lambda: CostAwareRouter(data.generators).fit(data.prompts, data.quality).predict(data.prompts))[0])
+        one_times.append(
+            timed(lambda: CostAwareRouter(data.generators).fit(data.prompts, data.quality).predict(data.prompts))[0]
+        )
         clear_embedding_cache(models=False)
-        search = GridSearchCV(CostAwareRouter(data.generators), {"cost_penalty": penalties},
-                              scoring=make_routing_scorer(cost_weight=0.3), cv=cv)
+        search = GridSearchCV(
+            CostAwareRouter(data.generators),
+            {"cost_penalty": penalties},
+            scoring=make_routing_scorer(cost_weight=0.3),
+            cv=cv,
+        )
         grid_times.append(timed(lambda: search.fit(data.prompts, data.quality))[0])
     one_s, grid_s = min(one_times), min(grid_times)
 
@@ -84,15 +90,26 @@ def main() -> None:
         "gridsearch_s": grid_s,
         "gridsearch_over_one_fit_predict": grid_s / one_s,
         "gridsearch_best_cost_penalty": float(search.best_params_["cost_penalty"]),
-        "all_runs_s": {"embedding": embed_times, "route": route_times, "one_fit_predict": one_times, "gridsearch": grid_times},
-        "targets": {"route_over_embedding <= 1.15": route_s / embed_s <= 1.15,
-                    "gridsearch_over_one_fit_predict <= 3": grid_s / one_s <= 3.0},
+        "all_runs_s": {
+            "embedding": embed_times,
+            "route": route_times,
+            "one_fit_predict": one_times,
+            "gridsearch": grid_times,
+        },
+        "targets": {
+            "route_over_embedding <= 1.15": route_s / embed_s <= 1.15,
+            "gridsearch_over_one_fit_predict <= 3": grid_s / one_s <= 3.0,
+        },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
-    print(f"route {len(prompts)} DiffusionDB prompts: embedding alone {embed_s:.2f} s, route() {route_s:.2f} s "
-          f"-> ratio {figures['route_over_embedding']:.3f} (target <= 1.15); {figures['route_prompts_per_s']:.0f} prompts/s")
-    print(f"GridSearchCV {len(penalties)} penalties x 5 folds: {grid_s:.2f} s vs one fit+predict {one_s:.2f} s "
-          f"-> ratio {figures['gridsearch_over_one_fit_predict']:.2f} (target <= 3)")
+    print(
+        f"route {len(prompts)} DiffusionDB prompts: embedding alone {embed_s:.2f} s, route() {route_s:.2f} s "
+        f"-> ratio {figures['route_over_embedding']:.3f} (target <= 1.15); {figures['route_prompts_per_s']:.0f} prompts/s"
+    )
+    print(
+        f"GridSearchCV {len(penalties)} penalties x 5 folds: {grid_s:.2f} s vs one fit+predict {one_s:.2f} s "
+        f"-> ratio {figures['gridsearch_over_one_fit_predict']:.2f} (target <= 3)"
+    )
     print("routes at budget 0.3:", {k: round(v, 3) for k, v in figures["route_shares"].items()})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2))

@@ -23,13 +23,12 @@ import platform
 import time
 from pathlib import Path
 
+from _common import to_json  # benchmarks/ is on sys.path when this script runs
 
 from costroute import CostAwareRouter
 from costroute.datasets import load_genai_bench
 from costroute.evaluation import cross_validate_routing, interaction_r, routing_report
 from costroute.quality_models import TransformerRegressor
-
-from _common import to_json  # benchmarks/ is on sys.path when this script runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,10 +45,18 @@ def main() -> None:
     prompts, quality = list(data.prompts), data.quality
     defaults = TransformerRegressor().get_params()
     out = {
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
-        "dataset": {"name": "genai-bench", "cost_unit": "usd", "n_prompts": len(prompts),
-                    "generators": list(quality.columns)},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+        },
+        "dataset": {
+            "name": "genai-bench",
+            "cost_unit": "usd",
+            "n_prompts": len(prompts),
+            "generators": list(quality.columns),
+        },
         "defaults": {k: v for k, v in defaults.items() if k not in ("progress",)},
     }
 
@@ -57,8 +64,12 @@ def main() -> None:
     router = CostAwareRouter(data.generators, quality_model="transformer", random_state=0).fit(prompts, quality)
     fit_s = time.perf_counter() - start
     model = router.quality_model_
-    out["fit"] = {"seconds": fit_s, "n_epochs": model.n_epochs_, "best_epoch": model.best_epoch_,
-                  "history": model.history_}
+    out["fit"] = {
+        "seconds": fit_s,
+        "n_epochs": model.n_epochs_,
+        "best_epoch": model.best_epoch_,
+        "history": model.history_,
+    }
     print(f"one fit on {len(prompts)} prompts: {fit_s:.0f} s ({model.n_epochs_} epochs, best {model.best_epoch_})")
     print(json.dumps(to_json(model.history_)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -81,9 +92,11 @@ def main() -> None:
         fit_times = result.scores.dropna(subset=["fit_time"]).groupby("method")["fit_time"].mean()
         print("interaction r (out of fold):", {k: round(v, 4) for k, v in inter.items()})
         out["cv"] = {
-            "cv": 5, "n_repeats": 1, "random_state": 0, "seconds": cv_s,
-            "report": {name: {c: report.loc[name, c] for c in report.columns if c != "kind"}
-                       for name in report.index},
+            "cv": 5,
+            "n_repeats": 1,
+            "random_state": 0,
+            "seconds": cv_s,
+            "report": {name: {c: report.loc[name, c] for c in report.columns if c != "kind"} for name in report.index},
             "interaction_r": inter,
             "mean_fit_seconds": fit_times.to_dict(),
         }

@@ -12,4 +12,13 @@ from .router_cv import CostAwareRouterCV
 
 __version__ = "0.1.0"
 
-__all__ = ["BudgetWarning", "CascadeRouter", "CostAwareRouter", "CostAwareRouterCV", "GeneratorRegistry", "GeneratorSpec", "RoutingPlan", "__version__"]
+__all__ = [
+    "BudgetWarning",
+    "CascadeRouter",
+    "CostAwareRouter",
+    "CostAwareRouterCV",
+    "GeneratorRegistry",
+    "GeneratorSpec",
+    "RoutingPlan",
+    "__version__",
+]

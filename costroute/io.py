@@ -190,8 +190,10 @@ def save(estimator: Any, path: str | os.PathLike) -> str:
     path = _check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot save to {path!r}: it is a directory; pass a file path such as "
-                                f"{os.path.join(path, 'router.skops')!r}")
+        raise IsADirectoryError(
+            f"cannot save to {path!r}: it is a directory; pass a file path such as "
+            f"{os.path.join(path, 'router.skops')!r}"
+        )
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist; create it first")
     _check_savable(estimator)
@@ -285,8 +287,9 @@ def _allowed(name: str, nodes: set[tuple[str, str, Any]]) -> bool:
     """
     if not nodes:
         return False
-    return all(name in TRUSTED_FUNCTIONS if loader in _FUNCTION_LOADERS else _trusted_class(m, c)
-               for m, c, loader in nodes)
+    return all(
+        name in TRUSTED_FUNCTIONS if loader in _FUNCTION_LOADERS else _trusted_class(m, c) for m, c, loader in nodes
+    )
 
 
 def _check_trusted(trusted: Any) -> list[str]:
@@ -328,7 +331,9 @@ def _untrusted(path: str, trusted: list[str]) -> tuple[list[str], list[str]]:
         warnings.warn(
             f"trusted={unused} match(es) no type that {path!r} needs trusted (the file names types "
             f"{sorted(flagged) or 'all trusted by default'}); check the spelling, as untrusted_types() lists them",
-            UserWarning, stacklevel=3)
+            UserWarning,
+            stacklevel=3,
+        )
     return refused, allowed
 
 

@@ -22,8 +22,7 @@ def routing_outcome(estimator, X, y) -> tuple[float, float]:
         estimator = estimator.steps[-1][1]
     if not hasattr(estimator, "routing_outcome"):
         raise TypeError(
-            "routing scorers need a CostAwareRouter or a Pipeline ending in one, "
-            f"got {type(estimator).__name__}"
+            f"routing scorers need a CostAwareRouter or a Pipeline ending in one, got {type(estimator).__name__}"
         )
     return estimator.routing_outcome(X, y)
 

@@ -363,8 +363,7 @@ class CostAwareRouter(BaseEstimator):
             Q = np.asarray(raw, dtype=float)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"the quality model {model} returned predictions that are not numbers "
-                f"({type(raw).__name__}): {exc}"
+                f"the quality model {model} returned predictions that are not numbers ({type(raw).__name__}): {exc}"
             ) from exc
         if Q.ndim == 1 and k == 1 and Q.shape[0] == n:
             Q = Q[:, None]
@@ -380,8 +379,7 @@ class CostAwareRouter(BaseEstimator):
             rows = np.flatnonzero(bad.any(axis=1))
             generators = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
             examples = "; ".join(
-                f"{self._describe_row(X, i)}: "
-                + ", ".join(f"{names[j]}={Q[i, j]}" for j in np.flatnonzero(bad[i]))
+                f"{self._describe_row(X, i)}: " + ", ".join(f"{names[j]}={Q[i, j]}" for j in np.flatnonzero(bad[i]))
                 for i in rows[:3]
             )
             more = f"; and {len(rows) - 3} more" if len(rows) > 3 else ""
@@ -445,7 +443,12 @@ class CostAwareRouter(BaseEstimator):
         if budget is not None:
             lam = penalty_for_budget(Q, self.normalized_costs_, budget, floor=lam, stacklevel=3)
         return RoutingPlan(
-            prompts, assign_generators(Q, self.normalized_costs_, lam, generator_names=self.generator_names_), self.generators_, Q, lam, budget
+            prompts,
+            assign_generators(Q, self.normalized_costs_, lam, generator_names=self.generator_names_),
+            self.generators_,
+            Q,
+            lam,
+            budget,
         )
 
     def predict(self, X) -> np.ndarray:

@@ -245,9 +245,7 @@ class CostAwareRouterCV(BaseEstimator):
                 if isinstance(values, np.ndarray) and values.ndim == 1:
                     values = values.tolist()
                 if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-                    raise ValueError(
-                        f"param_grid[{name!r}] must be a non-empty list of values, got {values!r}"
-                    )
+                    raise ValueError(f"param_grid[{name!r}] must be a non-empty list of values, got {values!r}")
         return list(ParameterGrid(grids))
 
     def _check_choice(self, name: str, choices: tuple[str, ...]) -> str:
@@ -298,7 +296,9 @@ class CostAwareRouterCV(BaseEstimator):
         selection = self._check_choice("selection", SELECTION_CHOICES)
         if not isinstance(self.progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0):
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral) or self.n_jobs == 0
+        ):
             raise ValueError(f"n_jobs must be None or a non-zero int (-1 = all cores), got {self.n_jobs!r}")
         template = self._template()
         candidates = self._candidates(template)
@@ -328,7 +328,10 @@ class CostAwareRouterCV(BaseEstimator):
 
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(jobs), desc="CostAwareRouterCV", unit="fit", disable=not self.progress, file=sys.stderr) as bar:
+        with tqdm(
+            total=len(jobs), desc="CostAwareRouterCV", unit="fit", disable=not self.progress, file=sys.stderr
+        ) as bar:
+
             def run(job):
                 ci, si = job
                 train, test = splits[si]

@@ -83,15 +83,11 @@ def _as_matrix(x: Any, name: str) -> np.ndarray:
         values = x.to_numpy()
     else:
         values = np.asarray(x)
-    if values.dtype == object or not (
-        np.issubdtype(values.dtype, np.number) or values.dtype == bool
-    ):
+    if values.dtype == object or not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
         try:
             values = values.astype(float)
         except (TypeError, ValueError):
-            raise TypeError(
-                f"{name} must hold numbers, got an array of dtype {values.dtype}"
-            ) from None
+            raise TypeError(f"{name} must hold numbers, got an array of dtype {values.dtype}") from None
     values = values.astype(float, copy=False)
     if values.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_prompts, n_generators), got shape {values.shape}")
@@ -120,8 +116,7 @@ def _as_costs(c: Any, n_generators: int | None = None, name: str = "normalized_c
         raise ValueError(f"{name} must be 1-D (n_generators,), got shape {values.shape}")
     if n_generators is not None and values.shape[0] != n_generators:
         raise ValueError(
-            f"{name} has {values.shape[0]} entries but the quality matrices have "
-            f"{n_generators} generator columns"
+            f"{name} has {values.shape[0]} entries but the quality matrices have {n_generators} generator columns"
         )
     if values.size == 0:
         raise ValueError(f"{name} must not be empty")
@@ -318,9 +313,7 @@ def _envelope_events(q: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, tuple[np
     return start, events
 
 
-def _grouped_events(
-    q: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+def _grouped_events(q: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
     """Switch events sorted by λ, grouped into distinct breakpoints.
 
     Returns ``(start, events, group_end, lambdas)``: the routing at λ = 0, the events sorted by

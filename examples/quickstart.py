@@ -21,10 +21,15 @@ from costroute.evaluation import hull_curve, quality_at_cost
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the 80/20 train/held-out split (default 0: the numbers in the README)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bar while the prompts are embedded (stderr)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the 80/20 train/held-out split (default 0: the numbers in the README)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar while the prompts are embedded (stderr)"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     data = load_genai_bench(cost_unit="flops")
@@ -34,14 +39,17 @@ def main(argv: list[str] | None = None) -> None:
     prompts_test = [data.prompts[i] for i in test]
     Q_train, Q_test = data.quality.iloc[train], data.quality.iloc[test].to_numpy()
 
-    router = CostAwareRouter(generators=data.generators, features="minilm", quality_model="knn",
-                             progress=not args.no_progress)
+    router = CostAwareRouter(
+        generators=data.generators, features="minilm", quality_model="knn", progress=not args.no_progress
+    )
     router.fit(prompts_train, Q_train)
     norm = router.normalized_costs_
     flops = router.costs_
 
-    print(f"GenAI-Bench: {len(train)} training prompts, {len(test)} held-out prompts, "
-          f"quality = mean of 3 human ratings (1-5)\n")
+    print(
+        f"GenAI-Bench: {len(train)} training prompts, {len(test)} held-out prompts, "
+        f"quality = mean of 3 human ratings (1-5)\n"
+    )
     # randomly mixing single generators reaches any point of their upper concave hull
     mixture = hull_curve(Q_test, norm)
     header = f"{'method':<34}{'quality':>9}{'norm. cost':>12}{'TFLOPs/img':>12}{'mixture @ cost':>16}"
@@ -61,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         mixed = quality_at_cost(mixture, plan.mean_normalized_cost)
         print(f"{label:<34}{quality:>9.3f}{plan.mean_normalized_cost:>12.3f}{tflops:>12.1f}{mixed:>16.3f}")
     print(f"{'oracle (true best per prompt)':<34}{oracle:>9.3f}")
-    print(f"\nBest single generator: {names[best]} ({Q_test[:, best].mean():.3f}). 'mixture @ cost': quality of "
-          "randomly mixing single generators at the router's cost (the baseline routing must beat).")
+    print(
+        f"\nBest single generator: {names[best]} ({Q_test[:, best].mean():.3f}). 'mixture @ cost': quality of "
+        "randomly mixing single generators at the router's cost (the baseline routing must beat)."
+    )
 
     plan = router.route(prompts_test, budget=0.25)
     print(f"\nRoutes at budget 0.25 (lambda = {plan.cost_penalty:.3f}):")

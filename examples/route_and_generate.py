@@ -71,8 +71,13 @@ def tiny_backends(generators: GeneratorRegistry, folder: str) -> GeneratorRegist
         scale = scale if isinstance(scale, float) else scale[0]
         specs.append(
             DiffusersGenerator(
-                spec.name, sdxl if spec.name in ("SDXL_Base", "SDXL_Turbo") else sd, steps=steps,
-                guidance_scale=scale, cost=spec.cost, device="cpu", dtype="float32",
+                spec.name,
+                sdxl if spec.name in ("SDXL_Base", "SDXL_Turbo") else sd,
+                steps=steps,
+                guidance_scale=scale,
+                cost=spec.cost,
+                device="cpu",
+                dtype="float32",
             )
         )
     return GeneratorRegistry(specs)
@@ -115,8 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--dtype", default="auto", help="real pipelines: auto = float16 on CUDA, else float32")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None,
-                        help="folder for the images and contact_sheet.png (created); default: a fresh temporary folder")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the images and contact_sheet.png (created); default: a fresh temporary folder",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="costroute-route-and-generate-")
@@ -167,15 +175,20 @@ def main(argv: list[str] | None = None) -> None:
     frame = result.to_frame()
     frame["expected_quality"] = plan.expected_quality
     frame["prompt"] = frame["prompt"].str.slice(0, 48)
-    print(frame[["prompt", "generator", "status", "cost", "expected_quality", "seconds", "batch_size"]].to_string(
-        float_format=lambda v: f"{v:.4g}"))
+    print(
+        frame[["prompt", "generator", "status", "cost", "expected_quality", "seconds", "batch_size"]].to_string(
+            float_format=lambda v: f"{v:.4g}"
+        )
+    )
     if result.fallbacks:
         print("fallbacks:", *result.fallbacks, sep="\n  ")
     best = data.generators.costs.max()
     made = len(result) - len(result.missing)
     if made:
-        print(f"\nrouted cost {result.total_cost / made / 1e12:.3g} TFLOPs per image "
-              f"({result.total_cost / (best * made):.1%} of always using the most expensive generator)")
+        print(
+            f"\nrouted cost {result.total_cost / made / 1e12:.3g} TFLOPs per image "
+            f"({result.total_cost / (best * made):.1%} of always using the most expensive generator)"
+        )
     print(f"output folder: {out}  ({time.perf_counter() - start:.1f} s in all)")
 
 

@@ -133,16 +133,34 @@ def tiny_setup(folder: str) -> tuple[GeneratorRegistry, CLIPScorer, CLIPScorer]:
     specs = []
     for name, steps in POOL.items():
         preset = presets.get(name)
-        specs.append(DiffusersGenerator(
-            name, sdxl if name.startswith("sdxl") else sd, steps=steps,
-            guidance_scale=preset.guidance_scale, cost=preset.cost, device="cpu", dtype="float32",
-        ))
+        specs.append(
+            DiffusersGenerator(
+                name,
+                sdxl if name.startswith("sdxl") else sd,
+                steps=steps,
+                guidance_scale=preset.guidance_scale,
+                cost=preset.cost,
+                device="cpu",
+                dtype="float32",
+            )
+        )
     clip_cost = CLIPScorer("openai/clip-vit-large-patch14").cost  # counted from the shipped config
     # cosine, not CLIPScore: a random CLIP's cosines straddle 0, and CLIPScore clips them at 0
-    scorer = CLIPScorer(build_tiny_clip(os.path.join(folder, "tiny-clip"), seed=0), output="cosine",
-                        name="tiny-clip", device="cpu", dtype="float32", cost=clip_cost)
-    judge = CLIPScorer(build_tiny_clip(os.path.join(folder, "tiny-judge"), seed=1), output="cosine",
-                       name="tiny-judge", device="cpu", dtype="float32")
+    scorer = CLIPScorer(
+        build_tiny_clip(os.path.join(folder, "tiny-clip"), seed=0),
+        output="cosine",
+        name="tiny-clip",
+        device="cpu",
+        dtype="float32",
+        cost=clip_cost,
+    )
+    judge = CLIPScorer(
+        build_tiny_clip(os.path.join(folder, "tiny-judge"), seed=1),
+        output="cosine",
+        name="tiny-judge",
+        device="cpu",
+        dtype="float32",
+    )
     return GeneratorRegistry(specs), scorer, judge
 
 
@@ -154,19 +172,21 @@ def real_setup(dtype: str, device: str):
     return pool, scorer, judge
 
 
-def training_matrices(pool: GeneratorRegistry, scorer, judge, prompts: list[str], seed: int, batch_size: int,
-                      progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def training_matrices(
+    pool: GeneratorRegistry, scorer, judge, prompts: list[str], seed: int, batch_size: int, progress: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every generator's image of every prompt, scored by ``scorer`` and rated by ``judge``."""
     from tqdm.auto import tqdm
 
     quality = pd.DataFrame(index=range(len(prompts)), columns=pool.names, dtype=float)
     scores = quality.copy()
-    bar = tqdm(total=len(prompts) * len(pool), unit="img", desc="training images", file=sys.stderr,
-               disable=not progress)
+    bar = tqdm(
+        total=len(prompts) * len(pool), unit="img", desc="training images", file=sys.stderr, disable=not progress
+    )
     for spec in pool:
         images = []
         for start in range(0, len(prompts), batch_size):
-            batch = prompts[start:start + batch_size]
+            batch = prompts[start : start + batch_size]
             seeds = [candidate_seed(seed, start + j, spec.name) for j in range(len(batch))]
             images += spec.generate_images(batch, seeds)
             bar.update(len(batch))
@@ -177,8 +197,7 @@ def training_matrices(pool: GeneratorRegistry, scorer, judge, prompts: list[str]
     return quality, scores
 
 
-def contact_sheet(result, costs: dict, expected: np.ndarray, path: str, tile: int = 192,
-                  text_width: int = 240) -> None:
+def contact_sheet(result, costs: dict, expected: np.ndarray, path: str, tile: int = 192, text_width: int = 240) -> None:
     """One row per prompt: its text, then every candidate in the order tried, the returned one framed.
 
     ``costs``: generator name -> cost of one image; ``expected``: (n, K) expected quality of every
@@ -197,17 +216,28 @@ def contact_sheet(result, costs: dict, expected: np.ndarray, path: str, tile: in
     row_height = tile + caption + 2 * pad
     sheet = Image.new("RGB", (width, header + len(result) * row_height), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.multiline_text((pad, pad), f"Candidates in the order tried (lambda = {result.cost_penalty:.4g}). Green: "
-                        "returned, the tried image with the highest\nexpected quality E[q] given its "
-                        "score (not necessarily the highest score).", fill="black", font=font, spacing=3)
+    draw.multiline_text(
+        (pad, pad),
+        f"Candidates in the order tried (lambda = {result.cost_penalty:.4g}). Green: "
+        "returned, the tried image with the highest\nexpected quality E[q] given its "
+        "score (not necessarily the highest score).",
+        fill="black",
+        font=font,
+        spacing=3,
+    )
     unit = 1e12 if result.cost_unit == "flops" else 1.0
     unit_name = "TFLOPs" if result.cost_unit == "flops" else result.cost_unit
     for i, prompt in enumerate(result.prompts):
         y = header + i * row_height + pad
         draw.line([(0, y - pad), (width, y - pad)], fill="#bbbbbb", width=1)
-        lines = [f"#{i}", *textwrap.wrap(str(prompt), width=28)[:8],
-                 "", f"spent {result.cost[i] / unit:.4g} {unit_name}", "(images and scoring)",
-                 f"returned: {result.returned[i]}"]
+        lines = [
+            f"#{i}",
+            *textwrap.wrap(str(prompt), width=28)[:8],
+            "",
+            f"spent {result.cost[i] / unit:.4g} {unit_name}",
+            "(images and scoring)",
+            f"returned: {result.returned[i]}",
+        ]
         draw.multiline_text((pad, y), "\n".join(lines), fill="black", font=font, spacing=3)
         for step, name in enumerate(result.order[i]):
             x = text_width + step * (tile + pad)
@@ -222,12 +252,15 @@ def contact_sheet(result, costs: dict, expected: np.ndarray, path: str, tile: in
                 draw.rectangle([x - 3, y - 3, x + tile + 2, y + tile + 2], outline="#11aa11", width=border)
             k = result.generator_names.index(name)
             score = result.score_matrix[i, k]
-            label = [f"{step + 1}. {name}" + ("  RETURNED" if returned else ""),
-                     f"score {'not scored' if np.isnan(score) else f'{score:.4g}'}",
-                     f"E[q] {expected[i, k]:.4g}",
-                     f"image cost {costs[name] / unit:.4g} {unit_name}"]
-            draw.multiline_text((x, y + tile + 4), "\n".join(label), font=font, spacing=2,
-                                fill="#117711" if returned else "black")
+            label = [
+                f"{step + 1}. {name}" + ("  RETURNED" if returned else ""),
+                f"score {'not scored' if np.isnan(score) else f'{score:.4g}'}",
+                f"E[q] {expected[i, k]:.4g}",
+                f"image cost {costs[name] / unit:.4g} {unit_name}",
+            ]
+            draw.multiline_text(
+                (x, y + tile + 4), "\n".join(label), font=font, spacing=2, fill="#117711" if returned else "black"
+            )
     sheet.save(path)
 
 
@@ -251,8 +284,11 @@ def judged_means(result, judge) -> tuple[float, float] | None:
 
     Over the prompts that have both; ``None`` when there are none.
     """
-    rows = [i for i, order in enumerate(result.order)
-            if result.returned[i] is not None and order and order[0] in result.candidates[i]]
+    rows = [
+        i
+        for i, order in enumerate(result.order)
+        if result.returned[i] is not None and order and order[0] in result.candidates[i]
+    ]
     if not rows:
         return None
     prompts = [result.prompts[i] for i in rows]
@@ -266,30 +302,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true", help="tiny random models, offline, CPU (well under a minute)")
     parser.add_argument("--n-train", type=int, default=28, help="prompts that every generator draws for training")
     parser.add_argument("--n-test", type=int, default=6, help="held-out prompts the cascade runs on")
-    parser.add_argument("--cost-penalty", type=float, default=None,
-                        help="lambda, in judge-quality units per unit of normalised cost "
-                             "(default: 0.01 with --tiny, 0.05 with the real models)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="target mean normalised cost per prompt, scoring included (calibrates lambda)")
+    parser.add_argument(
+        "--cost-penalty",
+        type=float,
+        default=None,
+        help="lambda, in judge-quality units per unit of normalised cost "
+        "(default: 0.01 with --tiny, 0.05 with the real models)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="target mean normalised cost per prompt, scoring included (calibrates lambda)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--dtype", default="auto", help="real models: auto = float16 on CUDA, else float32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    parser.add_argument("--out", default=None,
-                        help="folder for the images, contact_sheet.png and result.csv (created); "
-                             "default: a fresh temporary folder")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the images, contact_sheet.png and result.csv (created); default: a fresh temporary folder",
+    )
     args = parser.parse_args(argv)
     if args.n_train < 10 or args.n_test < 1:
-        parser.error(f"--n-train must be >= 10 (the router's 7 neighbours within each of 5 folds) and "
-                     f"--n-test >= 1, got {args.n_train} and {args.n_test}")
+        parser.error(
+            f"--n-train must be >= 10 (the router's 7 neighbours within each of 5 folds) and "
+            f"--n-test >= 1, got {args.n_train} and {args.n_test}"
+        )
     lam = args.cost_penalty if args.cost_penalty is not None else (0.01 if args.tiny else 0.05)
     start = time.perf_counter()
     out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="costroute-verified-")
     os.makedirs(out, exist_ok=True)
 
     prompts, source = choose_prompts(args.n_train + args.n_test, args.seed)
-    train, test = prompts[:args.n_train], prompts[args.n_train:]
+    train, test = prompts[: args.n_train], prompts[args.n_train :]
     print(f"{args.n_train} training and {args.n_test} held-out prompts from {source}")
 
     with tempfile.TemporaryDirectory() as folder:
@@ -298,16 +346,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {spec.name:<14} {spec.cost / 1e12:9.2f} TFLOPs per image, {spec.steps} step(s)")
         print(f"  scorer {scorer.name}: {scorer.cost / 1e12:.3f} TFLOPs per image; judge {judge.name}")
         if args.tiny:
-            print("  tiny random models: the mechanics are real, the images are noise and the scores and "
-                  "judged 'qualities' mean nothing")
+            print(
+                "  tiny random models: the mechanics are real, the images are noise and the scores and "
+                "judged 'qualities' mean nothing"
+            )
 
         # training matrices; their images are seeded apart from the held-out ones
-        quality, scores = training_matrices(pool, scorer, judge, train, args.seed + 1, args.batch_size,
-                                            args.progress)
-        router = CostAwareRouter(pool, features="complexity", quality_model=KNeighborsRegressor(n_neighbors=7),
-                                 progress=False)
-        cascade = CascadeRouter(router, scorer=scorer, cost_penalty=lam, budget=args.budget,
-                                random_state=args.seed)
+        quality, scores = training_matrices(pool, scorer, judge, train, args.seed + 1, args.batch_size, args.progress)
+        router = CostAwareRouter(
+            pool, features="complexity", quality_model=KNeighborsRegressor(n_neighbors=7), progress=False
+        )
+        cascade = CascadeRouter(router, scorer=scorer, cost_penalty=lam, budget=args.budget, random_state=args.seed)
         cascade.fit(train, quality, scores=scores)
 
         interrupted = None
@@ -327,24 +376,37 @@ def main(argv: list[str] | None = None) -> None:
     saved = save_candidates(result, out)
     contact_sheet(result, dict(zip(pool.names, pool.costs)), expected, os.path.join(out, "contact_sheet.png"))
     result.to_frame().to_csv(os.path.join(out, "result.csv"), index=False)
-    pd.DataFrame({"name": [*pool.names, scorer.name], "role": ["generator"] * len(pool) + ["scorer"],
-                  "cost": [*pool.costs, scorer.cost], "cost_unit": result.cost_unit}).to_csv(
-        os.path.join(out, "costs.csv"), index=False)
+    pd.DataFrame(
+        {
+            "name": [*pool.names, scorer.name],
+            "role": ["generator"] * len(pool) + ["scorer"],
+            "cost": [*pool.costs, scorer.cost],
+            "cost_unit": result.cost_unit,
+        }
+    ).to_csv(os.path.join(out, "costs.csv"), index=False)
     print(f"\nlambda = {result.cost_penalty:.4g}" + (f" (calibrated for budget {args.budget})" if args.budget else ""))
     for i, prompt in enumerate(test):
-        print(f"#{i} {textwrap.shorten(prompt, 60)}\n"
-              f"   tried {' > '.join(result.order[i])}; returned {result.returned[i]}; "
-              f"cost {result.cost[i] / 1e12:.4g} TFLOPs ({result.normalized_cost[i]:.3f} normalised)")
+        print(
+            f"#{i} {textwrap.shorten(prompt, 60)}\n"
+            f"   tried {' > '.join(result.order[i])}; returned {result.returned[i]}; "
+            f"cost {result.cost[i] / 1e12:.4g} TFLOPs ({result.normalized_cost[i]:.3f} normalised)"
+        )
     if result.errors:
         print("errors:", *(f"{k}: {v}" for k, v in result.errors.items()), sep="\n  ")
-    print(f"\nmean cost per prompt: cascade {result.cost.mean() / 1e12:.4g} TFLOPs "
-          f"({result.normalized_cost.mean():.3f} normalised, scoring included) vs the plain router "
-          f"{plan.costs.mean() / 1e12:.4g} TFLOPs ({plan.mean_normalized_cost:.3f}) on the same prompts")
+    print(
+        f"\nmean cost per prompt: cascade {result.cost.mean() / 1e12:.4g} TFLOPs "
+        f"({result.normalized_cost.mean():.3f} normalised, scoring included) vs the plain router "
+        f"{plan.costs.mean() / 1e12:.4g} TFLOPs ({plan.mean_normalized_cost:.3f}) on the same prompts"
+    )
     if judged is not None:
-        print(f"mean judged quality ({judge.name}): cascade {judged[0]:.4g} vs the plain router {judged[1]:.4g}"
-              + ("  (random models: meaningless)" if args.tiny else ""))
-    print(f"{len(saved)} candidate images, contact_sheet.png, result.csv and costs.csv in {out} "
-          f"({time.perf_counter() - start:.1f} s in all)")
+        print(
+            f"mean judged quality ({judge.name}): cascade {judged[0]:.4g} vs the plain router {judged[1]:.4g}"
+            + ("  (random models: meaningless)" if args.tiny else "")
+        )
+    print(
+        f"{len(saved)} candidate images, contact_sheet.png, result.csv and costs.csv in {out} "
+        f"({time.perf_counter() - start:.1f} s in all)"
+    )
     if interrupted is not None:
         raise interrupted
 

@@ -24,9 +24,17 @@ from costroute.cli import main
 
 COSTS = {"turbo": 1.0, "sd21": 4.0, "sdxl": 10.0}
 NAMES = list(COSTS)
-PROMPTS = ["a white wall", "a red apple", "three kites left of two trees at dusk",
-           "a crowded park at dusk with a red kite", "a dot", "a blue cube"]
-QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
+PROMPTS = [
+    "a white wall",
+    "a red apple",
+    "three kites left of two trees at dusk",
+    "a crowded park at dusk with a red kite",
+    "a dot",
+    "a blue cube",
+]
+QUALITY = np.array(
+    [[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]]
+)
 
 
 def fast_router(**params):
@@ -59,8 +67,23 @@ def fitted():
         (["a cat", ""], ValueError, r"X\[1\] is empty; every prompt must hold some text"),
         (["a cat", "b", " \t\n"], ValueError, r"X\[2\] is whitespace only \(' \\t\\n'\); every prompt must hold"),
     ],
-    ids=["empty", "none", "none-inside", "bytes", "ints", "generator", "set", "dict", "bare-str", "series-nan",
-         "2d-array", "2-column-frame", "lone-surrogate", "empty-prompt", "whitespace-prompt"],
+    ids=[
+        "empty",
+        "none",
+        "none-inside",
+        "bytes",
+        "ints",
+        "generator",
+        "set",
+        "dict",
+        "bare-str",
+        "series-nan",
+        "2d-array",
+        "2-column-frame",
+        "lone-surrogate",
+        "empty-prompt",
+        "whitespace-prompt",
+    ],
 )
 def test_bad_prompts(fitted, X, error, match):
     with pytest.raises(error, match=match):
@@ -75,7 +98,9 @@ def test_lone_surrogate_with_minilm_names_the_prompt():
         CostAwareRouter(COSTS).fit(PROMPTS[:2] + ["a cat \ud800 on a wall"], QUALITY[:3])
 
 
-@pytest.mark.parametrize("prompt", ["a", " a ", "\ta\n", "a\x00b", "\u202eevil", "🐱 猫 قطة", "Ｆｕｌｌ", "x" * 100_000])
+@pytest.mark.parametrize(
+    "prompt", ["a", " a ", "\ta\n", "a\x00b", "\u202eevil", "🐱 猫 قطة", "Ｆｕｌｌ", "x" * 100_000]
+)
 def test_odd_but_valid_text_is_routed(fitted, prompt):
     plan = fitted.route(["a white wall", prompt])
     assert plan.prompts == ["a white wall", prompt] and set(plan.generator_names) <= set(NAMES)
@@ -96,15 +121,30 @@ def test_text_with_numeric_features():
         (QUALITY[:, 0], r"got shape \(6,\)"),
         (np.where(np.eye(6, 3) > 0, np.nan, QUALITY), r"y contains NaN or inf at 3 cell\(s\), e.g. \(row 0, turbo\)"),
         (np.where(np.eye(6, 3) > 0, -np.inf, QUALITY), "y contains NaN or inf"),
-        (np.where(np.eye(6, 3) > 0, 1e308, QUALITY), r"y holds 3 value\(s\) beyond ±1e\+100, e.g. \(row 0, turbo: 1e\+308\)"),
+        (
+            np.where(np.eye(6, 3) > 0, 1e308, QUALITY),
+            r"y holds 3 value\(s\) beyond ±1e\+100, e.g. \(row 0, turbo: 1e\+308\)",
+        ),
         ([["good", 1, 2]] * 6, "y must hold numbers"),
         ([[1, 2, 3], [1, 2]] + [[1, 2, 3]] * 4, "y must hold numbers"),
         (pd.DataFrame(QUALITY, columns=["turbo", "sd21", "SDXL"]), r"missing: \['sdxl'\], unknown: \['SDXL'\]"),
         (pd.DataFrame(QUALITY, columns=["turbo", "sd21", "sd21"]), r"duplicated: \['sd21'\]"),
         (None, "requires y to be passed"),
     ],
-    ids=["too-few-columns", "too-many-columns", "too-few-rows", "1d", "nan", "inf", "huge", "text", "ragged",
-         "misspelled-column", "duplicated-column", "none"],
+    ids=[
+        "too-few-columns",
+        "too-many-columns",
+        "too-few-rows",
+        "1d",
+        "nan",
+        "inf",
+        "huge",
+        "text",
+        "ragged",
+        "misspelled-column",
+        "duplicated-column",
+        "none",
+    ],
 )
 def test_bad_quality_matrix(y, match):
     with pytest.raises(ValueError, match=match):
@@ -134,7 +174,14 @@ def test_bad_generators(generators, error, match):
 @pytest.mark.parametrize("name", ["cost_penalty", "budget"])
 @pytest.mark.parametrize(
     "value, error",
-    [(-0.1, ValueError), (math.nan, ValueError), (math.inf, ValueError), ("0.1", TypeError), (True, TypeError), ([0.1], TypeError)],
+    [
+        (-0.1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        ("0.1", TypeError),
+        (True, TypeError),
+        ([0.1], TypeError),
+    ],
     ids=["negative", "nan", "inf", "str", "bool", "list"],
 )
 def test_bad_penalty_or_budget(fitted, name, value, error):
@@ -142,7 +189,7 @@ def test_bad_penalty_or_budget(fitted, name, value, error):
         fast_router(**{name: value}).fit(PROMPTS, QUALITY)
     with pytest.raises(error, match=name):
         fitted.route(PROMPTS, **{name: value})
-    with pytest.raises(error, match=name):          # set after fit: caught at prediction
+    with pytest.raises(error, match=name):  # set after fit: caught at prediction
         fast_router().fit(PROMPTS, QUALITY).set_params(**{name: value}).predict(PROMPTS)
 
 
@@ -201,10 +248,22 @@ def _zero_weights(distances):
 @pytest.mark.parametrize(
     "quality_model, match",
     [
-        (Broken("nan"), r"quality model Broken predicted NaN or inf \(or beyond ±1e\+100\) quality for 1 of 6 prompt\(s\) and generator\(s\) \['turbo'\]: prompt 1 'a red apple': turbo=nan"),
-        (Broken("inf"), r"quality model Broken predicted NaN or inf \(or beyond ±1e\+100\) quality for 6 of 6 prompt\(s\) and generator\(s\) \['sdxl'\]"),
-        (Broken("huge"), r"beyond ±1e\+100\) quality for 6 of 6 prompt\(s\) and generator\(s\) \['sd21'\]: prompt 0 'a white wall': sd21=-1e\+200"),
-        (Broken("columns"), r"quality model Broken returned predictions of shape \(6, 2\) for 6 prompt\(s\); expected .* = \(6, 3\)"),
+        (
+            Broken("nan"),
+            r"quality model Broken predicted NaN or inf \(or beyond ±1e\+100\) quality for 1 of 6 prompt\(s\) and generator\(s\) \['turbo'\]: prompt 1 'a red apple': turbo=nan",
+        ),
+        (
+            Broken("inf"),
+            r"quality model Broken predicted NaN or inf \(or beyond ±1e\+100\) quality for 6 of 6 prompt\(s\) and generator\(s\) \['sdxl'\]",
+        ),
+        (
+            Broken("huge"),
+            r"beyond ±1e\+100\) quality for 6 of 6 prompt\(s\) and generator\(s\) \['sd21'\]: prompt 0 'a white wall': sd21=-1e\+200",
+        ),
+        (
+            Broken("columns"),
+            r"quality model Broken returned predictions of shape \(6, 2\) for 6 prompt\(s\); expected .* = \(6, 3\)",
+        ),
         (Broken("transposed"), r"returned predictions of shape \(3, 6\) for 6 prompt\(s\)"),
         (Broken("text"), "quality model Broken returned predictions that are not numbers"),
         # a real regressor that divides by zero: neighbour weights that are all 0
@@ -215,7 +274,7 @@ def _zero_weights(distances):
 def test_faulty_quality_models(quality_model, match):
     router = fast_router(quality_model=quality_model).fit(PROMPTS, QUALITY)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # numpy's own 0/0 warning
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's own 0/0 warning
         for call in (router.predict, router.predict_quality, lambda X: router.route(X, budget=0.3)):
             with pytest.raises(ValueError, match=match):
                 call(PROMPTS)
@@ -248,17 +307,19 @@ def assert_valid_plan(plan, n, router):
     assert len(plan) == n and plan.assignments.shape == (n,)
     assert plan.assignments.min() >= 0 and plan.assignments.max() < len(names)
     assert plan.generator_names.tolist() == [names[a] for a in plan.assignments]
-    np.testing.assert_array_equal(plan.costs, router.costs_[plan.assignments])                  # costs exact
+    np.testing.assert_array_equal(plan.costs, router.costs_[plan.assignments])  # costs exact
     np.testing.assert_array_equal(plan.normalized_costs, router.normalized_costs_[plan.assignments])
     assert plan.total_cost == pytest.approx(router.costs_[plan.assignments].sum(), rel=1e-12)
     assert np.isfinite(plan.predicted_quality).all()
     if plan.budget is not None and plan.mean_normalized_cost > plan.budget + 1e-9:
-        assert set(plan.assignments) == {int(np.argmin(router.normalized_costs_))}   # unmeetable budget only
+        assert set(plan.assignments) == {int(np.argmin(router.normalized_costs_))}  # unmeetable budget only
 
 
 # any character; one string in four also draws lone surrogates (Cs), controls (Cc), spaces and marks
 plain_texts = st.text(max_size=40)
-odd_texts = st.text(alphabet=st.one_of(st.characters(), st.characters(categories=["Cs", "Cc", "Zs", "Mn"])), max_size=40)
+odd_texts = st.text(
+    alphabet=st.one_of(st.characters(), st.characters(categories=["Cs", "Cc", "Zs", "Mn"])), max_size=40
+)
 texts = st.one_of(plain_texts, plain_texts, plain_texts, odd_texts)
 junk = st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=5), st.lists(st.integers(), max_size=2))
 prompt_lists = st.one_of(
@@ -278,7 +339,9 @@ numbers = st.one_of(
     st.floats(-10, 10),
     st.integers(-(2**70), 2**70),
 )
-penalties = st.one_of(st.none(), st.none(), st.none(), st.floats(0, 10), st.floats(0, 1), numbers, st.booleans(), st.text(max_size=3))
+penalties = st.one_of(
+    st.none(), st.none(), st.none(), st.floats(0, 10), st.floats(0, 1), numbers, st.booleans(), st.text(max_size=3)
+)
 quality_elements = st.one_of(st.floats(-5, 5), st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0]))
 
 
@@ -300,7 +363,9 @@ def call_fuzzed(action):
             return None
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 
 def fuzz_text(X, data, quality_model, route_X, cost_penalty, budget):
@@ -312,37 +377,59 @@ def fuzz_text(X, data, quality_model, route_X, cost_penalty, budget):
     target = X if route_X is None else route_X
     plan = call_fuzzed(lambda: router.route(target, cost_penalty=cost_penalty, budget=budget))
     if plan is not None:
-        assert plan.prompts == list(target)                                 # every prompt once, in order
+        assert plan.prompts == list(target)  # every prompt once, in order
         assert_valid_plan(plan, len(plan.prompts), router)
 
 
 @FUZZ
-@given(X=prompt_lists, data=st.data(), quality_model=st.sampled_from(["knn", "ridge"]),
-       route_X=st.one_of(st.none(), prompt_lists), cost_penalty=penalties, budget=penalties)
+@given(
+    X=prompt_lists,
+    data=st.data(),
+    quality_model=st.sampled_from(["knn", "ridge"]),
+    route_X=st.one_of(st.none(), prompt_lists),
+    cost_penalty=penalties,
+    budget=penalties,
+)
 def test_fuzz_prompt_lists(X, data, quality_model, route_X, cost_penalty, budget):
     fuzz_text(X, data, quality_model, route_X, cost_penalty, budget)
 
 
 @FUZZ
-@given(X=prompt_inputs, data=st.data(), quality_model=st.sampled_from(["knn", "ridge"]),
-       route_X=st.one_of(st.none(), prompt_inputs), cost_penalty=penalties, budget=penalties)
+@given(
+    X=prompt_inputs,
+    data=st.data(),
+    quality_model=st.sampled_from(["knn", "ridge"]),
+    route_X=st.one_of(st.none(), prompt_inputs),
+    cost_penalty=penalties,
+    budget=penalties,
+)
 def test_fuzz_any_prompt_input(X, data, quality_model, route_X, cost_penalty, budget):
     fuzz_text(X, data, quality_model, route_X, cost_penalty, budget)
 
 
 numeric_matrices = st.one_of(
-    arrays(st.sampled_from([np.float64, np.float32, np.int64, np.uint8, np.bool_]),
-           st.tuples(st.integers(1, 8), st.integers(1, 3)), elements=None),
+    arrays(
+        st.sampled_from([np.float64, np.float32, np.int64, np.uint8, np.bool_]),
+        st.tuples(st.integers(1, 8), st.integers(1, 3)),
+        elements=None,
+    ),
     arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 3)), elements=st.floats(-1e6, 1e6)),
     st.lists(st.lists(st.floats(-3, 3), min_size=2, max_size=2), min_size=1, max_size=6),
 )
 numeric_inputs = st.one_of(
     numeric_matrices,
-    arrays(st.sampled_from([np.float64, np.int64, np.bool_, np.complex128, np.str_]),
-           array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6)),
-    arrays(np.float64, st.tuples(st.integers(0, 8), st.integers(1, 3)),
-           elements=st.one_of(st.floats(-1e6, 1e6), st.sampled_from([math.nan, math.inf, 1e308]))),
-    arrays(object, st.tuples(st.integers(1, 4), st.integers(1, 2)), elements=st.one_of(st.floats(-3, 3), texts, st.none())),
+    arrays(
+        st.sampled_from([np.float64, np.int64, np.bool_, np.complex128, np.str_]),
+        array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6),
+    ),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(0, 8), st.integers(1, 3)),
+        elements=st.one_of(st.floats(-1e6, 1e6), st.sampled_from([math.nan, math.inf, 1e308])),
+    ),
+    arrays(
+        object, st.tuples(st.integers(1, 4), st.integers(1, 2)), elements=st.one_of(st.floats(-3, 3), texts, st.none())
+    ),
     st.lists(st.lists(st.floats(-3, 3), min_size=0, max_size=3), min_size=0, max_size=5),
     prompt_inputs,
 )
@@ -358,19 +445,29 @@ def fuzz_numeric(X, data, route_X, cost_penalty, budget):
     plan = call_fuzzed(lambda: router.route(target, cost_penalty=cost_penalty, budget=budget))
     if plan is not None:
         rows = np.asarray(target, dtype=float)
-        np.testing.assert_array_equal(np.asarray(plan.prompts, dtype=float), rows)   # every row once, in order
+        np.testing.assert_array_equal(np.asarray(plan.prompts, dtype=float), rows)  # every row once, in order
         assert_valid_plan(plan, len(rows), router)
 
 
 @FUZZ
-@given(X=numeric_matrices, data=st.data(), route_X=st.one_of(st.none(), numeric_matrices),
-       cost_penalty=penalties, budget=penalties)
+@given(
+    X=numeric_matrices,
+    data=st.data(),
+    route_X=st.one_of(st.none(), numeric_matrices),
+    cost_penalty=penalties,
+    budget=penalties,
+)
 def test_fuzz_numeric_matrices(X, data, route_X, cost_penalty, budget):
     fuzz_numeric(X, data, route_X, cost_penalty, budget)
 
 
 @FUZZ
-@given(X=numeric_inputs, data=st.data(), route_X=st.one_of(st.none(), numeric_inputs),
-       cost_penalty=penalties, budget=penalties)
+@given(
+    X=numeric_inputs,
+    data=st.data(),
+    route_X=st.one_of(st.none(), numeric_inputs),
+    cost_penalty=penalties,
+    budget=penalties,
+)
 def test_fuzz_any_numeric_input(X, data, route_X, cost_penalty, budget):
     fuzz_numeric(X, data, route_X, cost_penalty, budget)

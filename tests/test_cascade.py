@@ -25,9 +25,11 @@ def make_world(n=300, seed=0, noise=0.3):
     X = rng.uniform(0, 1, size=(n, 1))
     base = 3.0 + X[:, 0]
     fail = rng.uniform(size=n) < 1 / 3
-    Q = np.c_[base - 2.0 * fail + 0.1 * rng.normal(size=n),
-              base - 0.8 + 0.1 * rng.normal(size=n),
-              base + 0.1 + 0.1 * rng.normal(size=n)]
+    Q = np.c_[
+        base - 2.0 * fail + 0.1 * rng.normal(size=n),
+        base - 0.8 + 0.1 * rng.normal(size=n),
+        base + 0.1 + 0.1 * rng.normal(size=n),
+    ]
     S = Q + noise * rng.normal(size=Q.shape)
     return X, Q, S
 
@@ -96,8 +98,13 @@ def test_better_scorer_buys_more_quality_at_a_fixed_penalty():
 
 # ---------------------------------------------------------------- invariants
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), lam=st.floats(0, 3), score_cost=st.floats(0, 0.5),
-       noise=st.floats(0.05, 5), max_steps=st.one_of(st.none(), st.integers(1, 3)))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    lam=st.floats(0, 3),
+    score_cost=st.floats(0, 0.5),
+    noise=st.floats(0.05, 5),
+    max_steps=st.one_of(st.none(), st.integers(1, 3)),
+)
 def test_no_prompt_lost_and_cost_accounting_exact(seed, lam, score_cost, noise, max_steps):
     X, Q, S = make_world(n=60, seed=seed, noise=noise)
     cascade = fitted(X, Q, S, cost_penalty=lam, scoring_cost=score_cost * 10.0, max_steps=max_steps, cv=3)
@@ -164,8 +171,9 @@ def test_unmeetable_budget_picks_the_best_predicted_of_equally_cheap_generators(
     X, Q, S = make_world(n=100)
     costs = {"cheap": 1.0, "cheap2": 1.0, "big": 10.0}
     Q3 = np.c_[Q[:, 0], Q[:, 0] + 1.0, Q[:, 2]]  # cheap2 is always better than cheap, same cost
-    cascade = CascadeRouter(CostAwareRouter(costs, features=None, quality_model="ridge"), scoring_cost=0.2,
-                            random_state=0).fit(X, Q3, scores=Q3)
+    cascade = CascadeRouter(
+        CostAwareRouter(costs, features=None, quality_model="ridge"), scoring_cost=0.2, random_state=0
+    ).fit(X, Q3, scores=Q3)
     with pytest.warns(BudgetWarning):
         out = cascade.simulate(X, Q3, Q3, budget=0.0)
     assert out.cost_penalty == math.inf and (out.returned == "cheap2").all() and not out.scored.any()

@@ -59,7 +59,7 @@ def test_crlf_bom_and_penalty_floor_under_budget(tmp_path, capsys):
     out, err = capsys.readouterr()
     frame = pd.read_csv(io.StringIO(out))
     assert frame["prompt"].tolist() == ["a white wall", "a red kite"]
-    assert set(frame["generator"]) == {"SDXL_Turbo"}      # the penalty is a floor under the budget
+    assert set(frame["generator"]) == {"SDXL_Turbo"}  # the penalty is a floor under the budget
     assert "cost_penalty=100" in err
 
 
@@ -67,11 +67,11 @@ def test_crlf_bom_and_penalty_floor_under_budget(tmp_path, capsys):
 def test_csv_file_with_header_quotes_and_multiline_fields(tmp_path, capsys):
     path = tmp_path / "prompts.csv"
     path.write_text(
-        'id,prompt,category\n'
+        "id,prompt,category\n"
         '1,"a red kite, a blue kite",kites\n'
         '2,"a poem on a sign:\nroses are red",text\n'
-        '\n'
-        '   \n'
+        "\n"
+        "   \n"
         '3,"she said ""hi""",quotes\n'
     )
     assert main(["route", str(path), *ROUTE_FAST, "-q"]) == 0
@@ -84,8 +84,10 @@ def test_csv_row_with_an_empty_prompt_field_names_its_line(tmp_path, capsys, fie
     path = tmp_path / "prompts.csv"
     path.write_text(f"id,prompt\n1,a red kite\n\n2,{field}\n")
     assert main(["route", str(path), *ROUTE_FAST, "-q"]) == 2
-    assert f"prompts.csv', line 4: the 'prompt' field is {what}; every prompt must hold some text" in \
-        capsys.readouterr().err
+    assert (
+        f"prompts.csv', line 4: the 'prompt' field is {what}; every prompt must hold some text"
+        in capsys.readouterr().err
+    )
 
 
 def test_csv_column_choice(tmp_path):
@@ -94,10 +96,10 @@ def test_csv_column_choice(tmp_path):
     assert _read_prompts(str(two), "text") == ["a white wall"]
     assert _read_prompts(str(two), "notes") == ["x"]
     single = tmp_path / "single.CSV"
-    single.write_text("description\na white wall\n\"a, b\"\n")
-    assert _read_prompts(str(single)) == ["a white wall", "a, b"]    # the only column
-    plain = tmp_path / "prompts.txt"                                  # --column reads any input as CSV
-    plain.write_text("prompt\n\"a, b\"\n")
+    single.write_text('description\na white wall\n"a, b"\n')
+    assert _read_prompts(str(single)) == ["a white wall", "a, b"]  # the only column
+    plain = tmp_path / "prompts.txt"  # --column reads any input as CSV
+    plain.write_text('prompt\n"a, b"\n')
     assert _read_prompts(str(plain), "prompt") == ["a, b"] and _read_prompts(str(plain)) == ["prompt", '"a, b"']
 
 
@@ -110,7 +112,11 @@ def test_csv_from_standard_input(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "content, column, message",
     [
-        ("text,notes\na,b\n", None, r"has the columns \['text', 'notes'\] and none is named 'prompt'; choose one with --column"),
+        (
+            "text,notes\na,b\n",
+            None,
+            r"has the columns \['text', 'notes'\] and none is named 'prompt'; choose one with --column",
+        ),
         ("text,notes\na,b\n", "prompts", r"has no column 'prompts'; its columns are \['text', 'notes'\]"),
         ("id,prompt\n1,a\n2\n", None, r"line 3: 1 field\(s\), so no 'prompt' value \(the header has 2 columns\)"),
         ("prompt,prompt\na,b\n", None, "has 2 columns named 'prompt'"),
@@ -163,7 +169,7 @@ def test_failing_to_load_the_training_data_exits_1(tmp_path, corrupt_data, capsy
 def test_bad_numbers_are_refused_before_any_data_is_loaded(tmp_path, corrupt_data, capsys, option, value, message):
     path = tmp_path / "prompts.txt"
     path.write_text("a white wall\n")
-    assert main(["route", str(path), option, value]) == 2     # 1 if the (corrupt) data were loaded first
+    assert main(["route", str(path), option, value]) == 2  # 1 if the (corrupt) data were loaded first
     assert message in capsys.readouterr().err
 
 
@@ -174,7 +180,7 @@ def test_prompt_file_problems_exit_2_before_any_data_is_loaded(tmp_path, corrupt
     assert f"no prompts in '{empty}' (one prompt per line)" in capsys.readouterr().err
     assert main(["route", str(tmp_path / "missing.txt")]) == 2
     assert "cannot read the prompts file" in capsys.readouterr().err
-    assert main(["route", str(tmp_path)]) == 2                # a directory
+    assert main(["route", str(tmp_path)]) == 2  # a directory
     assert "cannot read the prompts file" in capsys.readouterr().err
 
 
@@ -183,7 +189,7 @@ def test_prompt_file_problems_exit_2_before_any_data_is_loaded(tmp_path, corrupt
     [
         ("a white wall\ncaf\u00e9 au lait\n".encode("latin-1"), "line 2: byte 0xe9 (byte 4 of the line)"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "line 1: byte 0x89 (byte 1 of the line)"),
-        (b"a cat \xed\xa0\x80 on a wall\n", "line 1: byte 0xed (byte 7 of the line)"),   # a UTF-8-encoded surrogate
+        (b"a cat \xed\xa0\x80 on a wall\n", "line 1: byte 0xed (byte 7 of the line)"),  # a UTF-8-encoded surrogate
     ],
     ids=["latin-1", "png", "encoded-surrogate"],
 )
@@ -236,9 +242,10 @@ def test_closed_output_pipe_exits_quietly(tmp_path):
     """
     proc = subprocess.Popen(
         [sys.executable, "-m", "costroute.cli", "costs", "sd15", "--steps", "1", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    proc.stdout.close()                  # every write to stdout now fails with EPIPE
+    proc.stdout.close()  # every write to stdout now fails with EPIPE
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
@@ -270,12 +277,12 @@ def test_fit_stores_penalty_and_budget_that_route_may_override(tmp_path, capsys)
     saved = tmp_path / "router.skops"
     assert main(["fit", "-o", str(saved), *ROUTE_FAST, "--cost-penalty", "100", "-q"]) == 0
     assert main(["route", str(prompts), "--router", str(saved), "-q"]) == 0
-    assert set(routed_frame(capsys.readouterr().out)["generator"]) == {"SDXL_Turbo"}   # λ = 100 from the file
+    assert set(routed_frame(capsys.readouterr().out)["generator"]) == {"SDXL_Turbo"}  # λ = 100 from the file
     assert main(["route", str(prompts), "--router", str(saved), "--cost-penalty", "0", "-q"]) == 0
     assert main(["route", str(prompts), *ROUTE_FAST, "--cost-penalty", "0", "-q"]) == 0
     out = capsys.readouterr().out
     half = len(out) // 2
-    assert out[:half] == out[half:]                       # the override equals a refit at λ = 0
+    assert out[:half] == out[half:]  # the override equals a refit at λ = 0
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +293,9 @@ def complexity_router_file(tmp_path_factory):
     from costroute.io import save
 
     data = load_genai_bench()
-    router = CostAwareRouter(data.generators, features="complexity", quality_model="ridge").fit(data.prompts, data.quality)
+    router = CostAwareRouter(data.generators, features="complexity", quality_model="ridge").fit(
+        data.prompts, data.quality
+    )
     folder = tmp_path_factory.mktemp("routers")
     plain = save(router, folder / "router.skops")
     specs = [GeneratorSpec(s.name, s.cost, note=Marker(a=1)) for s in data.generators]
@@ -298,7 +307,7 @@ def test_route_with_a_router_loads_no_training_data(tmp_path, corrupt_data, comp
     plain, _, router = complexity_router_file
     path = tmp_path / "prompts.txt"
     path.write_text("a white wall\n")
-    assert main(["route", str(path), "--router", plain]) == 0    # the (corrupt) ratings are never read
+    assert main(["route", str(path), "--router", plain]) == 0  # the (corrupt) ratings are never read
     captured = capsys.readouterr()
     assert routed_frame(captured.out)["generator"].tolist() == router.predict(["a white wall"]).tolist()
     assert "loading the router" in captured.err and "ratings" not in captured.err
@@ -311,8 +320,10 @@ def test_route_with_a_router_refuses_fit_options_and_bad_files(tmp_path, corrupt
     path = tmp_path / "prompts.txt"
     path.write_text("a white wall\n")
     assert main(["route", str(path), "--router", plain, "--features", "minilm", "--dataset", "genai-bench"]) == 2
-    assert ("--dataset, --features fit a router, but --router gives a fitted one, used as it is; drop them"
-            in capsys.readouterr().err)
+    assert (
+        "--dataset, --features fit a router, but --router gives a fitted one, used as it is; drop them"
+        in capsys.readouterr().err
+    )
     pickled = tmp_path / "router.pkl"
     pickled.write_bytes(pickle.dumps(router))
     for bad, message in [
@@ -359,7 +370,7 @@ def test_fit_checks_its_arguments_before_loading_data(tmp_path, corrupt_data, ca
     assert "argument --dataset: unknown dataset 'nope'; choose one of genai-bench" in capsys.readouterr().err
     assert main(["fit", "-o", str(tmp_path / "r.skops"), "--dataset", str(tmp_path / "none.sqlite")]) == 2
     assert "no collection store" in capsys.readouterr().err
-    assert main(["fit", "-o", str(tmp_path / "r.skops")]) == 1     # only now is the (corrupt) data read
+    assert main(["fit", "-o", str(tmp_path / "r.skops")]) == 1  # only now is the (corrupt) data read
     assert "ChecksumError" in capsys.readouterr().err
     assert not (tmp_path / "r.skops").exists()
 
@@ -387,8 +398,11 @@ def _incomplete_store(path, n=12, missing=("p3", "p7")):
 
     def draw(shift):
         def images(prompts, seeds):
-            return [None if shift and p in missing else Image.new("L", (4, 4), (int(p[1:]) * 20 + shift) % 256)
-                    for p in prompts]
+            return [
+                None if shift and p in missing else Image.new("L", (4, 4), (int(p[1:]) * 20 + shift) % 256)
+                for p in prompts
+            ]
+
         return images
 
     gens = [CallableGenerator("cheap", draw(0), cost=0.5), CallableGenerator("dear", draw(7), cost=2.0)]
@@ -414,26 +428,32 @@ def test_fit_drop_incomplete_leaves_out_prompts_with_missing_cells(tmp_path, cap
     assert load(out).quality_model_.n_features_in_ > 0
     # only a store has incomplete prompts: refused (exit 2) with a shipped dataset, before any data is read
     assert main(["fit", "-o", out, "--drop-incomplete"]) == 2
-    assert ("--drop-incomplete apply to a collection store STORE.sqlite, not to the shipped dataset 'genai-bench'"
-            in capsys.readouterr().err)
+    assert (
+        "--drop-incomplete apply to a collection store STORE.sqlite, not to the shipped dataset 'genai-bench'"
+        in capsys.readouterr().err
+    )
 
 
 def test_fit_warns_when_knn_would_average_every_prompt_of_a_small_store(tmp_path, capsys):
     store = str(_incomplete_store(tmp_path / "run.sqlite", missing=()))
     assert main(["fit", "--dataset", store, "-o", str(tmp_path / "r.skops"), "--features", "complexity"]) == 0
     err = capsys.readouterr().err
-    assert ("costroute fit: warning: quality_model k-nearest neighbours with k=12 on n=12 training prompts averages "
-            "all of them" in err)
+    assert (
+        "costroute fit: warning: quality_model k-nearest neighbours with k=12 on n=12 training prompts averages "
+        "all of them" in err
+    )
     assert 'quality_model="ridge"' in err
 
 
 SHORT = ["a cat", "a dog", "a red kite", "a white wall", "a tree", "a blue car"]
-LONG = ["three red kites left of two tall trees at dusk, and a dog below them",
-        "a crowded market street at night with neon signs, five people and a bicycle",
-        "two cats on a sofa next to a window, one black and one white, in the rain",
-        "an oil painting of a lighthouse on a cliff with waves and seagulls above it",
-        "a kitchen table with four cups, a teapot and a plate of lemons in the morning",
-        "a dragon flying over a castle while knights ride across the bridge below"]
+LONG = [
+    "three red kites left of two tall trees at dusk, and a dog below them",
+    "a crowded market street at night with neon signs, five people and a bicycle",
+    "two cats on a sofa next to a window, one black and one white, in the rain",
+    "an oil painting of a lighthouse on a cliff with waves and seagulls above it",
+    "a kitchen table with four cups, a teapot and a plate of lemons in the morning",
+    "a dragon flying over a castle while knights ride across the bridge below",
+]
 
 
 @pytest.fixture(scope="module")
@@ -450,21 +470,27 @@ def tiny_routers(tmp_path_factory):
     from costroute.io import save
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny models gain nothing from threads on a shared machine
+    torch.set_num_threads(1)  # tiny models gain nothing from threads on a shared machine
     root = tmp_path_factory.mktemp("tiny")
     folder = build_tiny_pipeline(root / "tiny-sd", kind="sd", seed=0)
     gone = shutil.copytree(folder, root / "gone")
     quality = np.array([[3.0, 3.0]] * len(SHORT) + [[1.0, 4.0]] * len(LONG))
 
     def fit_and_save(name, quick_folder, slow_folder):
-        generators = [DiffusersGenerator("quick", quick_folder, steps=1, guidance_scale=1.0),
-                      DiffusersGenerator("slow", slow_folder, steps=3)]
-        router = CostAwareRouter(generators, features="complexity", quality_model="ridge", cost_penalty=0.5,
-                                 progress=False).fit(SHORT + LONG, quality)
+        generators = [
+            DiffusersGenerator("quick", quick_folder, steps=1, guidance_scale=1.0),
+            DiffusersGenerator("slow", slow_folder, steps=3),
+        ]
+        router = CostAwareRouter(
+            generators, features="complexity", quality_model="ridge", cost_penalty=0.5, progress=False
+        ).fit(SHORT + LONG, quality)
         return save(router, root / name), router
 
-    files = {"ok": fit_and_save("ok.skops", folder, folder), "slow-gone": fit_and_save("slow.skops", folder, gone),
-             "all-gone": fit_and_save("all.skops", gone, gone)}
+    files = {
+        "ok": fit_and_save("ok.skops", folder, folder),
+        "slow-gone": fit_and_save("slow.skops", folder, gone),
+        "all-gone": fit_and_save("all.skops", gone, gone),
+    }
     shutil.rmtree(gone)
     yield files
     torch.set_num_threads(threads)
@@ -493,7 +519,7 @@ def test_generate_writes_the_images_and_a_csv(tmp_path, tiny_routers, capsys):
     assert frame["expected_quality"].tolist() == pytest.approx(plan.expected_quality.tolist(), rel=1e-5)
     assert sorted(p.name for p in out.iterdir()) == sorted(frame["file"].tolist() + ["images.csv"])
     pipeline_cache.clear()
-    expected = plan.generate(seed=5, batch_size=2, progress=False)     # the same images, made here
+    expected = plan.generate(seed=5, batch_size=2, progress=False)  # the same images, made here
     for i, name in enumerate(frame["file"]):
         assert name == f"image_{i:04d}_{frame['generator'][i]}.png" and frame["seed"][i] == expected.seeds[i]
         assert np.array_equal(np.asarray(Image.open(out / name)), np.asarray(expected[i]))
@@ -521,15 +547,18 @@ def test_generate_falls_back_and_reports_failures(tmp_path, tiny_routers, capsys
     pipeline_cache.clear()
 
 
-def test_generate_refuses_routers_without_backends_and_bad_output(tmp_path, complexity_router_file, tiny_routers,
-                                                                  capsys):
+def test_generate_refuses_routers_without_backends_and_bad_output(
+    tmp_path, complexity_router_file, tiny_routers, capsys
+):
     source = tmp_path / "prompts.txt"
     source.write_text("a bird\n")
     plain, _, _ = complexity_router_file
     out = tmp_path / "images"
     assert main(["generate", str(source), "--router", plain, "--out", str(out), "-q"]) == 2
-    assert ("the router's generator(s) ['DeepFloyd_I_XL_v1', 'SDXL_Base', 'SDXL_Turbo', 'SDXL_2_1'] are plain "
-            "GeneratorSpecs (a name and a cost) and cannot make images") in capsys.readouterr().err
+    assert (
+        "the router's generator(s) ['DeepFloyd_I_XL_v1', 'SDXL_Base', 'SDXL_Turbo', 'SDXL_2_1'] are plain "
+        "GeneratorSpecs (a name and a cost) and cannot make images"
+    ) in capsys.readouterr().err
     assert not out.exists()
     assert main(["generate", str(source), "--router", tiny_routers["ok"][0], "--out", str(source), "-q"]) == 2
     assert "is a file; give a folder for the images" in capsys.readouterr().err
@@ -551,13 +580,33 @@ def test_collect_with_tiny_models_prints_only_its_own_lines_and_progress(tmp_pat
     prompts.write_text(f"{long}\na white wall\n")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     done = subprocess.run(
-        [sys.executable, "-m", "costroute.cli", "collect", str(prompts), "--generators", f"tiny=diffusers:{tiny_sd}:2",
-         "--scorer", f"clip:{clip}", "--store", str(tmp_path / "run.sqlite")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "costroute.cli",
+            "collect",
+            str(prompts),
+            "--generators",
+            f"tiny=diffusers:{tiny_sd}:2",
+            "--scorer",
+            f"clip:{clip}",
+            "--store",
+            str(tmp_path / "run.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for noise in ("requires torchvision", "accelerate", "pip install", "truncated because CLIP",
-                  "Token indices sequence length", "```"):
+    for noise in (
+        "requires torchvision",
+        "accelerate",
+        "pip install",
+        "truncated because CLIP",
+        "Token indices sequence length",
+        "```",
+    ):
         assert noise not in done.stderr, done.stderr
     lines = [line for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
     # costroute's own lines, and progress bars (collect's, and counting FLOPs from the configs)
@@ -602,8 +651,10 @@ def test_fit_on_a_store_that_cannot_be_fitted_is_bad_input(tmp_path, capsys):
     store = str(_incomplete_store(tmp_path / "one.sqlite", n=1, missing=()))
     out = str(tmp_path / "r.skops")
     assert main(["fit", "--dataset", store, "-o", out, "--features", "complexity", "--quality-model", "ridge"]) == 2
-    assert (f"costroute fit: error: cannot fit a router on the store {store!r}: quality_model='ridge' needs at least 2 "
-            "rated prompts" in capsys.readouterr().err)
+    assert (
+        f"costroute fit: error: cannot fit a router on the store {store!r}: quality_model='ridge' needs at least 2 "
+        "rated prompts" in capsys.readouterr().err
+    )
     (tmp_path / "dir.sqlite").mkdir()
     assert main(["fit", "--dataset", str(tmp_path / "dir.sqlite"), "-o", out]) == 2
     assert "is a directory, not a collection store" in capsys.readouterr().err

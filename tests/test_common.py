@@ -12,8 +12,12 @@ ESTIMATORS = [
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="ridge"),
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="gbm", random_state=0),
     CostAwareRouter(generators={"only": 1.0}, features=None, quality_model="lowrank"),
-    CostAwareRouterCV(CostAwareRouter(generators={"only": 1.0}, features=None),
-                      {"quality_model": ["ridge", "knn"]}, cv=2, progress=False),
+    CostAwareRouterCV(
+        CostAwareRouter(generators={"only": 1.0}, features=None),
+        {"quality_model": ["ridge", "knn"]},
+        cv=2,
+        progress=False,
+    ),
 ]
 
 # These four checks compare predict() outputs with numeric tolerances, but predict()

@@ -25,8 +25,14 @@ def load_example(path: Path):
 
 def run_example(path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=str(path.parent.parent))
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=str(path.parent.parent),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -39,9 +39,11 @@ def fitted_on(Q, **params):
 
 # ---------------------------------------------------------------- exact decisions
 def test_exact_routes_on_constructed_quality():
-    Q = [[3.0, 3.2, 3.3],   # small gains: cheap wins once costs count
-         [1.0, 2.0, 4.5],   # hard prompt: the big model is worth it
-         [2.0, 4.0, 4.1]]   # the mid model is nearly as good
+    Q = [
+        [3.0, 3.2, 3.3],  # small gains: cheap wins once costs count
+        [1.0, 2.0, 4.5],  # hard prompt: the big model is worth it
+        [2.0, 4.0, 4.1],
+    ]  # the mid model is nearly as good
     router, X = fitted_on(Q)
     assert router.predict(X).tolist() == ["sdxl", "sdxl", "sdxl"]
     router.set_params(cost_penalty=1.0)
@@ -84,8 +86,11 @@ def test_score_is_realised_quality_minus_penalty_times_cost():
 
 
 @settings(max_examples=40, deadline=None)
-@given(Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
-       seed=st.integers(0, 2**31 - 1), lam=st.floats(0, 5))
+@given(
+    Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+    seed=st.integers(0, 2**31 - 1),
+    lam=st.floats(0, 5),
+)
 def test_order_invariance_and_no_prompt_lost(Q, seed, lam):
     router, X = fitted_on(Q, cost_penalty=lam)
     perm = np.random.default_rng(seed).permutation(len(Q))
@@ -97,8 +102,10 @@ def test_order_invariance_and_no_prompt_lost(Q, seed, lam):
 
 
 @settings(max_examples=30, deadline=None)
-@given(Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
-       lam=st.floats(0, 5))
+@given(
+    Q=arrays(float, st.tuples(st.integers(2, 20), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+    lam=st.floats(0, 5),
+)
 def test_subset_invariance(Q, lam):
     router, X = fitted_on(Q, cost_penalty=lam)
     full = router.predict(X)
@@ -125,14 +132,24 @@ def test_budget_below_cheapest_routes_all_to_cheapest_with_warning():
 
 
 # ---------------------------------------------------------------- text prompts
-PROMPTS = ["a white wall", "a red apple", "three kites left of two trees at dusk",
-           "a crowded park at dusk with a red kite, oil painting", "a dot", "a blue cube"]
-QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
+PROMPTS = [
+    "a white wall",
+    "a red apple",
+    "three kites left of two trees at dusk",
+    "a crowded park at dusk with a red kite, oil painting",
+    "a dot",
+    "a blue cube",
+]
+QUALITY = np.array(
+    [[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]]
+)
 
 
 def test_an_empty_or_whitespace_prompt_is_refused_naming_its_index():
-    router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge", cost_penalty=0.5).fit(PROMPTS, QUALITY)
-    names = router.predict(["a", "a red kite"])                  # one character is a prompt
+    router = CostAwareRouter(COSTS, features="complexity", quality_model="ridge", cost_penalty=0.5).fit(
+        PROMPTS, QUALITY
+    )
+    names = router.predict(["a", "a red kite"])  # one character is a prompt
     assert len(names) == 2 and set(names) <= set(COSTS)
     for bad in ("", " \t "):
         with pytest.raises(ValueError, match=r"X\[1\] is (empty|whitespace only)"):
@@ -184,8 +201,12 @@ def test_clone_and_params():
 
 
 def test_last_step_of_a_pipeline():
-    pipe = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
-                     ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge"))])
+    pipe = Pipeline(
+        [
+            ("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
+            ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge")),
+        ]
+    )
     pipe.fit(PROMPTS, QUALITY)
     assert pipe.predict(PROMPTS).tolist() == pipe[-1].predict([p.lower() for p in PROMPTS]).tolist()
     numeric = Pipeline([("scale", StandardScaler()), ("router", memorising_router())])
@@ -199,12 +220,18 @@ def test_grid_search_over_cost_penalty_with_a_fixed_trade_off():
     # generator quality depends on the sign of the first feature
     Q = np.column_stack([3 + X[:, 0], np.full(60, 3.5), 3 - X[:, 0] + 1.0])
     router = CostAwareRouter(COSTS, features=None, quality_model=KNeighborsRegressor(5))
-    search = GridSearchCV(router, {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]},
-                          scoring=make_routing_scorer(cost_weight=1.0), cv=KFold(3, shuffle=True, random_state=0))
+    search = GridSearchCV(
+        router,
+        {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]},
+        scoring=make_routing_scorer(cost_weight=1.0),
+        cv=KFold(3, shuffle=True, random_state=0),
+    )
     search.fit(X, Q)
     assert search.best_params_["cost_penalty"] in (0.5, 1.0, 2.0)
     # the estimator's own score would favour no penalty at all: it is not a fixed yardstick
-    own = GridSearchCV(router, {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]}, cv=KFold(3, shuffle=True, random_state=0)).fit(X, Q)
+    own = GridSearchCV(
+        router, {"cost_penalty": [0.0, 0.5, 1.0, 2.0, 5.0]}, cv=KFold(3, shuffle=True, random_state=0)
+    ).fit(X, Q)
     assert own.best_params_["cost_penalty"] == 0.0
 
 
@@ -212,7 +239,7 @@ def test_budget_scorer_ranks_infeasible_penalties_last():
     Q = np.array([[1.0, 2.0, 5.0], [1.0, 2.0, 5.0]])
     router, X = fitted_on(Q)
     scorer = make_routing_scorer(budget=0.5)
-    assert scorer(router, X, Q) == -np.inf          # lambda = 0 routes to sdxl, cost 1.0
+    assert scorer(router, X, Q) == -np.inf  # lambda = 0 routes to sdxl, cost 1.0
     router.set_params(cost_penalty=10.0)
     assert scorer(router, X, Q) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="exactly one"):
@@ -232,7 +259,12 @@ def test_budget_scorer_ranks_infeasible_penalties_last():
         (PROMPTS, QUALITY[:4], ValueError, r"shape \(n_samples, n_generators\)"),
         (PROMPTS, np.where(np.eye(6, 3) > 0, np.nan, QUALITY), ValueError, "NaN or inf"),
         (PROMPTS, np.where(np.eye(6, 3) > 0, np.inf, QUALITY), ValueError, "NaN or inf"),
-        (PROMPTS, pd.DataFrame(QUALITY, columns=["turbo", "sd21", "dalle"]), ValueError, r"missing: \['sdxl'\], unknown: \['dalle'\]"),
+        (
+            PROMPTS,
+            pd.DataFrame(QUALITY, columns=["turbo", "sd21", "dalle"]),
+            ValueError,
+            r"missing: \['sdxl'\], unknown: \['dalle'\]",
+        ),
         (PROMPTS, None, ValueError, "requires y"),
     ],
 )
@@ -285,8 +317,11 @@ def test_warning_free_default_fit():
 
 def test_knn_that_averages_every_training_prompt_warns_with_k_and_n():
     """k = min(40, n) = n: every prompt gets the same prediction, hence the same route."""
-    with pytest.warns(UserWarning, match=r"k-nearest neighbours with k=6 on n=6 training prompts averages all of "
-                                         r"them.*quality_model=\"ridge\".*fewer neighbours") as caught:
+    with pytest.warns(
+        UserWarning,
+        match=r"k-nearest neighbours with k=6 on n=6 training prompts averages all of "
+        r"them.*quality_model=\"ridge\".*fewer neighbours",
+    ) as caught:
         router = CostAwareRouter(COSTS, features="complexity").fit(PROMPTS, QUALITY)
     assert len([w for w in caught if "k-nearest" in str(w.message)]) == 1
     predicted = router.predict_quality(PROMPTS)
@@ -296,15 +331,19 @@ def test_knn_that_averages_every_training_prompt_warns_with_k_and_n():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         CostAwareRouter(COSTS, features="complexity", quality_model=KNeighborsRegressor(5)).fit(PROMPTS, QUALITY)
-        CostAwareRouter(COSTS, features="complexity",
-                        quality_model=KNeighborsRegressor(6, weights="distance")).fit(PROMPTS, QUALITY)
+        CostAwareRouter(COSTS, features="complexity", quality_model=KNeighborsRegressor(6, weights="distance")).fit(
+            PROMPTS, QUALITY
+        )
         CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
 
 
 def test_lowrank_with_missing_cells_points_to_lowrank_regressor():
     Y = np.where(np.eye(6, 3) > 0, np.nan, QUALITY)
-    with pytest.raises(ValueError, match=r"y contains NaN or inf at 3 cell\(s\).*quality_model=\"lowrank\" inside "
-                                         r"the router needs every cell.*LowRankRegressor directly"):
+    with pytest.raises(
+        ValueError,
+        match=r"y contains NaN or inf at 3 cell\(s\).*quality_model=\"lowrank\" inside "
+        r"the router needs every cell.*LowRankRegressor directly",
+    ):
         CostAwareRouter(COSTS, features="complexity", quality_model="lowrank").fit(PROMPTS, Y)
     with pytest.raises(ValueError, match="NaN or inf") as info:  # other models: no LowRankRegressor advice
         CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, Y)
@@ -356,8 +395,12 @@ def test_fitted_router_keeps_its_own_copy_of_the_registry():
 
 
 def test_scorer_accepts_a_pipeline_and_pickles():
-    pipe = Pipeline([("lower", FunctionTransformer(_lower)),
-                     ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge"))])
+    pipe = Pipeline(
+        [
+            ("lower", FunctionTransformer(_lower)),
+            ("router", CostAwareRouter(COSTS, features="complexity", quality_model="ridge")),
+        ]
+    )
     pipe.fit(PROMPTS, QUALITY)
     scorer = make_routing_scorer(cost_weight=0.5)
     quality, cost = pipe[-1].routing_outcome([p.lower() for p in PROMPTS], QUALITY)
@@ -408,13 +451,15 @@ class ColumnMeans(RegressorMixin, BaseEstimator):
 
 
 def faulty_router(**quality_model_params):
-    return CostAwareRouter(COSTS, features="complexity", quality_model=ColumnMeans(**quality_model_params)).fit(PROMPTS, QUALITY)
+    return CostAwareRouter(COSTS, features="complexity", quality_model=ColumnMeans(**quality_model_params)).fit(
+        PROMPTS, QUALITY
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("call", ["predict", "predict_quality", "route", "route_budget", "score"])
 def test_non_finite_predictions_raise_naming_model_generator_and_prompts(bad, call):
-    router = faulty_router(scale=[1.0, 1.0, bad])        # sdxl, the dearest, predicted NaN / inf
+    router = faulty_router(scale=[1.0, 1.0, bad])  # sdxl, the dearest, predicted NaN / inf
     actions = {
         "predict": lambda: router.predict(PROMPTS),
         "predict_quality": lambda: router.predict_quality(PROMPTS),
@@ -429,7 +474,7 @@ def test_non_finite_predictions_raise_naming_model_generator_and_prompts(bad, ca
     assert "NaN or inf" in message and "6 of 6 prompt(s)" in message
     assert "['sdxl']" in message and "turbo" not in message
     assert "prompt 0 'a white wall'" in message and "prompt 2 'three kites" in message
-    assert "prompt 3" not in message                      # the first few prompts only
+    assert "prompt 3" not in message  # the first few prompts only
 
 
 def test_a_budget_never_hides_non_finite_predictions():
@@ -472,7 +517,7 @@ def test_text_with_numeric_features_explains_the_features_setting():
     for X in (PROMPTS, np.array(PROMPTS), pd.Series(PROMPTS), "a white wall"):
         with pytest.raises(ValueError, match=r"features=None expects numeric X .* set features='minilm'") as info:
             router.fit(X, QUALITY)
-        assert "three kites" not in str(info.value)        # the prompts are not dumped
+        assert "three kites" not in str(info.value)  # the prompts are not dumped
     fitted, X = fitted_on(QUALITY)
     with pytest.raises(ValueError, match="features=None expects numeric X"):
         fitted.predict(["a white wall"])
@@ -482,8 +527,10 @@ def test_text_with_numeric_features_explains_the_features_setting():
 def test_one_rated_prompt_is_too_few_for_every_builtin_model(quality_model):
     router = CostAwareRouter(COSTS, features="complexity", quality_model=quality_model, random_state=0)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")                  # no RuntimeWarning before the error
-        with pytest.raises(ValueError, match=rf"quality_model='{quality_model}' needs at least 2 rated prompts, got 1 sample"):
+        warnings.simplefilter("error")  # no RuntimeWarning before the error
+        with pytest.raises(
+            ValueError, match=rf"quality_model='{quality_model}' needs at least 2 rated prompts, got 1 sample"
+        ):
             router.fit(PROMPTS[:1], QUALITY[:1])
 
 
@@ -509,9 +556,9 @@ def test_progress_is_a_plain_parameter(capsys):
     router.set_params(features="minilm+complexity").fit(PROMPTS, QUALITY)
     embedder = router.features_.transformer_list[0][1]
     assert embedder.progress is False
-    router.set_params(progress=True).predict(PROMPTS)   # read again at prediction time
+    router.set_params(progress=True).predict(PROMPTS)  # read again at prediction time
     assert embedder.progress is True
-    assert capsys.readouterr().err == ""                  # a handful of prompts never shows a bar
+    assert capsys.readouterr().err == ""  # a handful of prompts never shows a bar
     with pytest.raises(TypeError, match="progress must be True or False, got str"):
         CostAwareRouter(COSTS, features="complexity", progress="no").fit(PROMPTS, QUALITY)
 

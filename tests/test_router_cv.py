@@ -74,8 +74,12 @@ def test_chooses_the_candidate_that_routes_perfectly():
 def test_apgr_scoring_gives_one_for_a_perfect_router():
     X, Y = perfect_data()
     search = CostAwareRouterCV(
-        numeric_router(), {"quality_model": [DummyRegressor(), "ridge"]}, scoring="apgr", cv=3,
-        random_state=0, progress=False,
+        numeric_router(),
+        {"quality_model": [DummyRegressor(), "ridge"]},
+        scoring="apgr",
+        cv=3,
+        random_state=0,
+        progress=False,
     ).fit(X, Y)
     assert search.best_params_ == {"quality_model": "ridge"}
     assert search.best_score_ == pytest.approx(1.0, abs=1e-12)
@@ -86,8 +90,9 @@ def test_apgr_scoring_gives_one_for_a_perfect_router():
 def test_fold_scores_are_the_exact_curve_auc_of_one_fit():
     X, Y = perfect_data(30, seed=3)
     cv = KFold(3, shuffle=True, random_state=1)
-    search = CostAwareRouterCV(numeric_router(quality_model="knn"), {"quality_model": ["knn"]}, cv=cv,
-                               progress=False).fit(X, Y)
+    search = CostAwareRouterCV(
+        numeric_router(quality_model="knn"), {"quality_model": ["knn"]}, cv=cv, progress=False
+    ).fit(X, Y)
     for i, (train, test) in enumerate(cv.split(X)):
         model = numeric_router(quality_model="knn").fit(X[train], Y[train])
         expected = deferral_curve(model.predict_quality(X[test]), Y[test], model.normalized_costs_).auc()
@@ -117,8 +122,17 @@ def test_cv_results_are_shaped_like_grid_search():
     res = search.cv_results_
     assert search.n_splits_ == 3
     assert len(res["params"]) == 4
-    for key in ("mean_test_auc", "std_test_auc", "rank_test_auc", "mean_fit_time", "std_fit_time",
-                "mean_score_time", "std_score_time", "split0_test_auc", "split2_test_auc"):
+    for key in (
+        "mean_test_auc",
+        "std_test_auc",
+        "rank_test_auc",
+        "mean_fit_time",
+        "std_fit_time",
+        "mean_score_time",
+        "std_score_time",
+        "split0_test_auc",
+        "split2_test_auc",
+    ):
         assert res[key].shape == (4,), key
     assert "split3_test_auc" not in res
     splits = np.c_[res["split0_test_auc"], res["split1_test_auc"], res["split2_test_auc"]]
@@ -136,8 +150,9 @@ def test_one_se_rule_takes_the_first_candidate_within_one_standard_error():
     Y = np.c_[np.full(60, 3.0), 3.0 + X[:, 0] + rng.normal(scale=1.5, size=60)]
     grid = {"quality_model": [DummyRegressor(), "ridge", "knn"]}
     best = CostAwareRouterCV(numeric_router(), grid, cv=5, random_state=0, progress=False).fit(X, Y)
-    one_se = CostAwareRouterCV(numeric_router(), grid, cv=5, random_state=0, selection="one_se",
-                               progress=False).fit(X, Y)
+    one_se = CostAwareRouterCV(numeric_router(), grid, cv=5, random_state=0, selection="one_se", progress=False).fit(
+        X, Y
+    )
     res = one_se.cv_results_
     top = int(np.argmax(res["mean_test_auc"]))
     threshold = res["mean_test_auc"][top] - res["std_test_auc"][top] / np.sqrt(5)
@@ -149,8 +164,13 @@ def test_one_se_rule_takes_the_first_candidate_within_one_standard_error():
 
 def test_budget_and_penalty_stay_on_the_refitted_router():
     X, Y = perfect_data()
-    search = CostAwareRouterCV(numeric_router(budget=0.3, cost_penalty=0.1), {"quality_model": ["ridge", "knn"]},
-                               cv=3, random_state=0, progress=False).fit(X, Y)
+    search = CostAwareRouterCV(
+        numeric_router(budget=0.3, cost_penalty=0.1),
+        {"quality_model": ["ridge", "knn"]},
+        cv=3,
+        random_state=0,
+        progress=False,
+    ).fit(X, Y)
     assert search.best_estimator_.budget == 0.3
     assert search.best_estimator_.cost_penalty == 0.1
     plan = search.route(X)
@@ -160,8 +180,9 @@ def test_budget_and_penalty_stay_on_the_refitted_router():
 
 def test_methods_delegate_to_best_estimator():
     X, Y = perfect_data()
-    search = CostAwareRouterCV(numeric_router(cost_penalty=0.2), {"quality_model": ["ridge", "knn"]}, cv=3,
-                               random_state=0, progress=False)
+    search = CostAwareRouterCV(
+        numeric_router(cost_penalty=0.2), {"quality_model": ["ridge", "knn"]}, cv=3, random_state=0, progress=False
+    )
     with pytest.raises(NotFittedError):
         search.predict(X)
     search.fit(X, Y)
@@ -175,15 +196,22 @@ def test_methods_delegate_to_best_estimator():
 
 
 def test_generators_build_the_template_and_text_prompts_work():
-    prompts = ["a wall", "a cat", "sky", "red", "a door",
-               "three red kites left of two tall trees at dusk in the fog",
-               "a violinist on a bridge in the rain with neon reflections",
-               "two cats and a dog playing chess in a library, oil painting",
-               "a teapot with blooming tea on a wooden table, macro photograph",
-               "an astronaut riding a horse on the moon, detailed illustration"]
+    prompts = [
+        "a wall",
+        "a cat",
+        "sky",
+        "red",
+        "a door",
+        "three red kites left of two tall trees at dusk in the fog",
+        "a violinist on a bridge in the rain with neon reflections",
+        "two cats and a dog playing chess in a library, oil painting",
+        "a teapot with blooming tea on a wooden table, macro photograph",
+        "an astronaut riding a horse on the moon, detailed illustration",
+    ]
     Y = pd.DataFrame({"expensive": [2.0] * 5 + [5.0] * 5, "cheap": [3.0] * 10})
-    search = CostAwareRouterCV(GENS, {"features": ["complexity"], "quality_model": ["ridge", "knn"]}, cv=2,
-                               random_state=0, progress=False).fit(prompts, Y)
+    search = CostAwareRouterCV(
+        GENS, {"features": ["complexity"], "quality_model": ["ridge", "knn"]}, cv=2, random_state=0, progress=False
+    ).fit(prompts, Y)
     assert isinstance(search.best_estimator_, CostAwareRouter)
     assert search.best_estimator_.random_state == 0
     assert search.predict(prompts).tolist() == ["cheap"] * 5 + ["expensive"] * 5
@@ -269,10 +297,16 @@ def test_works_as_a_router_inside_cross_validate_routing():
         def transform(self, P):
             return np.array([table[p] for p in P])
 
-    search = CostAwareRouterCV(CostAwareRouter(GENS, features=Lookup()),
-                               {"quality_model": [DummyRegressor(), "ridge"]}, cv=3, random_state=0, progress=False)
-    res = cross_validate_routing({"cv": search}, prompts, Y, cv=4, n_repeats=1, random_state=0,
-                                 progress=False, return_models=True)
+    search = CostAwareRouterCV(
+        CostAwareRouter(GENS, features=Lookup()),
+        {"quality_model": [DummyRegressor(), "ridge"]},
+        cv=3,
+        random_state=0,
+        progress=False,
+    )
+    res = cross_validate_routing(
+        {"cv": search}, prompts, Y, cv=4, n_repeats=1, random_state=0, progress=False, return_models=True
+    )
     row = res.scores[res.scores["method"] == "cv"]
     oracle = res.scores[res.scores["method"] == "oracle"]
     np.testing.assert_allclose(row["auc"].to_numpy(), oracle["auc"].to_numpy())
@@ -281,9 +315,17 @@ def test_works_as_a_router_inside_cross_validate_routing():
 
 def test_in_a_pipeline_after_a_numeric_transformer():
     X, Y = perfect_data()
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("router", CostAwareRouterCV(numeric_router(), {"quality_model": ["ridge", "knn"]}, cv=3,
-                                                  random_state=0, progress=False))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "router",
+                CostAwareRouterCV(
+                    numeric_router(), {"quality_model": ["ridge", "knn"]}, cv=3, random_state=0, progress=False
+                ),
+            ),
+        ]
+    )
     pipe.fit(X, Y)
     assert pipe.predict(X).tolist() == np.where(X[:, 0] > 0, "expensive", "cheap").tolist()
     assert pipe.named_steps["router"].best_params_ == {"quality_model": "ridge"}
@@ -293,8 +335,9 @@ def test_skops_round_trip(tmp_path):
     from costroute.io import load, save
 
     X, Y = perfect_data()
-    search = CostAwareRouterCV(numeric_router(), {"quality_model": ["ridge", "knn"]}, cv=3, random_state=0,
-                               progress=False).fit(X, Y)
+    search = CostAwareRouterCV(
+        numeric_router(), {"quality_model": ["ridge", "knn"]}, cv=3, random_state=0, progress=False
+    ).fit(X, Y)
     path = save(search, tmp_path / "search.skops")
     back = load(path)
     assert isinstance(back, CostAwareRouterCV)
@@ -306,13 +349,21 @@ def test_skops_round_trip(tmp_path):
 def test_a_nested_parameter_the_template_lacks_is_named_before_fitting():
     from sklearn.utils import get_tags
 
-    search = CostAwareRouterCV(CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model="ridge"),
-                               {"quality_model__alpha": [1.0]}, cv=2, progress=False)
+    search = CostAwareRouterCV(
+        CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model="ridge"),
+        {"quality_model__alpha": [1.0]},
+        cv=2,
+        progress=False,
+    )
     get_tags(search)  # tags never crash on a bad grid
     with pytest.raises(ValueError, match="nested parameter 'quality_model__alpha'.*quality_model=Ridge"):
         search.fit(np.arange(8.0).reshape(4, 2), np.ones((4, 2)))
-    ok = CostAwareRouterCV(CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model=Ridge()),
-                           {"quality_model__alpha": [0.1, 1.0]}, cv=2, progress=False)
+    ok = CostAwareRouterCV(
+        CostAwareRouter({"a": 1.0, "b": 2.0}, features=None, quality_model=Ridge()),
+        {"quality_model__alpha": [0.1, 1.0]},
+        cv=2,
+        progress=False,
+    )
     X = np.random.default_rng(0).normal(size=(12, 2))
     ok.fit(X, np.column_stack([X[:, 0], -X[:, 0]]))
     assert ok.best_params_["quality_model__alpha"] in (0.1, 1.0)

@@ -20,23 +20,29 @@ from costroute.routing import (
 )
 
 NC = np.array([0.1, 0.4, 1.0])
-QUALITY = np.array([[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]])
+QUALITY = np.array(
+    [[4.0, 4.1, 4.2], [3.8, 4.0, 4.1], [1.0, 2.5, 4.5], [1.5, 2.0, 4.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.1]]
+)
 # Two prompts, two generators: the cheap one (cost 0.5) and the expensive one (cost 1.0).
 #   prompt 0: cheap 1, expensive 3  -> switches to cheap at λ = (3 - 1) / 0.5 = 4
 #   prompt 1: cheap 2, expensive 2  -> tie: cheap already at λ = 0
 Q2 = np.array([[1.0, 3.0], [2.0, 2.0]])
 C2 = np.array([0.5, 1.0])
 
-quality_matrices = arrays(float, st.tuples(st.integers(1, 40), st.just(3)),
-                          elements=st.floats(0, 5, allow_subnormal=False))
+quality_matrices = arrays(
+    float, st.tuples(st.integers(1, 40), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)
+)
 # ratings on a 1/3 grid: many exact ties and coinciding breakpoints
-rating_matrices = arrays(float, st.tuples(st.integers(1, 40), st.just(3)),
-                         elements=st.integers(3, 15).map(lambda k: k / 3))
+rating_matrices = arrays(
+    float, st.tuples(st.integers(1, 40), st.just(3)), elements=st.integers(3, 15).map(lambda k: k / 3)
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(Q=arrays(float, st.tuples(st.integers(1, 30), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
-       lams=st.lists(st.floats(0, 50, allow_subnormal=False), min_size=2, max_size=6))
+@given(
+    Q=arrays(float, st.tuples(st.integers(1, 30), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+    lams=st.lists(st.floats(0, 50, allow_subnormal=False), min_size=2, max_size=6),
+)
 def test_mean_cost_never_increases_with_lambda(Q, lams):
     costs = [NC[assign_generators(Q, NC, lam)].mean() for lam in sorted(lams)]
     assert all(b <= a + 1e-12 for a, b in zip(costs, costs[1:]))
@@ -52,8 +58,11 @@ def test_zero_lambda_is_argmax_and_huge_lambda_is_cheapest(Q):
 
 
 @settings(max_examples=60, deadline=None)
-@given(Q=arrays(float, st.tuples(st.integers(1, 40), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
-       budget=st.floats(0.1, 1.0), floor=st.floats(0, 2))
+@given(
+    Q=arrays(float, st.tuples(st.integers(1, 40), st.just(3)), elements=st.floats(0, 5, allow_subnormal=False)),
+    budget=st.floats(0.1, 1.0),
+    floor=st.floats(0, 2),
+)
 def test_budget_is_met_with_the_least_penalty_bisection_style(Q, budget, floor):
     lam = penalty_for_budget(Q, NC, budget, floor=floor)
     assert lam >= floor

@@ -14,23 +14,27 @@ NC = np.array([0.1, 0.4, 1.0])
 PROMPTS = [f"prompt {i}" for i in range(6)]
 
 # 6 prompts x (cheap, mid, big). Mean quality: cheap 2.5, mid 3.0, big 3.5 -> big is the strong one.
-Q = np.array([
-    [4.0, 3.0, 3.0],
-    [1.0, 3.0, 5.0],
-    [3.0, 3.0, 3.0],
-    [2.0, 3.0, 4.0],
-    [4.0, 3.0, 2.0],
-    [1.0, 3.0, 4.0],
-])
+Q = np.array(
+    [
+        [4.0, 3.0, 3.0],
+        [1.0, 3.0, 5.0],
+        [3.0, 3.0, 3.0],
+        [2.0, 3.0, 4.0],
+        [4.0, 3.0, 2.0],
+        [1.0, 3.0, 4.0],
+    ]
+)
 # the scorer's view of every image; only the cheap column drives the decisions
-S = np.array([
-    [0.9, 0.0, 0.0],
-    [0.1, 0.0, 0.0],
-    [0.5, 0.0, 0.0],
-    [0.3, 0.0, 0.0],
-    [0.7, 0.0, 0.0],
-    [0.2, 0.0, 0.0],
-])
+S = np.array(
+    [
+        [0.9, 0.0, 0.0],
+        [0.1, 0.0, 0.0],
+        [0.5, 0.0, 0.0],
+        [0.3, 0.0, 0.0],
+        [0.7, 0.0, 0.0],
+        [0.2, 0.0, 0.0],
+    ]
+)
 
 
 def test_fit_picks_the_cheapest_and_the_best_generator_and_the_median_threshold():
@@ -130,8 +134,13 @@ def test_deferral_points_sweep_from_always_both_to_never():
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 30), k=st.integers(2, 5),
-       scoring=st.floats(0, 5), threshold=st.floats(-3, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 30),
+    k=st.integers(2, 5),
+    scoring=st.floats(0, 5),
+    threshold=st.floats(-3, 3),
+)
 def test_cost_and_quality_accounting(seed, n, k, scoring, threshold):
     rng = np.random.default_rng(seed)
     costs = {f"g{j}": float(c) for j, c in enumerate(rng.uniform(0.5, 10.0, size=k))}
@@ -180,11 +189,15 @@ def test_bad_input():
         ThresholdCascade(COSTS, threshold="0.5").fit(PROMPTS, Q, scores=S)
     with pytest.raises(ValueError, match="scoring_cost must be finite and >= 0, got -1.0"):
         ThresholdCascade(COSTS, scoring_cost=-1).fit(PROMPTS, Q, scores=S)
-    with pytest.raises(ValueError, match=r"scores must have shape \(n_prompts, n_generators\) = \(6, 3\).*got shape \(6, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"scores must have shape \(n_prompts, n_generators\) = \(6, 3\).*got shape \(6, 2\)"
+    ):
         ThresholdCascade(COSTS).fit(PROMPTS, Q, scores=S[:, :2])
     with pytest.raises(ValueError, match=r"y contains NaN or inf at 1 cell\(s\), e.g. \(row 0, cheap\)"):
         ThresholdCascade(COSTS).fit(PROMPTS, _with_nan(Q), scores=S)
-    with pytest.raises(ValueError, match=r"the columns of scores must be exactly the generator names.*missing: \['big'\]"):
+    with pytest.raises(
+        ValueError, match=r"the columns of scores must be exactly the generator names.*missing: \['big'\]"
+    ):
         ThresholdCascade(COSTS).fit(PROMPTS, Q, scores=pd.DataFrame(S, columns=["cheap", "mid", "huge"]))
     with pytest.raises(TypeError, match="single str"):
         ThresholdCascade(COSTS).fit("one prompt", Q, scores=S)

@@ -54,8 +54,16 @@ class PolicyRun:
         Hard limit on the batch's total normalised cost.
     """
 
-    def __init__(self, posterior: QualityPosterior, predicted: np.ndarray, normalized_costs: np.ndarray,
-                 scoring_cost: float, cost_penalty: float, max_images: int, spend_limit: float | None = None):
+    def __init__(
+        self,
+        posterior: QualityPosterior,
+        predicted: np.ndarray,
+        normalized_costs: np.ndarray,
+        scoring_cost: float,
+        cost_penalty: float,
+        max_images: int,
+        spend_limit: float | None = None,
+    ):
         self.posterior = posterior
         self.predicted = np.asarray(predicted, dtype=float)
         self.costs = np.asarray(normalized_costs, dtype=float)
@@ -137,8 +145,9 @@ class PolicyRun:
         fresh, later = open_rows[unscored], open_rows[~unscored]
         v_fresh, c_fresh = self._value_of_first_score(fresh) if fresh.size else (np.zeros(0), np.zeros(0))
         n_images = (self.tried[later] & ~self.failed[later]).sum(axis=1)
-        k_later, v_later, c_later = self._best_escalation(later) if later.size else (
-            np.zeros(0, np.intp), np.zeros(0), np.zeros(0))
+        k_later, v_later, c_later = (
+            self._best_escalation(later) if later.size else (np.zeros(0, np.intp), np.zeros(0), np.zeros(0))
+        )
         v_later = np.where(n_images < self.max_images, v_later, -np.inf)
         rows = np.r_[fresh, later]
         value = np.r_[v_fresh, v_later]

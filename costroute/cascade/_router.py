@@ -87,13 +87,15 @@ class CascadeOutcome(OutcomeSummary):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per prompt: generators tried, returned, images, scores, cost (and quality)."""
-        frame = pd.DataFrame({
-            "tried": [" > ".join(o) for o in self.order],
-            "returned": self.returned,
-            "n_images": self.n_images,
-            "n_scores": self.scored.sum(axis=1),
-            "cost": self.cost,
-        })
+        frame = pd.DataFrame(
+            {
+                "tried": [" > ".join(o) for o in self.order],
+                "returned": self.returned,
+                "n_images": self.n_images,
+                "n_scores": self.scored.sum(axis=1),
+                "cost": self.cost,
+            }
+        )
         if self.quality is not None:
             frame["quality"] = self.quality
         return frame
@@ -167,8 +169,18 @@ class CascadeRouter(BaseEstimator):
     True
     """
 
-    def __init__(self, router=None, scorer=None, cost_penalty=0.0, budget=None, max_steps=None,
-                 scoring_cost=None, cv=5, n_draws=16, random_state=None):
+    def __init__(
+        self,
+        router=None,
+        scorer=None,
+        cost_penalty=0.0,
+        budget=None,
+        max_steps=None,
+        scoring_cost=None,
+        cv=5,
+        n_draws=16,
+        random_state=None,
+    ):
         self.router = router
         self.scorer = scorer
         self.cost_penalty = cost_penalty
@@ -194,7 +206,7 @@ class CascadeRouter(BaseEstimator):
                 f"scorer.cost_unit is {scorer_unit!r} but the generators' costs are in {unit!r}; "
                 "pass scoring_cost in the generators' unit"
             )
-        return check_penalty(getattr(self.scorer, "cost"), "scorer.cost")
+        return check_penalty(self.scorer.cost, "scorer.cost")
 
     def fit(self, X, y, scores=None):
         """Fit the router, its out-of-fold predictions, and the quality/score model.
@@ -212,7 +224,9 @@ class CascadeRouter(BaseEstimator):
         self
         """
         if self.router is None:
-            raise ValueError("router is required: pass a CostAwareRouter, e.g. CascadeRouter(CostAwareRouter(generators))")
+            raise ValueError(
+                "router is required: pass a CostAwareRouter, e.g. CascadeRouter(CostAwareRouter(generators))"
+            )
         if not isinstance(self.router, CostAwareRouter):
             raise TypeError(f"router must be a CostAwareRouter, got {type(self.router).__name__}")
         if scores is None:
@@ -249,10 +263,14 @@ class CascadeRouter(BaseEstimator):
 
     def _out_of_fold(self, prompts, y, n: int, folds: int) -> np.ndarray:
         oof = np.empty((n, len(self.generator_names_)))
-        take = (lambda obj, idx: obj.iloc[idx]) if isinstance(y, pd.DataFrame) else (lambda obj, idx: np.asarray(obj)[idx])
+        take = (
+            (lambda obj, idx: obj.iloc[idx]) if isinstance(y, pd.DataFrame) else (lambda obj, idx: np.asarray(obj)[idx])
+        )
         for train, test in KFold(folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
             with warnings.catch_warnings():  # the router fitted on all the data has said it already
-                warnings.filterwarnings("ignore", message="quality_model k-nearest neighbours with k=", category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore", message="quality_model k-nearest neighbours with k=", category=UserWarning
+                )
                 router = clone(self.router).fit(_subset(prompts, train), take(y, train))
             oof[test] = router.predict_quality(_subset(prompts, test))
         return oof
@@ -263,8 +281,15 @@ class CascadeRouter(BaseEstimator):
         return K if self.max_steps is None else min(int(self.max_steps), K)
 
     def _run(self, predicted: np.ndarray, lam: float, spend_limit: float | None = None) -> PolicyRun:
-        return PolicyRun(self.posterior_, predicted, self.normalized_costs_, self.normalized_scoring_cost_,
-                         lam, self._max_images(), spend_limit)
+        return PolicyRun(
+            self.posterior_,
+            predicted,
+            self.normalized_costs_,
+            self.normalized_scoring_cost_,
+            lam,
+            self._max_images(),
+            spend_limit,
+        )
 
     def expected_cost(self, predicted: np.ndarray, cost_penalty: float) -> float:
         """Mean normalised cost per prompt under the fitted model, at ``cost_penalty``.
@@ -309,7 +334,8 @@ class CascadeRouter(BaseEstimator):
             warnings.warn(
                 f"budget {budget:.6g} is below the cheapest generator's normalised cost {c_min:.6g}; "
                 "every prompt is routed to the cheapest generator and nothing is scored (cost_penalty=inf)",
-                BudgetWarning, stacklevel=3,
+                BudgetWarning,
+                stacklevel=3,
             )
             return math.inf
         hi = max(floor, 1e-3)
@@ -365,8 +391,9 @@ class CascadeRouter(BaseEstimator):
             raise ValueError("scores is required: the (n, K) scores of every generator's image for these prompts")
         S = self._check_scores(scores, len(prompts), allow_nan=True)
         Y = None if y is None else self.router_._check_y(y, len(prompts))
-        return self.simulate_predicted(self.router_.predict_quality(prompts), Y, S,
-                                       cost_penalty=cost_penalty, budget=budget)
+        return self.simulate_predicted(
+            self.router_.predict_quality(prompts), Y, S, cost_penalty=cost_penalty, budget=budget
+        )
 
     def simulate_predicted(self, predicted, y, scores, *, cost_penalty=None, budget=None) -> CascadeOutcome:
         """:meth:`simulate` from the router's predicted quality (n, K) instead of prompts.
@@ -378,8 +405,11 @@ class CascadeRouter(BaseEstimator):
         predicted = np.asarray(predicted, dtype=float)
         lam, budget = self._resolve(predicted, cost_penalty, budget)
         limit = None if budget is None else budget * len(predicted)
-        run = replay(self._run(predicted, lam, limit), np.asarray(scores, dtype=float),
-                     generator_names=[str(g) for g in self.generator_names_])
+        run = replay(
+            self._run(predicted, lam, limit),
+            np.asarray(scores, dtype=float),
+            generator_names=[str(g) for g in self.generator_names_],
+        )
         return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
 
     def default_lambdas(self, predicted, n: int = 32, exact: bool = True) -> np.ndarray:
@@ -439,8 +469,17 @@ class CascadeRouter(BaseEstimator):
         first = assign_generators(predicted, self.normalized_costs_, lam, generator_names=self.generator_names_)
         return RoutingPlan(prompts, first, self.router_.generators_, predicted, lam, budget)
 
-    def generate(self, X, *, seed: int = 0, batch_size: int = 8, progress: bool = True,
-                 on_error: str = "fallback", cost_penalty=None, budget=None):
+    def generate(
+        self,
+        X,
+        *,
+        seed: int = 0,
+        batch_size: int = 8,
+        progress: bool = True,
+        on_error: str = "fallback",
+        cost_penalty=None,
+        budget=None,
+    ):
         """Run the cascade for real: generate, score, escalate, and return the best candidates.
 
         Each round batches its prompts per generator (through the generators' batch runners)
@@ -484,8 +523,17 @@ class CascadeRouter(BaseEstimator):
         lam, budget = self._resolve(predicted, cost_penalty, budget)
         limit = None if budget is None else budget * len(prompts)
         run = self._run(predicted, lam, limit)
-        return generate_cascade(run, list(prompts), self.router_.generators_, self.scorer, seed=seed,
-                                batch_size=batch_size, progress=progress, on_error=on_error, budget=budget)
+        return generate_cascade(
+            run,
+            list(prompts),
+            self.router_.generators_,
+            self.scorer,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+            on_error=on_error,
+            budget=budget,
+        )
 
     def _outcome(self, run: PolicyRun, Y, lam: float, budget) -> CascadeOutcome:
         names = [str(s) for s in self.generator_names_]

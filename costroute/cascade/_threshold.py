@@ -71,12 +71,14 @@ class ThresholdOutcome(OutcomeSummary):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per prompt: escalated, returned, images, cost (and quality)."""
-        frame = pd.DataFrame({
-            "escalated": self.escalated,
-            "returned": self.returned,
-            "n_images": self.n_images,
-            "cost": self.cost,
-        })
+        frame = pd.DataFrame(
+            {
+                "escalated": self.escalated,
+                "returned": self.returned,
+                "n_images": self.n_images,
+                "cost": self.cost,
+            }
+        )
         if self.quality is not None:
             frame["quality"] = self.quality
         return frame
@@ -98,7 +100,9 @@ def _check_threshold(value) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"threshold must be a real number (±inf allowed) or None, got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"threshold must be a real number (±inf allowed) or None, got {type(value).__name__}: {value!r}"
+        )
     value = float(value)
     if np.isnan(value):
         raise ValueError("threshold must not be NaN; use -inf (never escalate) or inf (always escalate)")

@@ -97,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="costroute", description="Cost-aware routing of text-to-image prompts.",
+        prog="costroute",
+        description="Cost-aware routing of text-to-image prompts.",
         epilog="Exit status: 0 ok, 1 the command could not complete, 2 usage or bad input, "
-               "130 interrupted, 141 output closed early.",
+        "130 interrupted, 141 output closed early.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,4 +146,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"{prefix}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-

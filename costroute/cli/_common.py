@@ -136,29 +136,52 @@ def fit_router(args: argparse.Namespace, what: str):
     say(args, f"{what}loading the {args.dataset} ratings ...")
     start = time.perf_counter()
     data = load_training_data(args.dataset, args.cost_unit or "flops")
-    say(args, f"fitting the router on {len(data.prompts)} rated prompts (features={args.features}, "
-               f"quality_model={args.quality_model}) ...")
-    router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
-                             random_state=0, progress=not args.quiet).fit(data.prompts, data.quality)
+    say(
+        args,
+        f"fitting the router on {len(data.prompts)} rated prompts (features={args.features}, "
+        f"quality_model={args.quality_model}) ...",
+    )
+    router = CostAwareRouter(
+        data.generators,
+        features=args.features,
+        quality_model=args.quality_model,
+        random_state=0,
+        progress=not args.quiet,
+    ).fit(data.prompts, data.quality)
     say(args, f"fitted in {time.perf_counter() - start:.1f} s")
     return router
 
 
 def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompts", help="text file with one prompt per line, a .csv file, or - for standard input")
-    parser.add_argument("--column", default=None,
-                        help="read the input as CSV and take the prompts from this column "
-                             "(default for .csv files: the column 'prompt', else the only column)")
+    parser.add_argument(
+        "--column",
+        default=None,
+        help="read the input as CSV and take the prompts from this column "
+        "(default for .csv files: the column 'prompt', else the only column)",
+    )
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust", action="append", default=None, metavar="TYPE",
-                        help="also trust this type (module.Name) in the router file, after reviewing it; repeatable")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="also trust this type (module.Name) in the router file, after reviewing it; repeatable",
+    )
 
 
 def add_penalty_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cost-penalty", type=nonnegative_float, default=None,
-                        help="lambda >= 0 (default: the router's, 0 for a fresh one); with --budget, the least "
-                             "lambda used")
-    parser.add_argument("--budget", type=nonnegative_float, default=None,
-                        help="target mean normalised cost of the batch, >= 0 (lambda is raised until it is met)")
+    parser.add_argument(
+        "--cost-penalty",
+        type=nonnegative_float,
+        default=None,
+        help="lambda >= 0 (default: the router's, 0 for a fresh one); with --budget, the least lambda used",
+    )
+    parser.add_argument(
+        "--budget",
+        type=nonnegative_float,
+        default=None,
+        help="target mean normalised cost of the batch, >= 0 (lambda is raised until it is met)",
+    )

@@ -20,9 +20,14 @@ def run(args: argparse.Namespace) -> int:
         two_stage = arch == "deepfloyd_if"
         steps = (args.steps, args.steps) if two_stage and args.steps is not None else args.steps
         try:
-            cost = pipeline_cost(arch, height=args.height, width=args.width, steps=steps,
-                                 guidance=(guidance, guidance) if two_stage else guidance,
-                                 progress=not args.quiet)
+            cost = pipeline_cost(
+                arch,
+                height=args.height,
+                width=args.width,
+                steps=steps,
+                guidance=(guidance, guidance) if two_stage else guidance,
+                progress=not args.quiet,
+            )
         except ValueError as exc:  # the arguments are the only input
             raise InputError(str(exc)) from None
         print(cost, flush=True)

@@ -27,8 +27,10 @@ def _load_store(args: argparse.Namespace):
     if not os.path.isfile(path):
         raise InputError(f"no collection store {path!r}: the file does not exist")
     if args.cost_unit is not None:
-        raise InputError("--cost-unit chooses the cost table of a shipped dataset; a collection store's costs "
-                          "are in its generators' own unit: drop --cost-unit")
+        raise InputError(
+            "--cost-unit chooses the cost table of a shipped dataset; a collection store's costs "
+            "are in its generators' own unit: drop --cost-unit"
+        )
     from ..datasets import load_collection
 
     try:
@@ -50,21 +52,32 @@ def _fit_cascade(args: argparse.Namespace, data, router):
     from ..cascade import CascadeRouter
 
     if args.verify not in data.scores:
-        raise InputError(f"--verify {args.verify!r} is not a scorer of the store; its scorers are {sorted(data.scores)}")
+        raise InputError(
+            f"--verify {args.verify!r} is not a scorer of the store; its scorers are {sorted(data.scores)}"
+        )
     scorer = data.scorer_specs[args.verify]
     cost, unit = data.scorer_costs[args.verify]
     scoring_cost = cost if cost is not None and unit == data.cost_unit else None
     if scorer is None and scoring_cost is None:
-        raise InputError(f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}) "
-                         f"and its cost is not in the generators' unit {data.cost_unit!r}")
+        raise InputError(
+            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}) "
+            f"and its cost is not in the generators' unit {data.cost_unit!r}"
+        )
     if scorer is None:
-        warnings.warn(f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}): "
-                      "the saved cascade routes and simulates, but `costroute generate` cannot score with it",
-                      UserWarning, stacklevel=2)
-    say(args, f"fitting a cascade on {len(data.prompts)} rated prompts of {args.dataset!r}: quality {data.scorer!r}, "
-              f"verified by {args.verify!r} (features={args.features}, quality_model={args.quality_model}) ...")
+        warnings.warn(
+            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}): "
+            "the saved cascade routes and simulates, but `costroute generate` cannot score with it",
+            UserWarning,
+            stacklevel=2,
+        )
+    say(
+        args,
+        f"fitting a cascade on {len(data.prompts)} rated prompts of {args.dataset!r}: quality {data.scorer!r}, "
+        f"verified by {args.verify!r} (features={args.features}, quality_model={args.quality_model}) ...",
+    )
     return CascadeRouter(router, scorer=scorer, scoring_cost=scoring_cost, random_state=0).fit(
-        data.prompts, data.quality, scores=data.scores[args.verify])
+        data.prompts, data.quality, scores=data.scores[args.verify]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,14 +87,19 @@ def run(args: argparse.Namespace) -> int:
     _check_output_file(args.output)
     store = args.dataset.lower().endswith(".sqlite")
     if args.verify is not None and not store:
-        raise InputError("--verify names a scorer of a collection store; pass --dataset STORE.sqlite (the shipped "
-                         "datasets hold human ratings, no scorer's scores)")
+        raise InputError(
+            "--verify names a scorer of a collection store; pass --dataset STORE.sqlite (the shipped "
+            "datasets hold human ratings, no scorer's scores)"
+        )
     if not store:
-        given = [flag for flag, value in (("--scorer", args.scorer), ("--drop-incomplete", args.drop_incomplete))
-                 if value]
+        given = [
+            flag for flag, value in (("--scorer", args.scorer), ("--drop-incomplete", args.drop_incomplete)) if value
+        ]
         if given:
-            raise InputError(f"{' and '.join(given)} apply to a collection store STORE.sqlite, not to the shipped "
-                             f"dataset {args.dataset!r}: drop {'them' if len(given) > 1 else 'it'}")
+            raise InputError(
+                f"{' and '.join(given)} apply to a collection store STORE.sqlite, not to the shipped "
+                f"dataset {args.dataset!r}: drop {'them' if len(given) > 1 else 'it'}"
+            )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if store:
@@ -89,18 +107,27 @@ def run(args: argparse.Namespace) -> int:
             dropped = list(getattr(data, "dropped", None) or [])
             if dropped:
                 say(args, f"left out {len(dropped)} prompt(s) with missing cells (--drop-incomplete)")
-            router = CostAwareRouter(data.generators, features=args.features, quality_model=args.quality_model,
-                                     random_state=0, progress=not args.quiet)
+            router = CostAwareRouter(
+                data.generators,
+                features=args.features,
+                quality_model=args.quality_model,
+                random_state=0,
+                progress=not args.quiet,
+            )
             try:
                 if args.verify is not None:
                     model = _fit_cascade(args, data, router)
                 else:
-                    say(args, f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
-                              f"(features={args.features}, quality_model={args.quality_model}) ...")
+                    say(
+                        args,
+                        f"fitting the router on {len(data.prompts)} rated prompts of {args.dataset!r} "
+                        f"(features={args.features}, quality_model={args.quality_model}) ...",
+                    )
                     model = router.fit(data.prompts, data.quality)
             except ValueError as exc:  # the store's ratings: too few prompts, infinite or NaN cells
-                raise InputError(f"cannot fit a {'cascade' if args.verify else 'router'} on the store "
-                                 f"{args.dataset!r}: {exc}") from None
+                raise InputError(
+                    f"cannot fit a {'cascade' if args.verify else 'router'} on the store {args.dataset!r}: {exc}"
+                ) from None
         else:
             model = fit_router(args, "")
         model.set_params(cost_penalty=args.cost_penalty or 0.0, budget=args.budget)
@@ -108,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
     report_warnings(caught, "fit")
     generators = generators_of(model)
     verified = f", verified by {args.verify!r}" if args.verify is not None else ""
-    say(args, f"saved the {'cascade' if args.verify is not None else 'router'} to {args.output!r}: generators {', '.join(generators.names)} "
-              f"(costs in {generators.cost_unit}){verified}, cost_penalty={model.cost_penalty:g}, budget={model.budget}")
+    say(
+        args,
+        f"saved the {'cascade' if args.verify is not None else 'router'} to {args.output!r}: generators {', '.join(generators.names)} "
+        f"(costs in {generators.cost_unit}){verified}, cost_penalty={model.cost_penalty:g}, budget={model.budget}",
+    )
     return EXIT_OK
 
 
@@ -117,27 +147,55 @@ def add_parser(sub) -> None:
     """Add the ``fit`` subcommand to the subparsers ``sub``."""
     from ..router import FEATURE_CHOICES, QUALITY_MODEL_CHOICES
 
-    fit = sub.add_parser("fit", help="fit a router (or, with --verify, a cascade) on a rated dataset or a collection "
-                                     "store and save it (skops format)")
-    fit.add_argument("--dataset", type=_dataset, default="genai-bench", metavar="DATASET",
-                     help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
-                          "store STORE.sqlite")
-    fit.add_argument("--scorer", default=None, metavar="NAME",
-                     help="with a collection store: the scorer whose scores are the quality (default: its only one)")
-    fit.add_argument("--verify", default=None, metavar="SCORER",
-                     help="with a collection store: fit a CascadeRouter that scores each image with this scorer of "
-                          "the store and escalates to another generator when that pays")
-    fit.add_argument("--drop-incomplete", action="store_true",
-                     help="with a collection store: leave out the prompts missing a generator's score (an interrupted "
-                          "or failed collect) instead of refusing the store")
+    fit = sub.add_parser(
+        "fit",
+        help="fit a router (or, with --verify, a cascade) on a rated dataset or a collection "
+        "store and save it (skops format)",
+    )
+    fit.add_argument(
+        "--dataset",
+        type=_dataset,
+        default="genai-bench",
+        metavar="DATASET",
+        help=f"training ratings: one of {', '.join(DATASETS)} (default: %(default)s), or a collection "
+        "store STORE.sqlite",
+    )
+    fit.add_argument(
+        "--scorer",
+        default=None,
+        metavar="NAME",
+        help="with a collection store: the scorer whose scores are the quality (default: its only one)",
+    )
+    fit.add_argument(
+        "--verify",
+        default=None,
+        metavar="SCORER",
+        help="with a collection store: fit a CascadeRouter that scores each image with this scorer of "
+        "the store and escalates to another generator when that pays",
+    )
+    fit.add_argument(
+        "--drop-incomplete",
+        action="store_true",
+        help="with a collection store: leave out the prompts missing a generator's score (an interrupted "
+        "or failed collect) instead of refusing the store",
+    )
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
-    fit.add_argument("--cost-unit", choices=("flops", "usd"), default=None,
-                     help="cost table of a shipped dataset (default: flops)")
+    fit.add_argument(
+        "--cost-unit", choices=("flops", "usd"), default=None, help="cost table of a shipped dataset (default: flops)"
+    )
     fit.add_argument("--features", choices=FEATURE_CHOICES, default="minilm")
     fit.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default="knn")
-    fit.add_argument("--cost-penalty", type=nonnegative_float, default=None,
-                     help="lambda >= 0 stored in the router (default 0); route/generate may override it")
-    fit.add_argument("--budget", type=nonnegative_float, default=None,
-                     help="target mean normalised cost stored in the router; route/generate may override it")
+    fit.add_argument(
+        "--cost-penalty",
+        type=nonnegative_float,
+        default=None,
+        help="lambda >= 0 stored in the router (default 0); route/generate may override it",
+    )
+    fit.add_argument(
+        "--budget",
+        type=nonnegative_float,
+        default=None,
+        help="target mean normalised cost stored in the router; route/generate may override it",
+    )
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     fit.set_defaults(func=run)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import os
 import sys
 import warnings
@@ -50,8 +49,10 @@ def _write_cascade(args: argparse.Namespace, result) -> str:
     result.save(args.out, candidates=True, missing="skip")
     frame = result.to_frame()
     frame["file"] = [result.file_name(i, g) if g is not None else "" for i, g in enumerate(result.returned)]
-    frame["candidate_files"] = [";".join(result.file_name(i, g) for g in made if g != result.returned[i])
-                                for i, made in enumerate(result.candidates)]
+    frame["candidate_files"] = [
+        ";".join(result.file_name(i, g) for g in made if g != result.returned[i])
+        for i, made in enumerate(result.candidates)
+    ]
     path = os.path.join(args.out, "images.csv")
     frame.to_csv(path, index=False, float_format="%.6g")
     return path
@@ -82,8 +83,14 @@ def _run_cascade(args: argparse.Namespace, cascade, prompts) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = cascade.generate(prompts, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
-                                      cost_penalty=args.cost_penalty, budget=args.budget)
+            result = cascade.generate(
+                prompts,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                progress=not args.quiet,
+                cost_penalty=args.cost_penalty,
+                budget=args.budget,
+            )
         except GenerationError as exc:
             report_warnings(caught, "generate")
             csv_path = _write_cascade(args, exc.result)
@@ -99,10 +106,13 @@ def _run_cascade(args: argparse.Namespace, cascade, prompts) -> int:
     csv_path = _write_cascade(args, result)
     made = sum(len(c) for c in result.candidates)
     escalated = sum(len(c) > 1 for c in result.candidates)
-    say(args, f"{len(result)} prompts in {args.out!r}: {made} images made ({escalated} prompt(s) escalated), "
-              f"{int(result.scores.notna().to_numpy().sum())} scored, cost_penalty={result.cost_penalty:.4g}, "
-              f"mean normalised cost {result.normalized_cost.mean():.4f}, total cost {result.total_cost:.4g} "
-              f"{result.cost_unit}; table: {csv_path!r}")
+    say(
+        args,
+        f"{len(result)} prompts in {args.out!r}: {made} images made ({escalated} prompt(s) escalated), "
+        f"{int(result.scores.notna().to_numpy().sum())} scored, cost_penalty={result.cost_penalty:.4g}, "
+        f"mean normalised cost {result.normalized_cost.mean():.4f}, total cost {result.total_cost:.4g} "
+        f"{result.cost_unit}; table: {csv_path!r}",
+    )
     return EXIT_FAILURE if result.missing else EXIT_OK
 
 
@@ -120,15 +130,22 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         plan = router.route(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
     report_warnings(caught, "generate")
-    say(args, f"routed with cost_penalty={plan.cost_penalty:.4g}: "
-               + ", ".join(f"{name} {idx.size}" for name, idx in plan.groups().items()) + "; generating ...")
+    say(
+        args,
+        f"routed with cost_penalty={plan.cost_penalty:.4g}: "
+        + ", ".join(f"{name} {idx.size}" for name, idx in plan.groups().items())
+        + "; generating ...",
+    )
     try:
         result = plan.generate(seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
     except GenerationError as exc:
         csv_path = _write_generation(args, plan, exc.result)
         print(f"costroute generate: error: {exc}", file=sys.stderr)
-        print(f"costroute generate: the {len(exc.result) - len(exc.result.missing)} images made and {csv_path!r} "
-              "were written", file=sys.stderr)
+        print(
+            f"costroute generate: the {len(exc.result) - len(exc.result.missing)} images made and {csv_path!r} "
+            "were written",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     except KeyboardInterrupt as exc:
         partial = getattr(exc, "result", None)
@@ -136,21 +153,34 @@ def run(args: argparse.Namespace) -> int:
             _write_generation(args, plan, partial)
         raise
     csv_path = _write_generation(args, plan, result)
-    say(args, f"{len(result)} images in {args.out!r} ({result.total_seconds:.1f} s, {len(result.fallbacks)} "
-               f"fallback(s), total cost {result.total_cost:.4g} {result.cost_unit}); table: {csv_path!r}")
+    say(
+        args,
+        f"{len(result)} images in {args.out!r} ({result.total_seconds:.1f} s, {len(result.fallbacks)} "
+        f"fallback(s), total cost {result.total_cost:.4g} {result.cost_unit}); table: {csv_path!r}",
+    )
     return EXIT_OK
 
 
 def add_parser(sub) -> None:
     """Add the ``generate`` subcommand to the subparsers ``sub``."""
-    generate = sub.add_parser("generate", help="route a file of prompts with a saved router and make the images; "
-                                               "with a saved CascadeRouter, also score them and escalate")
+    generate = sub.add_parser(
+        "generate",
+        help="route a file of prompts with a saved router and make the images; "
+        "with a saved CascadeRouter, also score them and escalate",
+    )
     add_prompt_arguments(generate)
-    generate.add_argument("--router", required=True, metavar="ROUTER.skops",
-                          help="a saved CostAwareRouter or CascadeRouter whose generators can make images (presets, "
-                               "DiffusersGenerator)")
-    generate.add_argument("--out", required=True, metavar="DIR",
-                          help="folder for the images and images.csv (a cascade's candidates and scores too)")
+    generate.add_argument(
+        "--router",
+        required=True,
+        metavar="ROUTER.skops",
+        help="a saved CostAwareRouter or CascadeRouter whose generators can make images (presets, DiffusersGenerator)",
+    )
+    generate.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for the images and images.csv (a cascade's candidates and scores too)",
+    )
     add_trust_argument(generate)
     generate.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the run (default: 0)")
     generate.add_argument("--batch-size", type=positive_int, default=8, help="largest batch per generator call")

@@ -35,8 +35,7 @@ def _decode(data: bytes, where: str) -> str:
     """``data`` as UTF-8 text (a byte-order mark dropped), or an error naming the line."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise InputError(
-            f"{where} starts with a UTF-16 byte-order mark; expected UTF-8. Convert it, e.g. "
-            "`iconv -f UTF-16 -t UTF-8`"
+            f"{where} starts with a UTF-16 byte-order mark; expected UTF-8. Convert it, e.g. `iconv -f UTF-16 -t UTF-8`"
         )
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
@@ -99,9 +98,7 @@ def _pick_column(header: list[str], where: str, column: str | None) -> int:
         raise InputError(f"{where} has no column {column!r}; its columns are {names}")
     if len(names) == 1:
         return 0
-    raise InputError(
-        f"{where} has the columns {names} and none is named 'prompt'; choose one with --column"
-    )
+    raise InputError(f"{where} has the columns {names} and none is named 'prompt'; choose one with --column")
 
 
 def read_prompts(source: str, column: str | None = None) -> list[str]:

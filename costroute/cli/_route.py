@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import sys
 import warnings
 
@@ -38,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
             router = fit_router(args, f"{len(prompts)} prompt(s) to route; ")
         cascade = hasattr(router, "first_choices")
         if cascade:
-            say(args, f"{args.router!r} holds a CascadeRouter: these are its first choices; `costroute generate` "
-                      "scores each image and may escalate to another generator ...")
+            say(
+                args,
+                f"{args.router!r} holds a CascadeRouter: these are its first choices; `costroute generate` "
+                "scores each image and may escalate to another generator ...",
+            )
             plan = router.first_choices(prompts, cost_penalty=args.cost_penalty, budget=args.budget)
         else:
             say(args, "routing ...")
@@ -50,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
         frame[f"predicted_{name}"] = plan.predicted_quality[:, k]
     frame.to_csv(sys.stdout, index=False, float_format="%.6g")
     sys.stdout.flush()
-    say(args, f"{len(plan)} prompts {'given their first choice' if cascade else 'routed'} with cost_penalty={plan.cost_penalty:.4g}, "
-               f"mean normalised cost {plan.mean_normalized_cost:.4f}, "
-               f"total {plan.total_cost:.4g} {plan.generators.cost_unit}")
+    say(
+        args,
+        f"{len(plan)} prompts {'given their first choice' if cascade else 'routed'} with cost_penalty={plan.cost_penalty:.4g}, "
+        f"mean normalised cost {plan.mean_normalized_cost:.4f}, "
+        f"total {plan.total_cost:.4g} {plan.generators.cost_unit}",
+    )
     if not args.quiet:
         print(plan.summary().round(4).to_string(), file=sys.stderr)
     return EXIT_OK
@@ -62,15 +67,23 @@ def add_parser(sub) -> None:
     """Add the ``route`` subcommand to the subparsers ``sub``."""
     from ..router import FEATURE_CHOICES, QUALITY_MODEL_CHOICES
 
-    route = sub.add_parser("route", help="route a file of prompts with a router fitted on a rated dataset, or a "
-                                         "saved one (--router); CSV to stdout")
+    route = sub.add_parser(
+        "route",
+        help="route a file of prompts with a router fitted on a rated dataset, or a "
+        "saved one (--router); CSV to stdout",
+    )
     add_prompt_arguments(route)
-    route.add_argument("--router", default=None, metavar="ROUTER.skops",
-                       help="a router saved by `costroute fit` or costroute.io.save, used as it is (no refit); for a "
-                            "saved CascadeRouter, the generator each prompt starts with")
+    route.add_argument(
+        "--router",
+        default=None,
+        metavar="ROUTER.skops",
+        help="a router saved by `costroute fit` or costroute.io.save, used as it is (no refit); for a "
+        "saved CascadeRouter, the generator each prompt starts with",
+    )
     add_trust_argument(route)
-    route.add_argument("--dataset", choices=DATASETS, default=None,
-                       help="training ratings (default: genai-bench); not with --router")
+    route.add_argument(
+        "--dataset", choices=DATASETS, default=None, help="training ratings (default: genai-bench); not with --router"
+    )
     route.add_argument("--cost-unit", choices=("flops", "usd"), default=None, help="default: flops")
     route.add_argument("--features", choices=FEATURE_CHOICES, default=None, help="default: minilm")
     route.add_argument("--quality-model", choices=QUALITY_MODEL_CHOICES, default=None, help="default: knn")

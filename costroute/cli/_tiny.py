@@ -28,22 +28,30 @@ def run(args: argparse.Namespace) -> int:
             build_tiny_pipeline(path, seed=seed)
         else:
             build_tiny_clip(path, seed=seed)
-        say(args, f"wrote a tiny {'Stable Diffusion pipeline' if kind == 'pipeline' else 'CLIP model'} "
-                  f"(random weights, seed {seed}) to {path!r}")
+        say(
+            args,
+            f"wrote a tiny {'Stable Diffusion pipeline' if kind == 'pipeline' else 'CLIP model'} "
+            f"(random weights, seed {seed}) to {path!r}",
+        )
     folder = args.folder.rstrip("/")
-    print(f"generators: small=diffusers:{folder}/sd:2 large=diffusers:{folder}/sd:8 other=diffusers:{folder}/sd-b:4\n"
-          f"scorers:    judge=clip:{folder}/judge fast=clip:{folder}/clip", file=sys.stdout)
+    print(
+        f"generators: small=diffusers:{folder}/sd:2 large=diffusers:{folder}/sd:8 other=diffusers:{folder}/sd-b:4\n"
+        f"scorers:    judge=clip:{folder}/judge fast=clip:{folder}/clip",
+        file=sys.stdout,
+    )
     return EXIT_OK
 
 
 def add_parser(sub) -> None:
     """Add the ``tiny`` subcommand to the subparsers ``sub``."""
     tiny = sub.add_parser(
-        "tiny", help="write tiny random-weight diffusers pipelines and CLIP models to a folder (offline, seconds), "
-                     "to try collect, fit, route and generate without downloading anything",
+        "tiny",
+        help="write tiny random-weight diffusers pipelines and CLIP models to a folder (offline, seconds), "
+        "to try collect, fit, route and generate without downloading anything",
         description="Write tiny models with random weights: FOLDER/sd and FOLDER/sd-b (Stable Diffusion pipelines, "
-                    "64x64 noise-like images) and FOLDER/clip and FOLDER/judge (CLIP models). They load offline like "
-                    "real ones (diffusers:FOLDER/sd:STEPS, clip:FOLDER/clip); their images and scores mean nothing.")
+        "64x64 noise-like images) and FOLDER/clip and FOLDER/judge (CLIP models). They load offline like "
+        "real ones (diffusers:FOLDER/sd:STEPS, clip:FOLDER/clip); their images and scores mean nothing.",
+    )
     tiny.add_argument("folder", help="where to write them (created if needed)")
     tiny.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     tiny.set_defaults(func=run)

@@ -135,8 +135,9 @@ def check_result(result: Any, unit: WorkUnit, backend: Backend) -> None:
     for row in result.rows:
         p = row.position
         if not isinstance(p, int) or not 0 <= p < len(unit) or p in seen or p in result.failures:
-            raise RuntimeError(f"{where} an image at position {p!r}: positions must be distinct and in "
-                               f"[0, {len(unit)})")
+            raise RuntimeError(
+                f"{where} an image at position {p!r}: positions must be distinct and in [0, {len(unit)})"
+            )
         seen.add(p)
         if len(row.scores) != len(unit.scorers):
             raise RuntimeError(f"{where} {len(row.scores)} scores for position {p}, expected {len(unit.scorers)}")

@@ -71,9 +71,11 @@ class CollectSummary:
         return self.cells_missing == 0
 
     def __str__(self) -> str:
-        text = (f"{self.cells_written} cells written ({self.images_generated} images generated, "
-                f"{self.images_rescored} saved images scored again), {self.cells_before} already in the store, "
-                f"{self.cells_missing} missing, of {self.cells} in {self.seconds:.1f} s")
+        text = (
+            f"{self.cells_written} cells written ({self.images_generated} images generated, "
+            f"{self.images_rescored} saved images scored again), {self.cells_before} already in the store, "
+            f"{self.cells_missing} missing, of {self.cells} in {self.seconds:.1f} s"
+        )
         if self.failures:
             text += f"; {len(self.failures)} images failed"
         return text
@@ -107,11 +109,14 @@ class _Arguments:
 # ---------------------------------------------------------------------- argument checks
 def _check_prompts(prompts: Any) -> list[str]:
     if isinstance(prompts, (str, bytes)):
-        raise TypeError(f"prompts must be a sequence of str, got a single {type(prompts).__name__} {prompts!r}; "
-                        "wrap it in a list")
+        raise TypeError(
+            f"prompts must be a sequence of str, got a single {type(prompts).__name__} {prompts!r}; wrap it in a list"
+        )
     if prompts is None or isinstance(prompts, Mapping) or not isinstance(prompts, Iterable):
-        raise TypeError(f"prompts must be a sequence of str (a list, a pandas Series ...), got "
-                        f"{type(prompts).__name__}: {prompts!r}")
+        raise TypeError(
+            f"prompts must be a sequence of str (a list, a pandas Series ...), got "
+            f"{type(prompts).__name__}: {prompts!r}"
+        )
     prompts = list(prompts)
     if not prompts:
         raise ValueError("prompts is empty; pass at least one prompt")
@@ -123,26 +128,37 @@ def _check_prompts(prompts: Any) -> list[str]:
     dupes = [p for p in prompts if p in seen or seen.add(p)]
     if dupes:
         shown = list(dict.fromkeys(dupes))[:5]
-        raise ValueError(f"prompts holds {len(dupes)} duplicate(s), e.g. {shown}; a prompt is one row of the "
-                         "collection (use seeds= for several images of it): pass list(dict.fromkeys(prompts))")
+        raise ValueError(
+            f"prompts holds {len(dupes)} duplicate(s), e.g. {shown}; a prompt is one row of the "
+            "collection (use seeds= for several images of it): pass list(dict.fromkeys(prompts))"
+        )
     return prompts
 
 
 def _check_generators(generators: Any) -> list[BackendGenerator]:
     if isinstance(generators, GeneratorSpec):
-        raise TypeError(f"generators must be a list of generators, got a single {type(generators).__name__} "
-                        f"{generators.name!r}; wrap it in a list")
+        raise TypeError(
+            f"generators must be a list of generators, got a single {type(generators).__name__} "
+            f"{generators.name!r}; wrap it in a list"
+        )
     if generators is None or isinstance(generators, (str, bytes, Mapping)) or not isinstance(generators, Iterable):
-        raise TypeError("generators must be a GeneratorRegistry or a list of generators with a backend "
-                        "(DiffusersGenerator, CallableGenerator, a preset), got "
-                        f"{type(generators).__name__}: {generators!r}")
+        raise TypeError(
+            "generators must be a GeneratorRegistry or a list of generators with a backend "
+            "(DiffusersGenerator, CallableGenerator, a preset), got "
+            f"{type(generators).__name__}: {generators!r}"
+        )
     specs = list(generators)
     for spec in specs:
         if not isinstance(spec, BackendGenerator):
-            what = f"a plain GeneratorSpec {spec.name!r}" if isinstance(spec, GeneratorSpec) else \
-                f"{type(spec).__name__} {spec!r}"
-            raise TypeError(f"every generator must be able to make images (DiffusersGenerator, CallableGenerator, "
-                            f"a preset from costroute.generators.presets); got {what}")
+            what = (
+                f"a plain GeneratorSpec {spec.name!r}"
+                if isinstance(spec, GeneratorSpec)
+                else f"{type(spec).__name__} {spec!r}"
+            )
+            raise TypeError(
+                f"every generator must be able to make images (DiffusersGenerator, CallableGenerator, "
+                f"a preset from costroute.generators.presets); got {what}"
+            )
     GeneratorRegistry(specs)  # at least one, unique names, one cost unit
     return specs
 
@@ -151,15 +167,19 @@ def _check_scorers(scorers: Any) -> list[Scorer]:
     if isinstance(scorers, Scorer):
         return [scorers]
     if scorers is None or isinstance(scorers, (str, bytes, Mapping)) or not isinstance(scorers, Iterable):
-        raise TypeError(f"scorers must be a list of Scorer (CLIPScorer, VQAScorer, CallableScorer), got "
-                        f"{type(scorers).__name__}: {scorers!r}")
+        raise TypeError(
+            f"scorers must be a list of Scorer (CLIPScorer, VQAScorer, CallableScorer), got "
+            f"{type(scorers).__name__}: {scorers!r}"
+        )
     out = list(scorers)
     if not out:
         raise ValueError("scorers is empty; pass at least one Scorer, e.g. [CLIPScorer(...)]")
     for scorer in out:
         if not isinstance(scorer, Scorer):
-            raise TypeError(f"every scorer must be a costroute.scoring.Scorer (wrap a function with "
-                            f"CallableScorer), got {type(scorer).__name__}: {scorer!r}")
+            raise TypeError(
+                f"every scorer must be a costroute.scoring.Scorer (wrap a function with "
+                f"CallableScorer), got {type(scorer).__name__}: {scorer!r}"
+            )
     names = [s.name for s in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -173,8 +193,10 @@ def _check_seeds(seeds: Any) -> list[int]:
             raise ValueError(f"seeds must be a number of seeds >= 1 or a list of seed indices, got {seeds!r}")
         return list(range(int(seeds)))
     if isinstance(seeds, (str, bytes, Mapping)) or not isinstance(seeds, Iterable):
-        raise TypeError(f"seeds must be a number of seeds >= 1 or a list of seed indices >= 0, got "
-                        f"{type(seeds).__name__}: {seeds!r}")
+        raise TypeError(
+            f"seeds must be a number of seeds >= 1 or a list of seed indices >= 0, got "
+            f"{type(seeds).__name__}: {seeds!r}"
+        )
     out = list(seeds)
     if not out:
         raise ValueError("seeds is an empty list; pass a number of seeds >= 1 or seed indices such as [0, 1]")
@@ -192,8 +214,7 @@ def _check_folder(save_images: Any) -> str | None:
     if isinstance(save_images, os.PathLike):
         save_images = os.fspath(save_images)
     if not isinstance(save_images, str) or not save_images.strip():
-        raise TypeError(f"save_images must be a folder path or None, got {type(save_images).__name__}: "
-                        f"{save_images!r}")
+        raise TypeError(f"save_images must be a folder path or None, got {type(save_images).__name__}: {save_images!r}")
     folder = os.path.abspath(os.path.expanduser(save_images))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"save_images={save_images!r} is a file; pass a folder (it is created when missing)")
@@ -206,21 +227,32 @@ def _check_store_path(store: Any) -> str:
     if isinstance(store, os.PathLike):
         store = os.fspath(store)
     if not isinstance(store, str) or not store.strip():
-        raise TypeError(f"store must be the path of an SQLite file such as 'run.sqlite', got "
-                        f"{type(store).__name__}: {store!r}")
+        raise TypeError(
+            f"store must be the path of an SQLite file such as 'run.sqlite', got {type(store).__name__}: {store!r}"
+        )
     path = os.path.abspath(os.path.expanduser(store))
     if os.path.isdir(path):
-        raise ValueError(f"store={store!r} is a folder; pass the path of an SQLite file, e.g. "
-                         f"{os.path.join(store, 'run.sqlite')!r}")
+        raise ValueError(
+            f"store={store!r} is a folder; pass the path of an SQLite file, e.g. {os.path.join(store, 'run.sqlite')!r}"
+        )
     if not os.path.isdir(os.path.dirname(path)):
         raise ValueError(f"the folder of store={store!r} does not exist; create {os.path.dirname(path)!r} first")
     check_store_file(path)  # a text file, another database, a future schema: refused before any model loads
     return path
 
 
-def check_arguments(prompts: Any, generators: Any, scorers: Any, store: Any, seeds: Any = 1, batch_size: Any = 8,
-                    backend: Any = "local", progress: Any = True, save_images: Any = None,
-                    regenerate: Any = False) -> _Arguments:
+def check_arguments(
+    prompts: Any,
+    generators: Any,
+    scorers: Any,
+    store: Any,
+    seeds: Any = 1,
+    batch_size: Any = 8,
+    backend: Any = "local",
+    progress: Any = True,
+    save_images: Any = None,
+    regenerate: Any = False,
+) -> _Arguments:
     """Check :func:`collect`'s arguments without counting costs, loading or opening anything."""
     prompts = _check_prompts(prompts)
     generators = _check_generators(generators)
@@ -233,8 +265,18 @@ def check_arguments(prompts: Any, generators: Any, scorers: Any, store: Any, see
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     backend = resolve_backend(backend)
-    return _Arguments(prompts, generators, scorers, path, seeds, int(batch_size), backend, bool(progress),
-                      _check_folder(save_images), bool(regenerate))
+    return _Arguments(
+        prompts,
+        generators,
+        scorers,
+        path,
+        seeds,
+        int(batch_size),
+        backend,
+        bool(progress),
+        _check_folder(save_images),
+        bool(regenerate),
+    )
 
 
 # ---------------------------------------------------------------------- the run
@@ -334,8 +376,9 @@ def collect(
     True
     """
     start = time.perf_counter()
-    args = check_arguments(prompts, generators, scorers, store, seeds, batch_size, backend, progress, save_images,
-                           regenerate)
+    args = check_arguments(
+        prompts, generators, scorers, store, seeds, batch_size, backend, progress, save_images, regenerate
+    )
     # identities and costs first: counting a cost may fail, and nothing is written before it all passed
     gen_idents = [generator_identity(g) for g in args.generators]
     scorer_idents = [scorer_identity(s) for s in args.scorers]
@@ -347,27 +390,41 @@ def collect(
         os.makedirs(args.save_images, exist_ok=True)
     with WriterLock(args.store) as lock, CollectionStore(args.store) as db:
         if lock.other is not None:
-            warnings.warn(f"{lock.describe()} is writing to the store {db.path!r}. Both runs generate every image "
-                          "still missing, so that work is paid for twice (no row is stored twice); stop one of "
-                          "them, or give each run different prompts or generators", ConcurrentWriterWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{lock.describe()} is writing to the store {db.path!r}. Both runs generate every image "
+                "still missing, so that work is paid for twice (no row is stored twice); stop one of "
+                "them, or give each run different prompts or generators",
+                ConcurrentWriterWarning,
+                stacklevel=2,
+            )
         prompt_ids = db.register_prompts(args.prompts)
         gen_ids = [db.register_generator(k, ident, float(g.cost)) for (k, ident), g in zip(gen_keys, args.generators)]
-        scorer_ids = [db.register_scorer(k, s.name, ident, scorer_cost(s))
-                      for (k, ident), s in zip(scorer_keys, args.scorers)]
+        scorer_ids = [
+            db.register_scorer(k, s.name, ident, scorer_cost(s)) for (k, ident), s in zip(scorer_keys, args.scorers)
+        ]
         units, cells, summary = _plan(db, args, prompt_ids, gen_ids, scorer_ids, [k for k, _ in gen_keys])
         summary.store = db.path
         _run(db, args, units, cells, summary, gen_ids, scorer_ids)
     summary.seconds = time.perf_counter() - start
     if summary.failures:
         shown = "; ".join(f"{g} seed {s} {p[:40]!r}: {why}" for (p, g, s), why in list(summary.failures.items())[:3])
-        warnings.warn(f"{len(summary.failures)} image(s) failed and are not in the store (e.g. {shown}); run collect "
-                      "again to retry them", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(summary.failures)} image(s) failed and are not in the store (e.g. {shown}); run collect "
+            "again to retry them",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return summary
 
 
-def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids: list[int], scorer_ids: list[int],
-          gen_keys: list[str]) -> tuple[list[WorkUnit], dict[int, list[_Cell]], CollectSummary]:
+def _plan(
+    db: CollectionStore,
+    args: _Arguments,
+    prompt_ids: list[int],
+    gen_ids: list[int],
+    scorer_ids: list[int],
+    gen_keys: list[str],
+) -> tuple[list[WorkUnit], dict[int, list[_Cell]], CollectSummary]:
     """The units still to run, the store cells of each, and the summary's starting counts."""
     existing = db.images_of(gen_ids)
     scored = db.scored(gen_ids)
@@ -401,8 +458,9 @@ def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids:
                 if state == "ok":
                     rescore.setdefault(missing, []).append((cell, prompt, resolved))
                 elif state == "outside":  # never opened, never replaced: reported
-                    saved.outside.append(f"image {image_id} ({prompt[:40]!r}, generator {gen.name!r}, seed {s}): "
-                                         f"{path!r}")
+                    saved.outside.append(
+                        f"image {image_id} ({prompt[:40]!r}, generator {gen.name!r}, seed {s}): {path!r}"
+                    )
                 elif args.regenerate:
                     regen.setdefault((g, missing), []).append((cell, prompt))
                 else:
@@ -425,23 +483,40 @@ def _plan(db: CollectionStore, args: _Arguments, prompt_ids: list[int], gen_ids:
 
     def add(items: list, make) -> None:
         for start in range(0, len(items), args.batch_size):
-            chunk = items[start:start + args.batch_size]
+            chunk = items[start : start + args.batch_size]
             unit = make(len(units), chunk)
             units.append(unit)
             cells[unit.id] = [item[0] for item in chunk]
 
     for missing, items in rescore.items():
         scorers = tuple(args.scorers[j] for j in missing)
-        add(items, lambda uid, chunk, scorers=scorers: WorkUnit(
-            uid, scorers, tuple(p for _, p, _ in chunk), paths=tuple(path for _, _, path in chunk),
-            batch_size=args.batch_size))
+        add(
+            items,
+            lambda uid, chunk, scorers=scorers: WorkUnit(
+                uid,
+                scorers,
+                tuple(p for _, p, _ in chunk),
+                paths=tuple(path for _, _, path in chunk),
+                batch_size=args.batch_size,
+            ),
+        )
     for g, gen in enumerate(args.generators):
         groups = [(tuple(args.scorers), fresh.get(g, []))]
         groups += [(tuple(args.scorers[j] for j in missing), items) for (h, missing), items in regen.items() if h == g]
         for scorers, items in groups:
-            add(items, lambda uid, chunk, scorers=scorers, gen=gen, key=gen_keys[g]: WorkUnit(
-                uid, scorers, tuple(p for _, p in chunk), generator=gen, generator_key=key,
-                seeds=tuple(c.seed for c, _ in chunk), save_images=args.save_images, batch_size=args.batch_size))
+            add(
+                items,
+                lambda uid, chunk, scorers=scorers, gen=gen, key=gen_keys[g]: WorkUnit(
+                    uid,
+                    scorers,
+                    tuple(p for _, p in chunk),
+                    generator=gen,
+                    generator_key=key,
+                    seeds=tuple(c.seed for c, _ in chunk),
+                    save_images=args.save_images,
+                    batch_size=args.batch_size,
+                ),
+            )
     total = len(args.prompts) * len(args.generators) * len(args.seeds) * n_scorers
     return units, cells, CollectSummary(args.store, total, done)
 
@@ -452,28 +527,48 @@ def _unsaved_message(store: str, unsaved: dict[str, int], saved: SavedImages) ->
     text = f"the store {store!r} holds images that lack scores ({counts}) and cannot be read: "
     reasons = []
     if saved.gone_unscored:
-        reasons.append(f"{len(saved.gone_unscored)} saved file(s) are missing ({', '.join(saved.gone_unscored[:5])}"
-                       f"{' ...' if len(saved.gone_unscored) > 5 else ''})")
+        reasons.append(
+            f"{len(saved.gone_unscored)} saved file(s) are missing ({', '.join(saved.gone_unscored[:5])}"
+            f"{' ...' if len(saved.gone_unscored) > 5 else ''})"
+        )
     if saved.unchecked:
-        reasons.append(f"{len(saved.unchecked)} were saved (e.g. {saved.unchecked[0]}) but save_images is not given; "
-                       "pass save_images=FOLDER (`--save-images FOLDER`), the folder they are in, to score them")
+        reasons.append(
+            f"{len(saved.unchecked)} were saved (e.g. {saved.unchecked[0]}) but save_images is not given; "
+            "pass save_images=FOLDER (`--save-images FOLDER`), the folder they are in, to score them"
+        )
     if saved.never:
         reasons.append(f"{saved.never} were not saved (collect ran without save_images)")
-    return (text + "; ".join(reasons) + ". Pass regenerate=True (`--regenerate`) to generate them again with the same "
-            "seeds and pay for them once more, or collect into a new store; pass save_images=FOLDER from now on so "
-            "that later scorers can reuse them")
+    return (
+        text + "; ".join(reasons) + ". Pass regenerate=True (`--regenerate`) to generate them again with the same "
+        "seeds and pay for them once more, or collect into a new store; pass save_images=FOLDER from now on so "
+        "that later scorers can reuse them"
+    )
 
 
-def _run(db: CollectionStore, args: _Arguments, units: list[WorkUnit], cells: dict[int, list[_Cell]],
-         summary: CollectSummary, gen_ids: list[int], scorer_ids: list[int]) -> None:
+def _run(
+    db: CollectionStore,
+    args: _Arguments,
+    units: list[WorkUnit],
+    cells: dict[int, list[_Cell]],
+    summary: CollectSummary,
+    gen_ids: list[int],
+    scorer_ids: list[int],
+) -> None:
     """Send the units to the backend; write each result in one transaction as it comes back."""
     from tqdm.auto import tqdm
 
     by_id = {u.id: u for u in units}
     cost_of = {gid: float(g.cost) for g, gid in zip(args.generators, gen_ids)}
     scorer_id = {s.name: sid for s, sid in zip(args.scorers, scorer_ids)}
-    bar = tqdm(total=summary.cells, initial=summary.cells_before, unit="cell", desc="collect", file=sys.stderr,
-               disable=not args.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=summary.cells,
+        initial=summary.cells_before,
+        unit="cell",
+        desc="collect",
+        file=sys.stderr,
+        disable=not args.progress,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter()
     try:
         if not units:
@@ -489,15 +584,25 @@ def _run(db: CollectionStore, args: _Arguments, units: list[WorkUnit], cells: di
         bar.close()
 
 
-def _write_all(db: CollectionStore, args: _Arguments, results: Iterable[UnitResult], by_id: dict[int, WorkUnit],
-               cells: dict[int, list[_Cell]], summary: CollectSummary, cost_of: dict[int, float],
-               scorer_id: dict[str, int], bar: Any, started: float) -> None:
+def _write_all(
+    db: CollectionStore,
+    args: _Arguments,
+    results: Iterable[UnitResult],
+    by_id: dict[int, WorkUnit],
+    cells: dict[int, list[_Cell]],
+    summary: CollectSummary,
+    cost_of: dict[int, float],
+    scorer_id: dict[str, int],
+    bar: Any,
+    started: float,
+) -> None:
     """Write each result in one transaction as it comes back, and count it."""
     for result in results:
         unit = by_id.get(getattr(result, "unit_id", None))
         if unit is None:
-            raise RuntimeError(f"backend {args.backend!r} returned a result for unknown unit "
-                               f"{getattr(result, 'unit_id', result)!r}")
+            raise RuntimeError(
+                f"backend {args.backend!r} returned a result for unknown unit {getattr(result, 'unit_id', result)!r}"
+            )
         check_result(result, unit, args.backend)
         written = _write(db, unit, cells[unit.id], result, cost_of, scorer_id)
         summary.cells_written += written
@@ -511,13 +616,20 @@ def _write_all(db: CollectionStore, args: _Arguments, results: Iterable[UnitResu
             summary.failures[(unit.prompts[position], name, cell.seed_index)] = why
         elapsed = time.perf_counter() - started
         made = summary.images_generated + summary.images_rescored
-        bar.set_postfix({"img/s": f"{made / elapsed:.2f}" if elapsed > 0 else "-",
-                         "failed": len(summary.failures)}, refresh=False)
+        bar.set_postfix(
+            {"img/s": f"{made / elapsed:.2f}" if elapsed > 0 else "-", "failed": len(summary.failures)}, refresh=False
+        )
         bar.update(written)
 
 
-def _write(db: CollectionStore, unit: WorkUnit, cells: list[_Cell], result: UnitResult, cost_of: dict[int, float],
-           scorer_id: dict[str, int]) -> int:
+def _write(
+    db: CollectionStore,
+    unit: WorkUnit,
+    cells: list[_Cell],
+    result: UnitResult,
+    cost_of: dict[int, float],
+    scorer_id: dict[str, int],
+) -> int:
     """Write one unit's result in one transaction; the number of scores written."""
     sids = [scorer_id[s.name] for s in unit.scorers]
     images: list[NewImage] = []
@@ -526,9 +638,18 @@ def _write(db: CollectionStore, unit: WorkUnit, cells: list[_Cell], result: Unit
     for row in result.rows:
         cell = cells[row.position]
         if cell.image_id is None:
-            images.append(NewImage(cell.prompt_id, cell.generator_id, cell.seed_index, cell.seed,
-                                   cost_of[cell.generator_id], float(row.seconds), row.path,
-                                   [(sid, value, seconds) for sid, (value, seconds) in zip(sids, row.scores)]))
+            images.append(
+                NewImage(
+                    cell.prompt_id,
+                    cell.generator_id,
+                    cell.seed_index,
+                    cell.seed,
+                    cost_of[cell.generator_id],
+                    float(row.seconds),
+                    row.path,
+                    [(sid, value, seconds) for sid, (value, seconds) in zip(sids, row.scores)],
+                )
+            )
         else:
             scores += [NewScore(cell.image_id, sid, value, seconds) for sid, (value, seconds) in zip(sids, row.scores)]
             if unit.generator is not None and row.path is not None:  # made again: its new file replaces the old

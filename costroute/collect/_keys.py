@@ -19,8 +19,15 @@ from typing import Any
 
 from ..execution import candidate_seed
 
-__all__ = ["IGNORED_SETTINGS", "generator_identity", "generator_key", "image_seed_for", "prompt_number",
-           "scorer_identity", "scorer_key"]
+__all__ = [
+    "IGNORED_SETTINGS",
+    "generator_identity",
+    "generator_key",
+    "image_seed_for",
+    "prompt_number",
+    "scorer_identity",
+    "scorer_key",
+]
 
 #: Settings left out of the keys: where a model runs and how many images go through it at
 #: once change the speed, not what is computed (up to floating-point rounding).

@@ -73,8 +73,9 @@ class WriterLock:
             self._fd = None
             return self
         self.held = True
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode()
+        record = json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        ).encode()
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, record, 0)
         return self
@@ -91,8 +92,10 @@ class WriterLock:
         other = self.other or {}
         if not other.get("pid"):
             return "another collect run"
-        return (f"another collect run (process {other['pid']} on host {other.get('host', '?')!r}, started "
-                f"{other.get('started', '?')})")
+        return (
+            f"another collect run (process {other['pid']} on host {other.get('host', '?')!r}, started "
+            f"{other.get('started', '?')})"
+        )
 
     def __exit__(self, *exc: Any) -> None:
         if self._fd is not None:

@@ -113,8 +113,10 @@ class LocalBackend(Backend):
                     scores = scorer.score(prompts, batch, progress=False)
                 except Exception as exc:
                     what = "saved images" if unit.generator is None else f"images of generator {unit.generator.name!r}"
-                    exc.add_note(f"while scorer {scorer.name!r} scored a batch of {len(ok)} {what}; the batches "
-                                 "finished before are in the store, and running collect again resumes there")
+                    exc.add_note(
+                        f"while scorer {scorer.name!r} scored a batch of {len(ok)} {what}; the batches "
+                        "finished before are in the store, and running collect again resumes there"
+                    )
                     raise
                 per_image = (time.perf_counter() - start) / len(ok)
                 for j, value in enumerate(scores):
@@ -122,8 +124,15 @@ class LocalBackend(Backend):
         result.rows = [ImageRow(p, seconds[p], paths[p], values[j]) for j, p in enumerate(ok)]
         return result
 
-    def _generate(self, unit: WorkUnit, runners: dict[str, BatchRunner], failed_loads: dict[str, str],
-                  result: UnitResult, images: dict[int, Any], seconds: dict[int, float]) -> None:
+    def _generate(
+        self,
+        unit: WorkUnit,
+        runners: dict[str, BatchRunner],
+        failed_loads: dict[str, str],
+        result: UnitResult,
+        images: dict[int, Any],
+        seconds: dict[int, float],
+    ) -> None:
         generator = unit.generator
         key = unit.generator_key or generator.name
         if key not in failed_loads and key not in runners:

@@ -50,7 +50,7 @@ def _import_ray() -> Any:
 def _split_address(address: str, name: str = "address") -> tuple[str, int]:
     """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT`` (``[IPV6]:PORT`` too); ``ValueError`` otherwise."""
     text = address.strip()
-    rest = text[len("ray://"):] if text.startswith("ray://") else text
+    rest = text[len("ray://") :] if text.startswith("ray://") else text
     host, sep, port = rest.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -81,8 +81,10 @@ def _cluster_address(address: str | None) -> tuple[str | None, str]:
     try:
         found = services.get_ray_address_from_environment(addr, None)
     except ConnectionError as exc:  # 'auto', and no cluster runs here
-        raise ConnectionError(f"address='auto' finds no running Ray cluster on this machine ({exc}); start one "
-                              "with `ray start --head`, or pass its address as HOST:PORT") from None
+        raise ConnectionError(
+            f"address='auto' finds no running Ray cluster on this machine ({exc}); start one "
+            "with `ray start --head`, or pass its address as HOST:PORT"
+        ) from None
     return found, "the cluster of the last `ray start` on this machine (address='auto' or None)"
 
 
@@ -107,13 +109,13 @@ def _probe(address: str, origin: str, timeout: float) -> None:
     thread.join(timeout + 0.5)  # bounds the host name look-up as well
     if outcome and outcome[0] is None:
         return
-    why = (f"{type(outcome[0]).__name__}: {outcome[0]}" if outcome
-           else f"no answer within connect_timeout={timeout:g} s")
+    why = f"{type(outcome[0]).__name__}: {outcome[0]}" if outcome else f"no answer within connect_timeout={timeout:g} s"
     raise ConnectionError(
         f"cannot reach the Ray cluster at {address!r} (from {origin}) after {time.monotonic() - start:.1f} s: "
         f"{why}. Check that its head node is running (`ray status --address {host}:{port}` on a machine of the "
         f"cluster; `ray start --head` starts one), that the address is {_ADDRESS_FORMS}, and that this machine "
-        "can reach it (firewall); raise connect_timeout (--connect-timeout) for a slow network")
+        "can reach it (firewall); raise connect_timeout (--connect-timeout) for a slow network"
+    )
 
 
 def _current_cluster_file() -> str:
@@ -213,8 +215,13 @@ class _Watchdog:
     def __init__(self, roots: list[int]) -> None:
         source = inspect.getsource(_watchdog)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", f"{source}\n_watchdog({os.getpid()})"], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+            [sys.executable, "-c", f"{source}\n_watchdog({os.getpid()})"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
         self.process.stdin.write(" ".join(str(p) for p in roots) + "\n")
         self.process.stdin.flush()
 
@@ -225,8 +232,12 @@ class _Watchdog:
             return None
         node = getattr(getattr(ray, "_private", None), "worker", None)
         node = getattr(node, "_global_node", None)
-        roots = [info.process.pid for infos in getattr(node, "all_processes", {}).values() for info in infos
-                 if getattr(info, "process", None) is not None]
+        roots = [
+            info.process.pid
+            for infos in getattr(node, "all_processes", {}).values()
+            for info in infos
+            if getattr(info, "process", None) is not None
+        ]
         return cls(roots) if roots else None
 
     def done(self) -> None:
@@ -347,9 +358,15 @@ class RayBackend(Backend):
 
     name = "ray"
 
-    def __init__(self, num_workers: int | None = None, address: str | None = None,
-                 num_gpus_per_worker: float | None = None, num_cpus_per_worker: float = 1,
-                 max_retries: int = 2, connect_timeout: float = 30) -> None:
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        address: str | None = None,
+        num_gpus_per_worker: float | None = None,
+        num_cpus_per_worker: float = 1,
+        max_retries: int = 2,
+        connect_timeout: float = 30,
+    ) -> None:
         self.num_workers = num_workers
         self.address = address
         self.num_gpus_per_worker = num_gpus_per_worker
@@ -358,8 +375,14 @@ class RayBackend(Backend):
         self.connect_timeout = connect_timeout
 
     def __repr__(self) -> str:
-        params = ("num_workers", "address", "num_gpus_per_worker", "num_cpus_per_worker", "max_retries",
-                  "connect_timeout")
+        params = (
+            "num_workers",
+            "address",
+            "num_gpus_per_worker",
+            "num_cpus_per_worker",
+            "max_retries",
+            "connect_timeout",
+        )
         defaults = (None, None, None, 1, 2, 30)
         shown = [f"{p}={getattr(self, p)!r}" for p, d in zip(params, defaults) if getattr(self, p) != d]
         return f"RayBackend({', '.join(shown)})"
@@ -384,22 +407,32 @@ class RayBackend(Backend):
         """
         n = self.num_workers
         if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-            raise ValueError(f"num_workers must be a positive integer (actors in the pool) or None (one per GPU, "
-                             f"else one per CPU), got {n!r}")
+            raise ValueError(
+                f"num_workers must be a positive integer (actors in the pool) or None (one per GPU, "
+                f"else one per CPU), got {n!r}"
+            )
         if self.address is not None and (not isinstance(self.address, str) or not self.address.strip()):
-            raise TypeError(f"address must be a Ray cluster address such as 'auto' or 'HOST:PORT', or None to start "
-                            f"a local instance, got {type(self.address).__name__}: {self.address!r}")
+            raise TypeError(
+                f"address must be a Ray cluster address such as 'auto' or 'HOST:PORT', or None to start "
+                f"a local instance, got {type(self.address).__name__}: {self.address!r}"
+            )
         if self.address is not None and self.address.strip() not in ("auto", "local"):
             _split_address(self.address)
         t = self.connect_timeout
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
             raise ValueError(f"connect_timeout must be a finite number of seconds > 0, got {t!r}")
-        for name, value, least in (("num_gpus_per_worker", self.num_gpus_per_worker, 0),
-                                   ("num_cpus_per_worker", self.num_cpus_per_worker, 0)):
+        for name, value, least in (
+            ("num_gpus_per_worker", self.num_gpus_per_worker, 0),
+            ("num_cpus_per_worker", self.num_cpus_per_worker, 0),
+        ):
             if value is None and name == "num_gpus_per_worker":
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= least \
-                    or (name == "num_cpus_per_worker" and value == 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not value >= least
+                or (name == "num_cpus_per_worker" and value == 0)
+            ):
                 relation = "> 0" if name == "num_cpus_per_worker" else ">= 0 or None"
                 raise ValueError(f"{name} must be a number {relation}, got {value!r}")
         r = self.max_retries
@@ -414,8 +447,11 @@ class RayBackend(Backend):
         ray = sys.modules.get("ray")
         if ray is not None and getattr(ray, "is_initialized", lambda: False)():
             return None
-        if self.address is None and not os.environ.get("RAY_ADDRESS", "").strip() \
-                and not os.path.exists(_current_cluster_file()):
+        if (
+            self.address is None
+            and not os.environ.get("RAY_ADDRESS", "").strip()
+            and not os.path.exists(_current_cluster_file())
+        ):
             return None  # a local instance: nothing to reach, and no need to import ray to know it
         address, origin = _cluster_address(self.address)
         if address is not None:
@@ -435,8 +471,9 @@ class RayBackend(Backend):
         if started:
             address = self._reach()
             if address is None:  # a local instance for this run, on loopback, that ends with this process
-                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
-                         logging_level=logging.ERROR)
+                ray.init(
+                    address="local", include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.ERROR
+                )
                 watchdog = _Watchdog.start(ray)
             else:
                 ray.init(address=address, logging_level=logging.ERROR)
@@ -462,7 +499,8 @@ class RayBackend(Backend):
             raise ValueError(
                 f"num_workers={n} actors of {self.num_cpus_per_worker} CPU(s) and {per_gpu} GPU(s) each do not fit in "
                 f"the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs): lower num_workers, num_cpus_per_worker or "
-                "num_gpus_per_worker, or attach to a larger cluster (address=)")
+                "num_gpus_per_worker, or attach to a larger cluster (address=)"
+            )
         return min(n, n_units), float(per_gpu)
 
     def _run(self, ray: Any, units: list[WorkUnit]) -> Iterator[UnitResult]:
@@ -489,7 +527,8 @@ class RayBackend(Backend):
                                 f"{pool.sent[u.id]} times (max_retries={self.max_retries}); the last time: "
                                 f"{type(exc).__name__}: {exc}. The units finished before are in the store: run "
                                 "collect again to resume, with max_retries raised if actors die for reasons that "
-                                "pass (pre-empted nodes)") from exc
+                                "pass (pre-empted nodes)"
+                            ) from exc
                     ray.kill(slot.handle)
                     slot.handle = worker.remote()  # a fresh actor, on the same generator
                     pool.fill()

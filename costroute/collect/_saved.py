@@ -63,13 +63,17 @@ class SavedImages:
 
     def outside_message(self, store: str) -> str:
         """The warning about paths outside the folder (``outside`` holds row descriptions)."""
-        return (f"the store {store!r} records {len(self.outside)} saved image path(s) outside the save_images folder "
-                f"{self.folder!r}: {_shown(self.outside)}. They were not opened, and those cells were skipped (the "
-                "store was edited by hand, or the images were saved in another folder): pass that folder as "
-                "save_images (`--save-images FOLDER`) if you trust it")
+        return (
+            f"the store {store!r} records {len(self.outside)} saved image path(s) outside the save_images folder "
+            f"{self.folder!r}: {_shown(self.outside)}. They were not opened, and those cells were skipped (the "
+            "store was edited by hand, or the images were saved in another folder): pass that folder as "
+            "save_images (`--save-images FOLDER`) if you trust it"
+        )
 
     def gone_message(self, store: str) -> str:
         """The warning about scored images whose files are gone."""
-        return (f"{len(self.gone)} saved image file(s) recorded in the store {store!r} are missing: "
-                f"{_shown(self.gone)}. Their scores are kept, but a scorer added later cannot score them; pass "
-                "regenerate=True (`--regenerate`) to make them again with the same seeds and save them")
+        return (
+            f"{len(self.gone)} saved image file(s) recorded in the store {store!r} are missing: "
+            f"{_shown(self.gone)}. Their scores are kept, but a scorer added later cannot score them; pass "
+            "regenerate=True (`--regenerate`) to make them again with the same seeds and save them"
+        )

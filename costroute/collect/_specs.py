@@ -29,8 +29,15 @@ from ._backend import Backend
 from ._local import LocalBackend
 from ._ray import RayBackend
 
-__all__ = ["BACKENDS", "GENERATOR_FORMS", "SCORER_FORMS", "parse_backend", "parse_generator", "parse_scorer",
-           "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "GENERATOR_FORMS",
+    "SCORER_FORMS",
+    "parse_backend",
+    "parse_generator",
+    "parse_scorer",
+    "resolve_backend",
+]
 
 GENERATOR_FORMS = "[NAME=]PRESET[:STEPS] or [NAME=]diffusers:MODEL[:STEPS]"
 SCORER_FORMS = "[NAME=]clip[:MODEL] or [NAME=]vqa[:MODEL]"
@@ -53,8 +60,10 @@ def _split_steps(rest: str, text: str) -> tuple[str, int | None]:
     if not sep or re.search(r"[/\\]", tail):  # no steps; or a Windows drive such as C:\models\x
         return rest, None
     if not re.fullmatch(r"\d+", tail.strip()):
-        raise ValueError(f"steps must be an integer >= 1 in generator {text!r}, got {tail!r}; expected "
-                         f"{GENERATOR_FORMS}, e.g. {text.strip().rpartition(':')[0]}:4")
+        raise ValueError(
+            f"steps must be an integer >= 1 in generator {text!r}, got {tail!r}; expected "
+            f"{GENERATOR_FORMS}, e.g. {text.strip().rpartition(':')[0]}:4"
+        )
     steps = int(tail)
     if steps < 1:
         raise ValueError(f"steps must be >= 1 in generator {text!r}, got {tail}")
@@ -80,7 +89,7 @@ def parse_generator(text: str) -> BackendGenerator:
     """
     name, rest = _split_name(text, "generator", GENERATOR_FORMS)
     if rest.startswith("diffusers:"):
-        model, steps = _split_steps(rest[len("diffusers:"):], text)
+        model, steps = _split_steps(rest[len("diffusers:") :], text)
         if not model:
             raise ValueError(f"generator {text!r} names no model; expected diffusers:FOLDER_OR_HUB_ID[:STEPS]")
         default = os.path.basename(model.rstrip("/\\")) or model
@@ -88,8 +97,9 @@ def parse_generator(text: str) -> BackendGenerator:
         return DiffusersGenerator(name or (default if steps is None else f"{default}-{steps}steps"), model, **kwargs)
     preset, steps = _split_steps(rest, text)
     if preset not in presets.PRESETS:
-        raise ValueError(f"unknown generator {text!r}; expected {GENERATOR_FORMS}, with PRESET one of "
-                         f"{presets.names()}")
+        raise ValueError(
+            f"unknown generator {text!r}; expected {GENERATOR_FORMS}, with PRESET one of {presets.names()}"
+        )
     default = preset if steps is None else f"{preset}-{steps}steps"
     changes = {"name": name or default}
     if steps is not None:
@@ -135,12 +145,14 @@ def resolve_backend(backend: Any) -> Backend:
     if isinstance(backend, Backend):
         backend.check()
         return backend
-    raise ValueError(f"backend must be one of {sorted(BACKENDS)} or a costroute.collect.Backend instance, "
-                     f"got {backend!r}")
+    raise ValueError(
+        f"backend must be one of {sorted(BACKENDS)} or a costroute.collect.Backend instance, got {backend!r}"
+    )
 
 
-def parse_backend(name: str, workers: int | None = None, address: str | None = None,
-                  connect_timeout: float | None = None) -> Backend:
+def parse_backend(
+    name: str, workers: int | None = None, address: str | None = None, connect_timeout: float | None = None
+) -> Backend:
     """The backend of ``costroute collect --backend NAME [--workers N] [--address ADDRESS] [--connect-timeout S]``.
 
     ``workers``, ``address`` and ``connect_timeout`` are settings of the Ray backend
@@ -160,9 +172,14 @@ def parse_backend(name: str, workers: int | None = None, address: str | None = N
         return resolve_backend(RayBackend(num_workers=workers, address=address, **kwargs))
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    given = [flag for flag, value in (("--workers", workers), ("--address", address),
-                                      ("--connect-timeout", connect_timeout)) if value is not None]
+    given = [
+        flag
+        for flag, value in (("--workers", workers), ("--address", address), ("--connect-timeout", connect_timeout))
+        if value is not None
+    ]
     if given:
-        raise ValueError(f"{' and '.join(given)} set(s) the Ray backend's pool; add --backend ray, or drop "
-                         f"{' and '.join(given)} for --backend {name}")
+        raise ValueError(
+            f"{' and '.join(given)} set(s) the Ray backend's pool; add --backend ray, or drop "
+            f"{' and '.join(given)} for --backend {name}"
+        )
     return resolve_backend(name)

@@ -101,19 +101,26 @@ def _check_tables(conn: sqlite3.Connection, path: str, create: bool) -> set[str]
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
-        raise ValueError(f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
-                         "or a store written by costroute.collect") from None
+        raise ValueError(
+            f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
+            "or a store written by costroute.collect"
+        ) from None
     if not tables and not create:
-        raise ValueError(f"{path!r} is an empty file, not a collection store; fill it with "
-                         "costroute.collect.collect first")
+        raise ValueError(
+            f"{path!r} is an empty file, not a collection store; fill it with costroute.collect.collect first"
+        )
     if tables and "meta" not in tables:
-        raise ValueError(f"{path!r} is an SQLite database of something else (tables {sorted(tables)}), "
-                         "not a costroute collection store; pass a new file name")
+        raise ValueError(
+            f"{path!r} is an SQLite database of something else (tables {sorted(tables)}), "
+            "not a costroute collection store; pass a new file name"
+        )
     if tables:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None or row[0] != SCHEMA:
-            raise ValueError(f"{path!r} has schema {row[0] if row else None!r}, this version of costroute "
-                             f"reads {SCHEMA!r}; collect into a new file")
+            raise ValueError(
+                f"{path!r} has schema {row[0] if row else None!r}, this version of costroute "
+                f"reads {SCHEMA!r}; collect into a new file"
+            )
     return tables
 
 
@@ -131,8 +138,10 @@ def check_store_file(path: str | os.PathLike) -> None:
     try:
         conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=60.0)
     except sqlite3.Error as exc:
-        raise ValueError(f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
-                         "or a store written by costroute.collect") from None
+        raise ValueError(
+            f"{path!r} is not a costroute collection store: {exc}; pass a new file name "
+            "or a store written by costroute.collect"
+        ) from None
     try:
         _check_tables(conn, path, create=True)
     finally:
@@ -143,8 +152,9 @@ def _check_path(path: Any) -> str:
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str) or not path.strip():
-        raise TypeError(f"store must be the path of an SQLite file (str or path-like), got {type(path).__name__}: "
-                        f"{path!r}")
+        raise TypeError(
+            f"store must be the path of an SQLite file (str or path-like), got {type(path).__name__}: {path!r}"
+        )
     return os.path.abspath(os.path.expanduser(path))
 
 
@@ -177,8 +187,10 @@ class CollectionStore:
         self.path = _check_path(path)
         exists = os.path.exists(self.path)
         if not exists and not create:
-            raise FileNotFoundError(f"collection store {self.path!r} does not exist; run costroute.collect.collect "
-                                    "(or `costroute collect`) to create it")
+            raise FileNotFoundError(
+                f"collection store {self.path!r} does not exist; run costroute.collect.collect "
+                "(or `costroute collect`) to create it"
+            )
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise ValueError(f"the folder of store {self.path!r} does not exist; create {folder!r} first")
@@ -217,14 +229,15 @@ class CollectionStore:
         ids: dict[str, int] = {}
         wanted = list(texts)
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for pid, text in self._conn.execute(f"SELECT id, text FROM prompts WHERE text IN ({marks})", chunk):
                 ids[text] = pid
         return [ids[t] for t in wanted]
 
-    def _register(self, table: str, key: str, name: str, kind: str, cost: float | None, cost_unit: str,
-                  settings: Any) -> int:
+    def _register(
+        self, table: str, key: str, name: str, kind: str, cost: float | None, cost_unit: str, settings: Any
+    ) -> int:
         with self.transaction():
             self._conn.execute(
                 f"INSERT OR IGNORE INTO {table} (key, name, kind, cost, cost_unit, settings) VALUES (?, ?, ?, ?, ?, ?)",
@@ -235,8 +248,9 @@ class CollectionStore:
     def register_generator(self, key: str, identity: dict[str, Any], cost: float) -> int:
         """Id of the generator with this key, inserted when new (``identity``: what the key hashes; ``cost``: per
         image, counted or given)."""
-        return self._register("generators", key, identity["name"], identity["class"], cost, identity["cost_unit"],
-                              identity)
+        return self._register(
+            "generators", key, identity["name"], identity["class"], cost, identity["cost_unit"], identity
+        )
 
     def register_scorer(self, key: str, name: str, identity: dict[str, Any], cost: float | None) -> int:
         """Id of the scorer with this key, inserted when new (``cost``: per image, ``None`` when unknown)."""
@@ -250,7 +264,8 @@ class CollectionStore:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._conn.execute(
-            f"SELECT prompt_id, generator_id, seed_index, id, path FROM images WHERE generator_id IN ({marks})", ids)
+            f"SELECT prompt_id, generator_id, seed_index, id, path FROM images WHERE generator_id IN ({marks})", ids
+        )
         return {(p, g, s): (i, path) for p, g, s, i, path in rows}
 
     def scored(self, generator_ids: Iterable[int]) -> dict[int, set[int]]:
@@ -262,23 +277,28 @@ class CollectionStore:
         marks = ",".join("?" * len(ids))
         rows = self._conn.execute(
             f"SELECT s.image_id, s.scorer_id FROM scores s JOIN images i ON i.id = s.image_id "
-            f"WHERE i.generator_id IN ({marks})", ids)
+            f"WHERE i.generator_id IN ({marks})",
+            ids,
+        )
         for image_id, scorer_id in rows:
             out.setdefault(image_id, set()).add(scorer_id)
         return out
 
     def counts(self) -> dict[str, int]:
         """Number of rows of each table (``meta`` excepted)."""
-        return {t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-                for t in ("prompts", "generators", "scorers", "images", "scores")}
+        return {
+            t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+            for t in ("prompts", "generators", "scorers", "images", "scores")
+        }
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of a read-only SQL query (for inspection and the loaders)."""
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     # ------------------------------------------------------------------ writing
-    def write(self, images: Sequence[NewImage], scores: Sequence[NewScore] = (),
-              paths: Sequence[tuple[int, str]] = ()) -> tuple[int, int]:
+    def write(
+        self, images: Sequence[NewImage], scores: Sequence[NewScore] = (), paths: Sequence[tuple[int, str]] = ()
+    ) -> tuple[int, int]:
         """Insert a finished batch in one transaction; returns (images inserted, scores inserted).
 
         An image whose (prompt, generator, seed index) is already stored is skipped together
@@ -294,16 +314,25 @@ class CollectionStore:
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO images (prompt_id, generator_id, seed_index, seed, cost, seconds, path) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (image.prompt_id, image.generator_id, image.seed_index, image.seed, image.cost, image.seconds,
-                     image.path),
+                    (
+                        image.prompt_id,
+                        image.generator_id,
+                        image.seed_index,
+                        image.seed,
+                        image.cost,
+                        image.seconds,
+                        image.path,
+                    ),
                 )
                 if cur.rowcount != 1:
                     continue
                 n_images += 1
                 image_id = cur.lastrowid
                 for scorer_id, value, seconds in image.scores:
-                    conn.execute("INSERT INTO scores (image_id, scorer_id, value, seconds) VALUES (?, ?, ?, ?)",
-                                 (image_id, scorer_id, value, seconds))
+                    conn.execute(
+                        "INSERT INTO scores (image_id, scorer_id, value, seconds) VALUES (?, ?, ?, ?)",
+                        (image_id, scorer_id, value, seconds),
+                    )
                     n_scores += 1
             for score in scores:
                 cur = conn.execute(
@@ -312,8 +341,9 @@ class CollectionStore:
                 )
                 n_scores += cur.rowcount
                 if score.path is not None:
-                    conn.execute("UPDATE images SET path = ? WHERE id = ? AND path IS NULL",
-                                 (score.path, score.image_id))
+                    conn.execute(
+                        "UPDATE images SET path = ? WHERE id = ? AND path IS NULL", (score.path, score.image_id)
+                    )
             for image_id, path in paths:
                 conn.execute("UPDATE images SET path = ? WHERE id = ?", (path, image_id))
         return n_images, n_scores

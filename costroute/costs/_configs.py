@@ -64,7 +64,7 @@ def _check_arch(arch: Any) -> str:
     return arch
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_config_text(arch: str, component: str) -> str:
     return resources.files("costroute").joinpath("configs", arch, f"{component}.json").read_text(encoding="utf-8")
 

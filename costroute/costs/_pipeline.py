@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._configs import (
+    _TRANSFORMER_KINDS,
     COMPONENTS,
     DEFAULT_STEPS,
     NATIVE_RESOLUTION,
@@ -23,7 +24,6 @@ from ._configs import (
     _check_arch,
     _kind_of,
     _text_dim,
-    _TRANSFORMER_KINDS,
     _vae_scale,
     load_config,
 )
@@ -213,7 +213,9 @@ def diffusion_cost_from_configs(
     calls = steps * (2 if guidance else 1)
     if kind in _TRANSFORMER_KINDS:
         planned.append(
-            _plan(unet_config, name="transformer", calls=calls, height=latent_h, width=latent_w, text_tokens=text_tokens)
+            _plan(
+                unet_config, name="transformer", calls=calls, height=latent_h, width=latent_w, text_tokens=text_tokens
+            )
         )
     elif kind == "UNet2DConditionModel":
         cross_dim = unet_config.get("encoder_hid_dim") or text_dim or unet_config.get("cross_attention_dim")
@@ -255,7 +257,9 @@ def _if_cost(height: int, width: int, steps: Any, guidance: Any, progress: bool)
     if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
         steps = (int(steps), DEFAULT_STEPS["deepfloyd_if"][1])
     if not (isinstance(steps, (tuple, list)) and len(steps) == 2):
-        raise ValueError(f"steps for deepfloyd_if must be an int (stage I) or a pair (stage I, stage II), got {steps!r}")
+        raise ValueError(
+            f"steps for deepfloyd_if must be an int (stage I) or a pair (stage I, stage II), got {steps!r}"
+        )
     steps = (
         _check_steps(steps[0], "steps for deepfloyd_if stage I"),
         _check_steps(steps[1], "steps for deepfloyd_if stage II"),

@@ -74,4 +74,3 @@ DEFAULT_PRICE_MODEL = GPUPriceModel(
     peak_flops_per_second=989.4e12,
     utilization=0.40,
 )
-

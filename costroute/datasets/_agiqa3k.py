@@ -6,12 +6,12 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 from ._base import RemoteFile, fetch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.utils import Bunch
 
+COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 _REPO = "lcysyzxdxc/AGIQA-3k-Database"
 _COMMIT = "30ded2bed96fc78070636548e811ece37e5d8f66"
 
@@ -161,8 +161,8 @@ def load_agiqa3k(
     >>> data.quality.shape  # doctest: +SKIP
     (287, 10)
     """
-    from sklearn.utils import Bunch
     import pandas as pd
+    from sklearn.utils import Bunch
 
     if not isinstance(target, str) or target not in TARGETS:
         raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
@@ -177,8 +177,7 @@ def load_agiqa3k(
     unknown = [n for n in names if n not in set(df["config"])]
     if unknown:
         raise ValueError(
-            f"{path}: no images for generators {unknown}; the file has configurations "
-            f"{sorted(set(df['config']))}"
+            f"{path}: no images for generators {unknown}; the file has configurations {sorted(set(df['config']))}"
         )
     mos_col, std_col = TARGETS[target]
     df = df[df["config"].isin(names)]

@@ -34,8 +34,10 @@ def _pick(rows: list[tuple], wanted: Any, what: str, option: str, allow_empty: b
                 known = [f"{r[2]} ({r[1]})" for r in rows]
                 raise ValueError(f"the store has no {what} {item!r}; its {what}s (name (key)) are {known}")
             if len(hits) > 1:
-                raise ValueError(f"{len(hits)} {what}s of the store are named {item!r} (keys {[r[1] for r in hits]}: "
-                                 f"their settings differ); pass the key of the one wanted in {option}")
+                raise ValueError(
+                    f"{len(hits)} {what}s of the store are named {item!r} (keys {[r[1] for r in hits]}: "
+                    f"their settings differ); pass the key of the one wanted in {option}"
+                )
             picked.append(hits[0])
         if not picked and not allow_empty:
             raise ValueError(f"{option} is empty; pass at least one {what} name or key, or None for all")
@@ -43,23 +45,32 @@ def _pick(rows: list[tuple], wanted: Any, what: str, option: str, allow_empty: b
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         detail = {n: [r[1] for r in picked if r[2] == n] for n in clashes}
-        raise ValueError(f"the store holds several {what}s with the same name but different settings {detail}; "
-                         f"they are different {what}s and are never mixed: choose them by key with {option}=[...]")
+        raise ValueError(
+            f"the store holds several {what}s with the same name but different settings {detail}; "
+            f"they are different {what}s and are never mixed: choose them by key with {option}=[...]"
+        )
     return picked
 
 
-def _check_score(value: Any, path: str, prompt_id: int, prompt: str, generator: str, seed_index: int,
-                 scorer: str) -> float:
+def _check_score(
+    value: Any, path: str, prompt_id: int, prompt: str, generator: str, seed_index: int, scorer: str
+) -> float:
     """``value`` as a finite float, or a ValueError naming the row it came from."""
-    where = (f"the store {path!r} holds the score {value!r} of scorer {scorer!r} for prompt {prompt_id} "
-             f"({prompt[:40]!r}), generator {generator!r}, seed {seed_index}")
+    where = (
+        f"the store {path!r} holds the score {value!r} of scorer {scorer!r} for prompt {prompt_id} "
+        f"({prompt[:40]!r}), generator {generator!r}, seed {seed_index}"
+    )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: a score must be a number; the store was edited by hand or damaged. Delete "
-                         "that score row (and run collect again to measure it), or collect into a new store")
+        raise ValueError(
+            f"{where}: a score must be a number; the store was edited by hand or damaged. Delete "
+            "that score row (and run collect again to measure it), or collect into a new store"
+        )
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"{where}: a score must be finite; the store was edited by hand or damaged. Delete "
-                         "that score row (and run collect again to measure it), or collect into a new store")
+        raise ValueError(
+            f"{where}: a score must be finite; the store was edited by hand or damaged. Delete "
+            "that score row (and run collect again to measure it), or collect into a new store"
+        )
     return value
 
 
@@ -196,8 +207,10 @@ def load_collection(
         # the quality scorer
         if scorer is None:
             if len(scorer_rows) > 1:
-                raise ValueError(f"the store has {len(scorer_rows)} scorers {[r[2] for r in scorer_rows]}; pass "
-                                 "scorer=NAME (`--scorer NAME` on the command line) to say which one is the quality")
+                raise ValueError(
+                    f"the store has {len(scorer_rows)} scorers {[r[2] for r in scorer_rows]}; pass "
+                    "scorer=NAME (`--scorer NAME` on the command line) to say which one is the quality"
+                )
             quality_row = scorer_rows[0]
         else:
             quality_row = _pick(scorer_rows, [scorer], "scorer", "scorer")[0]
@@ -211,12 +224,14 @@ def load_collection(
         rows = db.query(
             "SELECT i.prompt_id, i.generator_id, i.seed_index, i.seed, i.cost, i.seconds, i.path, s.scorer_id, "
             f"s.value, s.seconds FROM images i JOIN scores s ON s.image_id = i.id WHERE i.generator_id IN ({marks})",
-            gen_ids)
+            gen_ids,
+        )
         path = db.path
     units = sorted({r[4] for r in gens})
     if len(units) > 1:
-        raise ValueError(f"the generators have different cost units {units}; load a subset with one unit via "
-                         "generators=[...]")
+        raise ValueError(
+            f"the generators have different cost units {units}; load a subset with one unit via generators=[...]"
+        )
     stored_seeds = sorted({r[2] for r in rows})
     if seeds is None:
         seed_list = stored_seeds
@@ -228,8 +243,10 @@ def load_collection(
         if not seed_list or bad:
             raise ValueError(f"seeds must be a non-empty list of seed indices >= 0, got {seed_list!r}")
     if not seed_list:
-        raise ValueError(f"the store {path!r} has no scored image of generators {[r[2] for r in gens]} yet; "
-                         "run costroute.collect.collect")
+        raise ValueError(
+            f"the store {path!r} has no scored image of generators {[r[2] for r in gens]} yet; "
+            "run costroute.collect.collect"
+        )
     p_index = {r[0]: i for i, r in enumerate(prompt_rows)}
     g_index = {gid: k for k, gid in enumerate(gen_ids)}
     s_index = {s: j for j, s in enumerate(seed_list)}
@@ -241,21 +258,25 @@ def load_collection(
     for pid, gid, s, seed, cost, gsec, img_path, sid, value, ssec in rows:
         if s not in s_index or sid not in sc_index:
             continue
-        value = _check_score(value, path, pid, prompt_rows[p_index[pid]][1], gens[g_index[gid]][2], s,
-                             loaded[sc_index[sid]][2])
+        value = _check_score(
+            value, path, pid, prompt_rows[p_index[pid]][1], gens[g_index[gid]][2], s, loaded[sc_index[sid]][2]
+        )
         i, k, j, m = p_index[pid], g_index[gid], s_index[s], sc_index[sid]
         values[m, i, k, j] = value
         gen_seconds[i, k, j] = gsec
-        frame_rows.append((str(pid), prompt_rows[i][1], gens[k][2], s, seed, loaded[m][2], value, cost, gsec, ssec,
-                           img_path))
+        frame_rows.append(
+            (str(pid), prompt_rows[i][1], gens[k][2], s, seed, loaded[m][2], value, cost, gsec, ssec, img_path)
+        )
     missing = np.isnan(values)
     incomplete = missing.any(axis=(0, 2, 3))
     dropped: list[str] = []
     if incomplete.any():
         if not drop_incomplete:
             cells = np.argwhere(missing)
-            shown = [f"({prompt_rows[i][1][:40]!r}, generator {gens[k][2]!r}, seed {seed_list[j]}, scorer "
-                     f"{loaded[m][2]!r})" for m, i, k, j in cells[:_SHOWN]]
+            shown = [
+                f"({prompt_rows[i][1][:40]!r}, generator {gens[k][2]!r}, seed {seed_list[j]}, scorer {loaded[m][2]!r})"
+                for m, i, k, j in cells[:_SHOWN]
+            ]
             more = f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else ""
             raise ValueError(
                 f"the store {path!r} lacks {len(cells)} cell(s) of {int(incomplete.sum())} prompt(s): "
@@ -265,8 +286,10 @@ def load_collection(
             )
         dropped = [prompt_rows[i][1] for i in np.flatnonzero(incomplete)]
         if incomplete.all():
-            raise ValueError(f"every prompt of the store {path!r} lacks some cell (generator, seed or scorer), so "
-                             "drop_incomplete=True leaves nothing; run collect to fill the store")
+            raise ValueError(
+                f"every prompt of the store {path!r} lacks some cell (generator, seed or scorer), so "
+                "drop_incomplete=True leaves nothing; run collect to fill the store"
+            )
     keep = np.flatnonzero(~incomplete)
     kept_ids = {prompt_rows[i][0] for i in keep}
     reduce = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[aggregate]
@@ -289,13 +312,25 @@ def load_collection(
             "; ".join(f"generator(s) {names} of the store: {why}" for why, names in by_reason.items())
             + ". They route but cannot make images: to generate, build the router over your own generator "
             "objects with the same names",
-            UserWarning, stacklevel=2,
+            UserWarning,
+            stacklevel=2,
         )
     scorer_objects = {r[2]: rebuild_scorer(r[1], r[2], r[3], r[4], r[5]) for r in loaded}
     long = pd.DataFrame(
         [row for row in frame_rows if int(row[0]) in kept_ids],
-        columns=["prompt_id", "prompt", "generator", "seed_index", "seed", "scorer", "score", "cost",
-                 "generation_seconds", "scoring_seconds", "path"],
+        columns=[
+            "prompt_id",
+            "prompt",
+            "generator",
+            "seed_index",
+            "seed",
+            "scorer",
+            "score",
+            "cost",
+            "generation_seconds",
+            "scoring_seconds",
+            "path",
+        ],
     )
     quality_name = quality_row[2]
     description = (

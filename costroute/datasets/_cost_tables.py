@@ -82,21 +82,54 @@ def _fmt(value: float, unit: str) -> str:
 # --------------------------------------------------------------------------------------
 # GenAI-Bench
 # --------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _genai_open_costs() -> tuple[tuple[str, int, dict], ...]:
     """(name, FLOPs per image, settings) of the four open GenAI-Bench generators, file order."""
     rows = [
-        ("DeepFloyd_I_XL_v1", pipeline_cost("deepfloyd_if", steps=(100, 50), guidance=(True, True)),
-         {"arch": "deepfloyd_if", "stages": "IF-I-XL-v1.0 (64 px) + IF-II-L-v1.0 (256 px)", "height": 256,
-          "width": 256, "steps": (100, 50), "guidance": True, "guidance_scale": (7.0, 4.0)}),
-        ("SDXL_Base", pipeline_cost("sdxl", height=1024, width=1024, steps=50, guidance=True),
-         {"arch": "sdxl", "height": 1024, "width": 1024, "steps": 50, "guidance": True, "guidance_scale": 5.0}),
-        ("SDXL_Turbo", pipeline_cost("sdxl", height=512, width=512, steps=1, guidance=False),
-         {"arch": "sdxl", "model": "SDXL-Turbo", "height": 512, "width": 512, "steps": 1, "guidance": False,
-          "guidance_scale": 0.0}),
-        ("SDXL_2_1", pipeline_cost("sd21", height=768, width=768, steps=50, guidance=True),
-         {"arch": "sd21", "model": "Stable Diffusion 2.1 (768-v)", "height": 768, "width": 768, "steps": 50,
-          "guidance": True, "guidance_scale": 7.5}),
+        (
+            "DeepFloyd_I_XL_v1",
+            pipeline_cost("deepfloyd_if", steps=(100, 50), guidance=(True, True)),
+            {
+                "arch": "deepfloyd_if",
+                "stages": "IF-I-XL-v1.0 (64 px) + IF-II-L-v1.0 (256 px)",
+                "height": 256,
+                "width": 256,
+                "steps": (100, 50),
+                "guidance": True,
+                "guidance_scale": (7.0, 4.0),
+            },
+        ),
+        (
+            "SDXL_Base",
+            pipeline_cost("sdxl", height=1024, width=1024, steps=50, guidance=True),
+            {"arch": "sdxl", "height": 1024, "width": 1024, "steps": 50, "guidance": True, "guidance_scale": 5.0},
+        ),
+        (
+            "SDXL_Turbo",
+            pipeline_cost("sdxl", height=512, width=512, steps=1, guidance=False),
+            {
+                "arch": "sdxl",
+                "model": "SDXL-Turbo",
+                "height": 512,
+                "width": 512,
+                "steps": 1,
+                "guidance": False,
+                "guidance_scale": 0.0,
+            },
+        ),
+        (
+            "SDXL_2_1",
+            pipeline_cost("sd21", height=768, width=768, steps=50, guidance=True),
+            {
+                "arch": "sd21",
+                "model": "Stable Diffusion 2.1 (768-v)",
+                "height": 768,
+                "width": 768,
+                "steps": 50,
+                "guidance": True,
+                "guidance_scale": 7.5,
+            },
+        ),
     ]
     return tuple((name, cost.total, settings) for name, cost, settings in rows)
 
@@ -128,10 +161,27 @@ def genai_bench_generators(cost_unit: str = "flops") -> tuple[GeneratorRegistry,
     open_rows = _genai_open_costs()
     specs = []
     if unit == "usd":
-        specs.append(GeneratorSpec("DALLE_3", DALLE3_USD, cost_unit="usd", model="dall-e-3", height=1024,
-                                   width=1024, quality="standard", source="OpenAI API list price"))
-        specs.append(GeneratorSpec("Midjourney_6", MIDJOURNEY_USD, cost_unit="usd", model="Midjourney v6",
-                                   source="Basic plan USD 10/month / ~200 generations"))
+        specs.append(
+            GeneratorSpec(
+                "DALLE_3",
+                DALLE3_USD,
+                cost_unit="usd",
+                model="dall-e-3",
+                height=1024,
+                width=1024,
+                quality="standard",
+                source="OpenAI API list price",
+            )
+        )
+        specs.append(
+            GeneratorSpec(
+                "Midjourney_6",
+                MIDJOURNEY_USD,
+                cost_unit="usd",
+                model="Midjourney v6",
+                source="Basic plan USD 10/month / ~200 generations",
+            )
+        )
     for name, flops, settings in open_rows:
         cost = float(flops) if unit == "flops" else gpu.usd_per_image(flops)
         extra = {} if unit == "flops" else {"flops": int(flops)}
@@ -198,21 +248,40 @@ def _glide_filtered_flops() -> tuple[int, str]:
             up.append("SimpleCrossAttnUpBlock2D" if res in attention_ds else "ResnetUpsampleBlock2D")
             res //= 2
         return {
-            "_class_name": "UNet2DConditionModel", "sample_size": size, "in_channels": in_channels,
-            "out_channels": 6, "block_out_channels": channels, "layers_per_block": res_blocks,
-            "down_block_types": down, "up_block_types": up, "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
-            "cross_attention_dim": 512, "attention_head_dim": 64, "resnet_time_scale_shift": "scale_shift",
-            "act_fn": "silu", "norm_num_groups": 32,
+            "_class_name": "UNet2DConditionModel",
+            "sample_size": size,
+            "in_channels": in_channels,
+            "out_channels": 6,
+            "block_out_channels": channels,
+            "layers_per_block": res_blocks,
+            "down_block_types": down,
+            "up_block_types": up,
+            "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+            "cross_attention_dim": 512,
+            "attention_head_dim": 64,
+            "resnet_time_scale_shift": "scale_shift",
+            "act_fn": "silu",
+            "norm_num_groups": 32,
         }
 
-    xf = {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "hidden_size": 512,
-          "intermediate_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 8,
-          "max_position_embeddings": 128, "vocab_size": 50257, "hidden_act": "gelu"}
+    xf = {
+        "architectures": ["CLIPTextModel"],
+        "model_type": "clip_text_model",
+        "hidden_size": 512,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 8,
+        "max_position_embeddings": 128,
+        "vocab_size": 50257,
+        "hidden_act": "gelu",
+    }
     base_calls, up_calls = 100 * 2, 27
-    base = component_cost(unet(64, (1, 2, 3, 4), 3, 3), calls=base_calls, height=64, width=64,
-                          text_tokens=128, text_dim=512)
-    up = component_cost(unet(256, (1, 1, 2, 2, 4, 4), 2, 6), calls=up_calls, height=256, width=256,
-                        text_tokens=128, text_dim=512)
+    base = component_cost(
+        unet(64, (1, 2, 3, 4), 3, 3), calls=base_calls, height=64, width=64, text_tokens=128, text_dim=512
+    )
+    up = component_cost(
+        unet(256, (1, 1, 2, 2, 4, 4), 2, 6), calls=up_calls, height=256, width=256, text_tokens=128, text_dim=512
+    )
     text = component_cost(xf, calls=base_calls + up_calls, text_tokens=128)
     total = base.flops + up.flops + text.flops
     detail = (
@@ -223,21 +292,40 @@ def _glide_filtered_flops() -> tuple[int, str]:
     return int(total), detail
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _agiqa_flops() -> dict[str, tuple[int, dict]]:
     out: dict[str, tuple[int, dict]] = {}
     for name, s in AGIQA_SD15_SETTINGS.items():
         cost = pipeline_cost("sd15", height=512, width=512, steps=s["steps"], guidance=True)
-        out[name] = (cost.total, {"arch": "sd15", "height": 512, "width": 512, "steps": s["steps"],
-                                  "guidance": True, "guidance_scale": s["guidance_scale"]})
+        out[name] = (
+            cost.total,
+            {
+                "arch": "sd15",
+                "height": 512,
+                "width": 512,
+                "steps": s["steps"],
+                "guidance": True,
+                "guidance_scale": s["guidance_scale"],
+            },
+        )
     xl = pipeline_cost("sdxl", height=512, width=512, steps=50, guidance=True)
-    out["xl2.2_normal"] = (xl.total, {"arch": "sdxl", "model": "SDXL beta (stable-diffusion-xl-beta-v2-2-2)",
-                                      "height": 512, "width": 512, "steps": 50, "guidance": True,
-                                      "guidance_scale": 7.5, "architecture_assumed": "SDXL 1.0"})
+    out["xl2.2_normal"] = (
+        xl.total,
+        {
+            "arch": "sdxl",
+            "model": "SDXL beta (stable-diffusion-xl-beta-v2-2-2)",
+            "height": 512,
+            "width": 512,
+            "steps": 50,
+            "guidance": True,
+            "guidance_scale": 7.5,
+            "architecture_assumed": "SDXL 1.0",
+        },
+    )
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _glide_cached() -> tuple[int, str]:
     return _glide_filtered_flops()
 
@@ -284,8 +372,10 @@ def agiqa3k_generators(cost_unit: str = "usd") -> tuple[GeneratorRegistry, str]:
         "as guidance stays on (scale > 1), so all three 50-step variants cost the same."
     )
     if unit == "flops":
-        specs = [GeneratorSpec(name, float(flops[name][0]), cost_unit="flops", **flops[name][1])
-                 for name in AGIQA_SD15_SETTINGS]
+        specs = [
+            GeneratorSpec(name, float(flops[name][0]), cost_unit="flops", **flops[name][1])
+            for name in AGIQA_SD15_SETTINGS
+        ]
         lines.append(
             "Only these four configurations have a FLOPs cost: AttnGAN, GLIDE, SDXL beta, DALL-E 2 and Midjourney "
             "have no shipped architecture."
@@ -306,8 +396,15 @@ def agiqa3k_generators(cost_unit: str = "usd") -> tuple[GeneratorRegistry, str]:
         usd[name] = gpu.usd_per_image(flops[name][0])
     settings = {
         "AttnGAN_normal": {"model": "AttnGAN", "flops_estimate": ATTNGAN_FLOPS_ESTIMATE},
-        "glide_normal": {"model": "GLIDE (filtered)", "height": 256, "width": 256, "steps": (100, 27),
-                         "guidance": True, "guidance_scale": 3.0, "flops": glide_flops},
+        "glide_normal": {
+            "model": "GLIDE (filtered)",
+            "height": 256,
+            "width": 256,
+            "steps": (100, 27),
+            "guidance": True,
+            "guidance_scale": 3.0,
+            "flops": glide_flops,
+        },
         "DALLE2_normal": {"model": "dall-e-2", "height": 1024, "width": 1024, "source": "OpenAI API list price"},
         "xl2.2_normal": dict(xl_settings, flops=xl_flops),
         "midjourney_normal": {"model": "Midjourney v5", "quality": 1},

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 from ._base import RemoteFile, fetch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.utils import Bunch
 
+COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 _REPO = "linzhiqiu/t2v_metrics"
 _COMMIT = "60ce07b144b9bff24b8dac5317cb28586b1b2509"
 
@@ -68,16 +68,11 @@ def _parse(path: os.PathLike, names: list[str]) -> tuple[list[str], list[str], n
         models = record["models"]
         missing = [n for n in names if n not in models]
         if missing:
-            raise ValueError(
-                f"{path}: prompt {key} has no ratings for generators {missing}; "
-                f"it rates {sorted(models)}"
-            )
+            raise ValueError(f"{path}: prompt {key} has no ratings for generators {missing}; it rates {sorted(models)}")
         for k, name in enumerate(names):
             r = models[name]
             if len(r) != _N_RATINGS:
-                raise ValueError(
-                    f"{path}: prompt {key}, generator {name}: expected {_N_RATINGS} ratings, got {r!r}"
-                )
+                raise ValueError(f"{path}: prompt {key}, generator {name}: expected {_N_RATINGS} ratings, got {r!r}")
             ratings[i, k] = r
         prompt_ids.append(str(key))
         prompts.append(str(record["prompt"]))
@@ -143,8 +138,8 @@ def load_genai_bench(
     >>> data.quality.shape  # doctest: +SKIP
     (527, 6)
     """
-    from sklearn.utils import Bunch
     import pandas as pd
+    from sklearn.utils import Bunch
 
     if cost_unit not in COST_UNITS:
         raise ValueError(f"cost_unit must be one of {list(COST_UNITS)}, got {cost_unit!r}")

@@ -44,7 +44,8 @@ def _warn_repeated_prompts(prompt_lists: list, names: list) -> None:
             f"{repeated} prompt(s) appear in more than one data set (e.g. {shown!r} in {first!r} and {second!r}); "
             "the pooled data hold one row per set for each, so they weigh more in a fit and a split by row can "
             "put a prompt on both sides. Drop the repeats from one set if they are the same ratings",
-            UserWarning, stacklevel=3,
+            UserWarning,
+            stacklevel=3,
         )
 
 
@@ -158,14 +159,17 @@ def pool(
     if not isinstance(standardize, (bool, np.bool_)):
         raise TypeError(f"standardize must be True or False, got {standardize!r}")
     aliases = {} if aliases is None else aliases
-    if not isinstance(aliases, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
-                                                  for k, v in aliases.items()):
+    if not isinstance(aliases, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
         raise TypeError(f"aliases must be a dict of generator name -> pooled name (str -> str), got {aliases!r}")
     for j, d in enumerate(datasets):
         for i in range(j):
             if datasets[i] is d:
-                raise ValueError(f"datasets[{i}] and datasets[{j}] are the same data set object; pooling it twice "
-                                 "would duplicate every prompt. Pass each data set once")
+                raise ValueError(
+                    f"datasets[{i}] and datasets[{j}] are the same data set object; pooling it twice "
+                    "would duplicate every prompt. Pass each data set once"
+                )
     checked = [_check_dataset(d, i) for i, d in enumerate(datasets)]
     _warn_repeated_prompts([p for p, _ in checked], names)
     known = {str(c) for _, q in checked for c in q.columns}
@@ -179,15 +183,19 @@ def pool(
         renamed = [aliases.get(str(c), str(c)) for c in q.columns]
         if len(set(renamed)) != len(renamed):
             dupes = sorted({c for c in renamed if renamed.count(c) > 1})
-            raise ValueError(f"data set {label!r}: aliases map several of its generators to {dupes}; a set's "
-                             "generators must keep distinct names")
+            raise ValueError(
+                f"data set {label!r}: aliases map several of its generators to {dupes}; a set's "
+                "generators must keep distinct names"
+            )
         values = q.to_numpy(dtype=float)
         cells = values[~np.isnan(values)]
         if standardize:
             mean, std = float(cells.mean()), float(cells.std())
             if not std > 0:
-                raise ValueError(f"data set {label!r} has constant quality {mean}; it cannot be standardised "
-                                 "(pass standardize=False)")
+                raise ValueError(
+                    f"data set {label!r} has constant quality {mean}; it cannot be standardised "
+                    "(pass standardize=False)"
+                )
         else:
             mean, std = 0.0, 1.0
         scale.append((label, mean, std))

@@ -166,9 +166,7 @@ def _read_diffusiondb(path: os.PathLike) -> tuple[list[str], pd.DataFrame]:
 
     with open(path, encoding="utf-8") as f:
         records = json.load(f)
-    frame = pd.DataFrame(
-        {"text": [str(r["text"]) for r in records], "image": [str(r["image"]) for r in records]}
-    )
+    frame = pd.DataFrame({"text": [str(r["text"]) for r in records], "image": [str(r["image"]) for r in records]})
     return frame["text"].tolist(), frame
 
 

@@ -13,12 +13,15 @@ __all__ = ["simulate_scores"]
 
 def _check_correlation(correlation: Any) -> float:
     if isinstance(correlation, bool) or not isinstance(correlation, numbers.Real):
-        raise TypeError(f"correlation must be a real number in (0, 1], got {type(correlation).__name__}: "
-                        f"{correlation!r}")
+        raise TypeError(
+            f"correlation must be a real number in (0, 1], got {type(correlation).__name__}: {correlation!r}"
+        )
     value = float(correlation)
     if math.isnan(value) or not 0 < value <= 1:
-        raise ValueError(f"correlation must be in (0, 1] (the within-prompt correlation of the scores with the "
-                         f"quality), got {correlation!r}")
+        raise ValueError(
+            f"correlation must be in (0, 1] (the within-prompt correlation of the scores with the "
+            f"quality), got {correlation!r}"
+        )
     return value
 
 

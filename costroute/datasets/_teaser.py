@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 from ._base import RemoteFile, fetch_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GENAI_BENCH_TEASER", "TEASER_SCORES", "load_genai_bench_teaser"]
 
+COST_UNITS = ("flops", "usd")  # the units of the shipped cost tables (nothing here was timed)
 _REPO = "linzhiqiu/t2v_metrics"
 _COMMIT = "60ce07b144b9bff24b8dac5317cb28586b1b2509"
 

@@ -65,8 +65,8 @@ Examples
 from ..routing import lambda_grid, route_with_penalty
 from ._crossval import RoutingCVResult, cross_validate_routing
 from ._curves import DeferralCurve, deferral_curve, hull_curve, operating_point, oracle_curve, single_model_points
-from ._noise_ceiling import NoiseCeiling, interaction_r, noise_ceiling
 from ._metrics import apgr, auc, cost_at_quality, cost_saving, quality_at_cost
+from ._noise_ceiling import NoiseCeiling, interaction_r, noise_ceiling
 from ._plot import plot_deferral
 from ._report import report_to_markdown, routing_report
 from ._scores import METRICS  # noqa: F401  (the metric names, documented, not in __all__)

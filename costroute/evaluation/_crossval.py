@@ -21,10 +21,18 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..routing import _as_costs, _as_matrix
-from ._noise_ceiling import _add_interaction, _check_ratings
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
+from ._noise_ceiling import _add_interaction, _check_ratings
 from ._plot import plot_deferral
-from ._scores import _baseline_curves, _check_fractions, _fold_metrics, _lambda0_point, _metric_names, _summarise, _tidy_scores
+from ._scores import (
+    _baseline_curves,
+    _check_fractions,
+    _fold_metrics,
+    _lambda0_point,
+    _metric_names,
+    _summarise,
+    _tidy_scores,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -140,7 +148,9 @@ class RoutingCVResult:
         out["oracle"] = oracle_curve(Q, c)
         return out
 
-    def plot(self, repeat: int = 0, *, routers: Sequence[str] | None = None, ax: Any = None, title: str | None = None) -> Axes:
+    def plot(
+        self, repeat: int = 0, *, routers: Sequence[str] | None = None, ax: Any = None, title: str | None = None
+    ) -> Axes:
         """Plot pooled out-of-fold curves (see :meth:`curves`) and the single-generator points."""
         curves = self.curves(repeat)
         if routers is not None:
@@ -159,7 +169,9 @@ def _is_cascade(est: Any) -> bool:
 
 def _coerce_routers(routers: Any, allow_cascades: bool = False) -> dict[str, Any]:
     """``{name: estimator}`` from one estimator or a dict; cascades only when ``allow_cascades``."""
-    wanted = "fit and predict_quality" + (" (a router) or fit and deferral_points (a cascade)" if allow_cascades else "")
+    wanted = "fit and predict_quality" + (
+        " (a router) or fit and deferral_points (a cascade)" if allow_cascades else ""
+    )
 
     def ok(est: Any) -> bool:
         if allow_cascades and _is_cascade(est):
@@ -182,8 +194,7 @@ def _coerce_routers(routers: Any, allow_cascades: bool = False) -> dict[str, Any
     if allow_cascades and _is_cascade(routers):
         return {"cascade": routers}
     raise TypeError(
-        f"routers must be an estimator with {wanted}, or a dict name -> estimator, "
-        f"got {type(routers).__name__}"
+        f"routers must be an estimator with {wanted}, or a dict name -> estimator, got {type(routers).__name__}"
     )
 
 
@@ -242,8 +253,17 @@ def _cascade_grid(estimator: Any, lambdas: Any) -> dict[str, Any]:
     return {"lambdas": np.asarray(lambdas, dtype=float)}
 
 
-def _fit_cascade(name: str, estimator: Any, p_train: list[str], y_train: Any, s_train: Any,
-                 p_test: list[str], y_test: Any, s_test: Any, lambdas: Any):
+def _fit_cascade(
+    name: str,
+    estimator: Any,
+    p_train: list[str],
+    y_train: Any,
+    s_train: Any,
+    p_test: list[str],
+    y_test: Any,
+    s_test: Any,
+    lambdas: Any,
+):
     """Clone and fit one cascade on a training fold with its scores; its points on the test fold.
 
     Returns the fitted clone, ``(sweep values, mean costs, mean qualities)`` and (fit seconds,
@@ -280,14 +300,11 @@ def _check_scores(scores: Any, quality: Any, n: int, K: int) -> None:
             )
 
 
-
 def _check_method_names(router_names: Iterable[str], generator_names: Iterable[str], reserved: Iterable[str]) -> None:
     taken = set(generator_names) | set(reserved)
     clash = sorted(set(router_names) & taken)
     if clash:
-        raise ValueError(
-            f"router names {clash} clash with generator or baseline names {sorted(taken)}; rename them"
-        )
+        raise ValueError(f"router names {clash} clash with generator or baseline names {sorted(taken)}; rename them")
 
 
 class _Progress:
@@ -483,8 +500,15 @@ def cross_validate_routing(
                 bar.fitting(f"repeat {repeat} fold {fold}: {name}")
                 if name in cascades:
                     model, points, timings[name] = _fit_cascade(
-                        name, est, p_train, y_train, _subset_target(scores, train), p_test,
-                        _subset_target(quality, test), _subset_target(scores, test), lambdas,
+                        name,
+                        est,
+                        p_train,
+                        y_train,
+                        _subset_target(scores, train),
+                        p_test,
+                        _subset_target(quality, test),
+                        _subset_target(scores, test),
+                        lambdas,
                     )
                 else:
                     model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
@@ -550,7 +574,6 @@ def cross_validate_routing(
     )
 
 
-
 def _subset_target(quality: Any, idx: np.ndarray) -> Any:
     if isinstance(quality, pd.DataFrame):
         return quality.iloc[idx].reset_index(drop=True)
@@ -569,9 +592,7 @@ def _model_names(model: Any, names_in: list[str] | None, K: int) -> list[str]:
 
 def _model_costs(model: Any, K: int) -> np.ndarray:
     if not hasattr(model, "normalized_costs_"):
-        raise ValueError(
-            "the fitted router has no normalized_costs_; pass normalized_costs= explicitly"
-        )
+        raise ValueError("the fitted router has no normalized_costs_; pass normalized_costs= explicitly")
     return _as_costs(model.normalized_costs_, K, "router.normalized_costs_")
 
 

@@ -49,8 +49,7 @@ def operating_point(assignments: Any, true_quality: Any, normalized_costs: Any) 
     a = np.asarray(assignments)
     if a.shape != (Q.shape[0],) or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(
-            f"assignments must be {Q.shape[0]} integer column indices, got shape {a.shape} "
-            f"dtype {a.dtype}"
+            f"assignments must be {Q.shape[0]} integer column indices, got shape {a.shape} dtype {a.dtype}"
         )
     if a.size and (a.min() < 0 or a.max() >= Q.shape[1]):
         raise ValueError(f"assignments must lie in [0, {Q.shape[1] - 1}]")
@@ -229,9 +228,7 @@ def _resolve_predictor(
         Q = _as_matrix(_align_columns(true_quality, names), "true_quality")
         if normalized_costs is None:
             if not hasattr(predictor, "normalized_costs_"):
-                raise ValueError(
-                    "the router has no normalized_costs_ (is it fitted?); pass normalized_costs"
-                )
+                raise ValueError("the router has no normalized_costs_ (is it fitted?); pass normalized_costs")
             normalized_costs = predictor.normalized_costs_
     else:
         if prompts is not None:
@@ -253,10 +250,7 @@ def _align_columns(quality: Any, names: Sequence[str] | None) -> Any:
     missing = [n for n in names if n not in quality.columns]
     extra = [col for col in quality.columns if col not in names]
     if missing or extra:
-        raise ValueError(
-            f"quality columns must be the generator names {names}; missing {missing}, "
-            f"unexpected {extra}"
-        )
+        raise ValueError(f"quality columns must be the generator names {names}; missing {missing}, unexpected {extra}")
     return quality[names]
 
 
@@ -289,9 +283,7 @@ def oracle_curve(
     return deferral_curve(Q, Q, normalized_costs, lambdas=lambdas, label=label)
 
 
-def single_model_points(
-    true_quality: Any, normalized_costs: Any, names: Sequence[str] | None = None
-) -> pd.DataFrame:
+def single_model_points(true_quality: Any, normalized_costs: Any, names: Sequence[str] | None = None) -> pd.DataFrame:
     """The K single-generator operating points ``(c̃_k, mean_i Q[i, k])``.
 
     Parameters
@@ -383,5 +375,3 @@ def hull_curve(true_quality: Any, normalized_costs: Any, *, label: str | None = 
     means = Q.mean(axis=0)
     idx = _upper_hull(c, means)
     return DeferralCurve(np.full(idx.size, np.nan), c[idx], means[idx], _cheapest(c), label)
-
-

@@ -61,9 +61,7 @@ class PointLabels(Artist):
         r = self.marker_radius * px
         markers = [np.array([x - r, y - r, x + r, y + r]) for x, y in anchors if np.isfinite([x, y]).all()]
         placed: list[np.ndarray] = []
-        order = sorted(
-            (i for i in range(len(anchors)) if np.isfinite(anchors[i]).all()), key=lambda i: -anchors[i][1]
-        )
+        order = sorted((i for i in range(len(anchors)) if np.isfinite(anchors[i]).all()), key=lambda i: -anchors[i][1])
         for i in order:
             ann, (x, y) = self.annotations[i], anchors[i]
             size = Text.get_window_extent(ann, renderer)

@@ -238,4 +238,3 @@ def cost_saving(curve: Any, hull: Any, q: float | None = None) -> float:
     if cr <= 0:
         return float("inf") if ch > 0 else 1.0
     return ch / cr
-

@@ -93,7 +93,9 @@ def interaction_r(pred: Any, true: Any) -> float:
         )
     for name, X in (("pred", P), ("true", T)):
         if not np.all(np.isfinite(X)):
-            raise ValueError(f"{name} holds {int((~np.isfinite(X)).sum())} NaN or infinite value(s); drop those prompts first")
+            raise ValueError(
+                f"{name} holds {int((~np.isfinite(X)).sum())} NaN or infinite value(s); drop those prompts first"
+            )
     return _corr(_interaction(P), _interaction(T))
 
 

@@ -50,9 +50,7 @@ def plot_deferral(
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plot_deferral needs matplotlib: pip install 'costroute[plot]'"
-        ) from exc
+        raise ImportError("plot_deferral needs matplotlib: pip install 'costroute[plot]'") from exc
     if isinstance(curves, DeferralCurve):
         items = [(curves.label or "router", curves)]
     elif isinstance(curves, Mapping):
@@ -77,14 +75,23 @@ def plot_deferral(
         ax.plot(x, y, label=f"{label} (AUC {cv.auc():.3f})", **style)
     if points is not None:
         marker_size = 28
-        ax.scatter(points["cost"], points["quality"], color="tab:red", zorder=5, s=marker_size, label="single generators")
+        ax.scatter(
+            points["cost"], points["quality"], color="tab:red", zorder=5, s=marker_size, label="single generators"
+        )
         if annotate:
             from ._labels import PointLabels
 
             leader = {"arrowstyle": "-", "color": "0.4", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3}
             labels = [
-                ax.annotate(str(name), (cost, qual), textcoords="offset points", xytext=(6, -6), fontsize=8,
-                            va="center", arrowprops=leader)
+                ax.annotate(
+                    str(name),
+                    (cost, qual),
+                    textcoords="offset points",
+                    xytext=(6, -6),
+                    fontsize=8,
+                    va="center",
+                    arrowprops=leader,
+                )
                 for name, (cost, qual) in points[["cost", "quality"]].iterrows()
             ]
             for label in labels:

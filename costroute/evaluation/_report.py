@@ -120,7 +120,9 @@ def report_to_markdown(
         metrics = [col[: -len("_mean")] for col in report.columns if col.endswith("_mean") and col != "fit_time_mean"]
     missing = [m for m in metrics if f"{m}_mean" not in report.columns]
     if missing:
-        raise ValueError(f"unknown metrics {missing}; the report has {[c[:-5] for c in report.columns if c.endswith('_mean')]}")
+        raise ValueError(
+            f"unknown metrics {missing}; the report has {[c[:-5] for c in report.columns if c.endswith('_mean')]}"
+        )
     headers = dict(headers or {})
     cols = ["method"] + [headers.get(m, m) for m in metrics]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * len(metrics)) + "|"]
@@ -138,5 +140,3 @@ def report_to_markdown(
             )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-

@@ -114,8 +114,6 @@ def _tidy_scores(rows: list[dict[str, Any]], fractions: Sequence[float], extra: 
     return frame[lead + metrics + rest]
 
 
-
-
 def _is_cost_target(metric: str) -> bool:
     return metric.startswith("cost_") and metric[5:].isdigit()
 
@@ -149,7 +147,11 @@ def _summarise(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     # singles by cost, then hull, routers and cascades (each in given order), oracles
     first_pos = {m: i for i, m in enumerate(scores["method"].drop_duplicates())}
     key = [
-        (_KIND_ORDER.get(out.loc[m, "kind"], 9), out.loc[m, "cost_mean"] if out.loc[m, "kind"] == "single" else 0.0, first_pos[m])
+        (
+            _KIND_ORDER.get(out.loc[m, "kind"], 9),
+            out.loc[m, "cost_mean"] if out.loc[m, "kind"] == "single" else 0.0,
+            first_pos[m],
+        )
         for m in out.index
     ]
     out = out.iloc[sorted(range(len(key)), key=key.__getitem__)]

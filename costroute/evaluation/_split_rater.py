@@ -19,15 +19,15 @@ from ._crossval import (
     RoutingCVResult,
     _as_prompt_list,
     _check_consistent,
+    _check_flag,
     _check_method_names,
     _coerce_routers,
-    _Progress,
-    _check_flag,
     _fit_predict,
     _is_cascade,
     _make_splits,
     _model_costs,
     _model_names,
+    _Progress,
 )
 from ._curves import DeferralCurve, deferral_curve
 from ._scores import _baseline_curves, _check_fractions, _fold_metrics, _lambda0_point, _metric_names, _tidy_scores
@@ -99,8 +99,11 @@ def split_rater_cross_validate(
     :func:`cross_validate_routing` and ``scores=``.
     """
 
-    cascades = [name for name, est in (routers.items() if isinstance(routers, Mapping) else [("router", routers)])
-                if _is_cascade(est)]
+    cascades = [
+        name
+        for name, est in (routers.items() if isinstance(routers, Mapping) else [("router", routers)])
+        if _is_cascade(est)
+    ]
     if cascades:
         raise ValueError(
             f"split_rater_cross_validate does not evaluate cascades, got {cascades}; evaluate them with "
@@ -110,9 +113,7 @@ def split_rater_cross_validate(
     prompts = _as_prompt_list(prompts)
     R3 = np.asarray(ratings, dtype=float)
     if R3.ndim != 3 or R3.shape[2] < 2:
-        raise ValueError(
-            f"ratings must have shape (n_prompts, n_generators, n_raters>=2), got {R3.shape}"
-        )
+        raise ValueError(f"ratings must have shape (n_prompts, n_generators, n_raters>=2), got {R3.shape}")
     if not np.all(np.isfinite(R3)):
         raise ValueError("ratings must be finite (no NaN): every image needs every rating")
     n, K, n_raters = R3.shape
@@ -164,7 +165,12 @@ def split_rater_cross_validate(
                     else:
                         _check_consistent(model, name, names, c, c_fixed is not None)
                     q0, c0 = _lambda0_point(pred, held[test], c)
-                    router_curves[name] = ("router", deferral_curve(pred, held[test], c, lambdas=lambdas, label=name), q0, c0)
+                    router_curves[name] = (
+                        "router",
+                        deferral_curve(pred, held[test], c, lambdas=lambdas, label=name),
+                        q0,
+                        c0,
+                    )
                 assert c is not None and names is not None
                 H = held[test]
                 base, hull, oracle, points = _baseline_curves(H, c, names, lambdas)
@@ -209,5 +215,3 @@ def split_rater_cross_validate(
             "wall_time": time.perf_counter() - t_start,
         },
     )
-
-

@@ -27,8 +27,9 @@ __all__ = ["BatchRunner", "ImageOutcome", "is_out_of_memory"]
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` means out of memory: ``MemoryError``, ``torch.cuda.OutOfMemoryError`` or an
     "out of memory" message (CUDA's ``RuntimeError``, other accelerators)."""
-    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-            or "out of memory" in str(exc).lower())
+    return (
+        isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,8 +142,8 @@ class BatchRunner:
         remaining = [int(i) for i in indices]
         while remaining:
             # a batch, then the halves of whatever part of it fails for another reason than memory
-            parts = [remaining[:self.batch_size]]
-            remaining = remaining[self.batch_size:]
+            parts = [remaining[: self.batch_size]]
+            remaining = remaining[self.batch_size :]
             while parts:
                 part = parts.pop(0)
                 try:
@@ -164,7 +165,9 @@ class BatchRunner:
                 outcomes = []
                 for index, image in zip(part, images):
                     error = None if is_image(image) else not_an_image(self.generator.name, index, image)
-                    outcomes.append(ImageOutcome(index, None if error else image, error, seconds / len(part), len(part)))
+                    outcomes.append(
+                        ImageOutcome(index, None if error else image, error, seconds / len(part), len(part))
+                    )
                 yield outcomes
 
     def _call(self, part: list[int], prompts: Any, seeds: Any) -> tuple[list, float]:

@@ -66,8 +66,15 @@ class CascadeResult(Sequence):
     budget : float or None
     """
 
-    def __init__(self, prompts: Sequence, generator_names: Sequence[str], cost_unit: str, seed: int,
-                 cost_penalty: float, budget: float | None):
+    def __init__(
+        self,
+        prompts: Sequence,
+        generator_names: Sequence[str],
+        cost_unit: str,
+        seed: int,
+        cost_penalty: float,
+        budget: float | None,
+    ):
         n, K = len(prompts), len(generator_names)
         self.prompts = list(prompts)
         self.generator_names = list(generator_names)
@@ -109,16 +116,18 @@ class CascadeResult(Sequence):
     def to_frame(self) -> pd.DataFrame:
         """One row per prompt: generators tried, returned, images, scores, cost and seconds."""
         scored = ~np.isnan(self.score_matrix)
-        frame = pd.DataFrame({
-            "prompt": self.prompts,
-            "tried": [" > ".join(o) for o in self.order],
-            "returned": self.returned,
-            "n_images": [len(c) for c in self.candidates],
-            "n_scores": scored.sum(axis=1),
-            "cost": self.cost,
-            "normalized_cost": self.normalized_cost,
-            "seconds": self.seconds,
-        })
+        frame = pd.DataFrame(
+            {
+                "prompt": self.prompts,
+                "tried": [" > ".join(o) for o in self.order],
+                "returned": self.returned,
+                "n_images": [len(c) for c in self.candidates],
+                "n_scores": scored.sum(axis=1),
+                "cost": self.cost,
+                "normalized_cost": self.normalized_cost,
+                "seconds": self.seconds,
+            }
+        )
         for name in self.generator_names:
             frame[f"score_{name}"] = self.score_matrix[:, self.generator_names.index(name)]
         return frame
@@ -133,8 +142,14 @@ class CascadeResult(Sequence):
         suffix = "" if generator == self.returned[index] else "_candidate"
         return f"{prefix}_{index:04d}_{_file_name_part(str(generator))}{suffix}.{fmt}"
 
-    def save(self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png",
-             candidates: bool = False, missing: str = "raise") -> list[str]:
+    def save(
+        self,
+        folder: str | os.PathLike,
+        prefix: str = "image",
+        fmt: str = "png",
+        candidates: bool = False,
+        missing: str = "raise",
+    ) -> list[str]:
         """Write the returned images (and, with ``candidates=True``, every candidate) to ``folder``.
 
         File names are :meth:`file_name`'s. ``missing="raise"`` (the default) raises
@@ -144,13 +159,15 @@ class CascadeResult(Sequence):
         if missing not in ("raise", "skip"):
             raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
         if self.missing and missing == "raise":
-            raise ValueError(f"prompts {self.missing[:10]} have no image; save what exists with missing='skip', "
-                             "or rerun them")
+            raise ValueError(
+                f"prompts {self.missing[:10]} have no image; save what exists with missing='skip', or rerun them"
+            )
         os.makedirs(folder, exist_ok=True)
         paths = []
         for i, made in enumerate(self.candidates):
-            names = [n for n in made if n == self.returned[i]] + ([n for n in made if n != self.returned[i]]
-                                                                  if candidates else [])
+            names = [n for n in made if n == self.returned[i]] + (
+                [n for n in made if n != self.returned[i]] if candidates else []
+            )
             for name in names:
                 path = os.path.join(folder, self.file_name(i, name, prefix, fmt))
                 made[name].save(path)
@@ -168,18 +185,29 @@ class CascadeResult(Sequence):
 
     def __repr__(self) -> str:
         made = sum(len(c) for c in self.candidates)
-        return (f"CascadeResult({len(self)} prompts, {made} images made, "
-                f"{int((~np.isnan(self.score_matrix)).sum())} scored, missing={len(self.missing)}, "
-                f"total_cost={self.total_cost:.4g} {self.cost_unit})")
+        return (
+            f"CascadeResult({len(self)} prompts, {made} images made, "
+            f"{int((~np.isnan(self.score_matrix)).sum())} scored, missing={len(self.missing)}, "
+            f"total_cost={self.total_cost:.4g} {self.cost_unit})"
+        )
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *, seed: int = 0,
-                     batch_size: int = 8, progress: bool = True, on_error: str = "fallback",
-                     budget: float | None = None) -> CascadeResult:
+def generate_cascade(
+    run: Any,
+    prompts: Sequence,
+    registry: Any,
+    scorer: Any,
+    *,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+    on_error: str = "fallback",
+    budget: float | None = None,
+) -> CascadeResult:
     """Drive the cascade policy ``run`` with real generators and a real scorer.
 
     Parameters
@@ -213,8 +241,9 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
             "with a backend (DiffusersGenerator, CallableGenerator or a preset)"
         )
     if scorer is None or not callable(getattr(scorer, "score", None)):
-        raise TypeError("generate needs a scorer with a score(prompts, images) method, e.g. CLIPScorer(...); "
-                        f"got {scorer!r}")
+        raise TypeError(
+            f"generate needs a scorer with a score(prompts, images) method, e.g. CLIPScorer(...); got {scorer!r}"
+        )
     n = len(prompts)
     cost_max = float(np.max(registry.costs))
     result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget)
@@ -224,7 +253,8 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
         fallback_order = np.argsort(-(run.predicted - run.lam * run.costs[None, :]), axis=1, kind="stable")
     else:  # λ = inf (no finite λ meets the budget): cheapest first, then by predicted quality
         fallback_order = np.array([np.lexsort((-q, run.costs)) for q in run.predicted], dtype=np.intp).reshape(
-            run.predicted.shape)
+            run.predicted.shape
+        )
     bar = tqdm(total=None, unit="img", desc="cascade", file=sys.stderr, disable=not progress)
 
     def stop(index: int, where: str, exc: BaseException) -> GenerationError:
@@ -277,15 +307,18 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
     def score(rows: np.ndarray, ks: np.ndarray) -> None:
         """Score the images of (rows, ks) in chunks of ``batch_size``; a failing chunk closes only its prompts."""
         for start in range(0, rows.size, batch_size):
-            part, part_k = rows[start:start + batch_size], ks[start:start + batch_size]
+            part, part_k = rows[start : start + batch_size], ks[start : start + batch_size]
             images = [result.candidates[i][names[k]] for i, k in zip(part.tolist(), part_k.tolist())]
             began = time.perf_counter()
             try:
-                values = np.asarray(scorer.score([prompts[i] for i in part], images, batch_size=batch_size,
-                                                 progress=False), dtype=float)
+                values = np.asarray(
+                    scorer.score([prompts[i] for i in part], images, batch_size=batch_size, progress=False), dtype=float
+                )
                 if values.shape != (part.size,) or not np.isfinite(values).all():
-                    raise ValueError(f"scorer {getattr(scorer, 'name', scorer)!r} returned {values.tolist()[:8]} "
-                                     f"for {part.size} images; expected {part.size} finite numbers")
+                    raise ValueError(
+                        f"scorer {getattr(scorer, 'name', scorer)!r} returned {values.tolist()[:8]} "
+                        f"for {part.size} images; expected {part.size} finite numbers"
+                    )
             except Exception as exc:
                 for i in part.tolist():
                     result.errors[(i, "scorer")] = _describe(exc)
@@ -314,8 +347,7 @@ def generate_cascade(run: Any, prompts: Sequence, registry: Any, scorer: Any, *,
                     run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
             nxt_r, nxt_k = [], []
             for i in bad_r:
-                left = [k for k in fallback_order[i] if not run.tried[i, k]
-                        and names[k] not in failed_loads]
+                left = [k for k in fallback_order[i] if not run.tried[i, k] and names[k] not in failed_loads]
                 if left:
                     nxt_r.append(i)
                     nxt_k.append(int(left[0]))
@@ -360,7 +392,8 @@ def _warn_scoring_failures(result: CascadeResult, scorer: Any) -> None:
         f"scoring failed for {len(prompts)} prompts; they kept their first image (or the best candidate scored "
         f"before the failure), unverified. Scorer {getattr(scorer, 'name', scorer)!r}, first error (prompt "
         f"{first[0]}): {first[1]}. Every error is in result.errors under (index, 'scorer')",
-        RuntimeWarning, stacklevel=4,
+        RuntimeWarning,
+        stacklevel=4,
     )
 
 

@@ -17,7 +17,6 @@ from ._progress import ProgressBar
 from ._result import Fallback, GenerationError, GenerationResult, _ranges
 from ._seeds import check_non_negative_int
 
-
 __all__ = ["ON_ERROR", "generate_plan"]
 
 #: Valid values of ``on_error``.
@@ -36,20 +35,23 @@ def _check_args(seed: Any, batch_size: Any, on_error: Any) -> None:
         raise ValueError(f"on_error must be one of {list(ON_ERROR)}, got {on_error!r}")
 
 
-def _error_message(result: GenerationResult, failures: dict[int, BaseException], tried: list[set[str]],
-                   on_error: str) -> str:
+def _error_message(
+    result: GenerationResult, failures: dict[int, BaseException], tried: list[set[str]], on_error: str
+) -> str:
     """Says how many prompts failed, how many were not attempted, how many were made, and why."""
     n, failed, skipped = len(result), result.failed, result.not_attempted
     made = n - len(result.missing)
     parts = [f"{len(failed)} of {n} images failed (prompts {_ranges(failed)})"]
     if skipped:
-        parts.append(f"{len(skipped)} were not attempted because on_error={on_error!r} stops the run at the first "
-                     f"failure (prompts {_ranges(skipped)})")
+        parts.append(
+            f"{len(skipped)} were not attempted because on_error={on_error!r} stops the run at the first "
+            f"failure (prompts {_ranges(skipped)})"
+        )
     parts.append(f"{made} were made")
-    detail = "; ".join(f"prompt {i} (tried {', '.join(sorted(tried[i]))}): {_describe(e)}"
-                       for i, e in sorted(failures.items())[:3])
-    return (f"{', '.join(parts)}. E.g. {detail}. The partial result is in .result "
-            "(.failed, .not_attempted, .errors)")
+    detail = "; ".join(
+        f"prompt {i} (tried {', '.join(sorted(tried[i]))}): {_describe(e)}" for i, e in sorted(failures.items())[:3]
+    )
+    return f"{', '.join(parts)}. E.g. {detail}. The partial result is in .result (.failed, .not_attempted, .errors)"
 
 
 def generate_plan(
@@ -154,8 +156,9 @@ def generate_plan(
                 # every image a call returned is kept, even when another prompt of the call stops the run
                 for outcome in outcomes:
                     if outcome.ok:
-                        result._record(outcome.index, outcome.image, name, spec.cost, outcome.seconds,
-                                       outcome.batch_size)
+                        result._record(
+                            outcome.index, outcome.image, name, spec.cost, outcome.seconds, outcome.batch_size
+                        )
                         bar.advance()
                     else:
                         fail(outcome.index, name, outcome.error)

@@ -109,8 +109,16 @@ class CostProfile:
         Timed and untimed calls per generator and batch size.
     """
 
-    def __init__(self, generators: GeneratorRegistry, batch_sizes: tuple[int, ...], seconds: np.ndarray,
-                 load_seconds: np.ndarray, devices: list[str | None], repeats: int, warmup: int):
+    def __init__(
+        self,
+        generators: GeneratorRegistry,
+        batch_sizes: tuple[int, ...],
+        seconds: np.ndarray,
+        load_seconds: np.ndarray,
+        devices: list[str | None],
+        repeats: int,
+        warmup: int,
+    ):
         self.generators = generators
         self.batch_sizes = batch_sizes
         self.seconds = seconds
@@ -123,7 +131,9 @@ class CostProfile:
         if batch_size is None:
             return int(np.argmax(self.batch_sizes))
         if batch_size not in self.batch_sizes:
-            raise ValueError(f"batch_size {batch_size!r} was not profiled; profiled batch sizes are {list(self.batch_sizes)}")
+            raise ValueError(
+                f"batch_size {batch_size!r} was not profiled; profiled batch sizes are {list(self.batch_sizes)}"
+            )
         return self.batch_sizes.index(batch_size)
 
     def seconds_per_image(self, batch_size: int | None = None) -> np.ndarray:
@@ -141,17 +151,19 @@ class CostProfile:
             for j, batch in enumerate(self.batch_sizes):
                 times = self.seconds[k, j]
                 median = float(np.median(times))
-                rows.append({
-                    "generator": spec.name,
-                    "batch_size": batch,
-                    "seconds_per_image": median,
-                    "min_seconds": float(times.min()),
-                    "max_seconds": float(times.max()),
-                    "images_per_second": 1.0 / median if median > 0 else np.inf,
-                    "device": self.devices[k],
-                    "load_seconds": float(self.load_seconds[k]),
-                    "repeats": self.repeats,
-                })
+                rows.append(
+                    {
+                        "generator": spec.name,
+                        "batch_size": batch,
+                        "seconds_per_image": median,
+                        "min_seconds": float(times.min()),
+                        "max_seconds": float(times.max()),
+                        "images_per_second": 1.0 / median if median > 0 else np.inf,
+                        "device": self.devices[k],
+                        "load_seconds": float(self.load_seconds[k]),
+                        "repeats": self.repeats,
+                    }
+                )
         return pd.DataFrame(rows).set_index(["generator", "batch_size"])
 
     def registry(self, batch_size: int | None = None) -> GeneratorRegistry:
@@ -177,8 +189,10 @@ class CostProfile:
 
     def __repr__(self) -> str:
         medians = ", ".join(f"{name}={s:.3g}" for name, s in zip(self.generators.names, self.seconds_per_image()))
-        return (f"CostProfile(seconds per image at batch size {max(self.batch_sizes)}: {medians}; "
-                f"batch_sizes={list(self.batch_sizes)}, repeats={self.repeats})")
+        return (
+            f"CostProfile(seconds per image at batch size {max(self.batch_sizes)}: {medians}; "
+            f"batch_sizes={list(self.batch_sizes)}, repeats={self.repeats})"
+        )
 
 
 def profile(
@@ -266,16 +280,22 @@ def profile(
     load_seconds = np.zeros(len(specs))
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(specs) * len(sizes) * (warmup + repeats), desc="profiling", unit="call",
-              file=sys.stderr, disable=not progress) as bar:
+    with tqdm(
+        total=len(specs) * len(sizes) * (warmup + repeats),
+        desc="profiling",
+        unit="call",
+        file=sys.stderr,
+        disable=not progress,
+    ) as bar:
         for k, spec in enumerate(specs):
             bar.set_postfix_str(spec.name)
             start = time.perf_counter()
             try:
                 spec.load()
             except Exception as exc:
-                raise RuntimeError(f"loading generator {spec.name!r} for profiling failed: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                raise RuntimeError(
+                    f"loading generator {spec.name!r} for profiling failed: {type(exc).__name__}: {exc}"
+                ) from exc
             load_seconds[k] = time.perf_counter() - start
             for j, size in enumerate(sizes):
                 batch = [texts[i % len(texts)] for i in range(size)]
@@ -286,13 +306,16 @@ def profile(
                         images = spec.generate_images(batch, seeds)
                         _synchronize()
                     except Exception as exc:
-                        raise RuntimeError(f"generator {spec.name!r} failed at batch size {size} while profiled: "
-                                           f"{type(exc).__name__}: {exc}") from exc
+                        raise RuntimeError(
+                            f"generator {spec.name!r} failed at batch size {size} while profiled: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
                     elapsed = time.perf_counter() - start
                     if len(images) != size:
                         raise ValueError(f"generator {spec.name!r} returned {len(images)} images for {size} prompts")
                     if call >= warmup:
                         seconds[k, j, call - warmup] = elapsed / size
                     bar.update(1)
-    return CostProfile(GeneratorRegistry(specs), sizes, seconds, load_seconds, [_device_of(s) for s in specs],
-                       repeats, warmup)
+    return CostProfile(
+        GeneratorRegistry(specs), sizes, seconds, load_seconds, [_device_of(s) for s in specs], repeats, warmup
+    )

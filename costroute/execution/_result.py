@@ -181,8 +181,10 @@ class GenerationResult(Sequence):
     def status(self) -> list[str]:
         """Per prompt: ``"made"``, ``"failed"`` or ``"not attempted"``."""
         failed = set(self.failed)
-        return ["made" if g is not None else "failed" if i in failed else "not attempted"
-                for i, g in enumerate(self.generators)]
+        return [
+            "made" if g is not None else "failed" if i in failed else "not attempted"
+            for i, g in enumerate(self.generators)
+        ]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per prompt, in prompt order.
@@ -204,8 +206,9 @@ class GenerationResult(Sequence):
             }
         )
 
-    def save(self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png",
-             missing: str = "raise") -> list[str]:
+    def save(
+        self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png", missing: str = "raise"
+    ) -> list[str]:
         """Save every image as ``{prefix}_{index:04d}_{generator}.{fmt}``; returns the paths.
 
         In the file name, every character of the generator name other than letters, digits,
@@ -244,8 +247,11 @@ class GenerationResult(Sequence):
                 f"failed: {len(self.failed)}, not attempted: {len(self.not_attempted)}); nothing was saved. "
                 "Pass missing='skip' to save the images there are"
             )
-        bad = [i for i, (image, gen) in enumerate(zip(self.images, self.generators))
-               if gen is not None and not is_image(image)]
+        bad = [
+            i
+            for i, (image, gen) in enumerate(zip(self.images, self.generators))
+            if gen is not None and not is_image(image)
+        ]
         if bad:
             raise TypeError(
                 f"images {_ranges(bad)} are not images (an image has a save(path) method, such as a "

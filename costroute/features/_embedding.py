@@ -176,8 +176,10 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of ``texts`` (none cached), with a progress bar over many of them."""
         kwargs = dict(
-            batch_size=self.batch_size, normalize_embeddings=bool(self.normalize),
-            convert_to_numpy=True, show_progress_bar=False,
+            batch_size=self.batch_size,
+            normalize_embeddings=bool(self.normalize),
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         if not self.progress or len(texts) < PROGRESS_MIN_TEXTS:
             return _load_model(self.model_, self.device).encode(texts, **kwargs).astype(np.float32, copy=False)

@@ -23,14 +23,11 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(
-            f"{name} must be a list of prompt strings, got a single {type(X).__name__}; "
-            f"wrap it in a list: [{X!r}]"
+            f"{name} must be a list of prompt strings, got a single {type(X).__name__}; wrap it in a list: [{X!r}]"
         )
     if hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 2:
         if X.shape[1] != 1:
-            raise ValueError(
-                f"{name} must be a 1-d collection of prompts, got a frame with {X.shape[1]} columns"
-            )
+            raise ValueError(f"{name} must be a 1-d collection of prompts, got a frame with {X.shape[1]} columns")
         X = X.iloc[:, 0]
     if isinstance(X, np.ndarray):
         if X.ndim == 2 and X.shape[1] == 1:
@@ -47,9 +44,7 @@ def check_prompts(X, *, name: str = "X") -> list[str]:
         raise ValueError(f"{name} is empty: pass at least one prompt")
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
-            raise TypeError(
-                f"{name}[{i}] must be a str, got {type(p).__name__}: {p!r}; every prompt must be text"
-            )
+            raise TypeError(f"{name}[{i}] must be a str, got {type(p).__name__}: {p!r}; every prompt must be text")
     check_prompt_text(prompts, name=name)
     return prompts
 

@@ -95,8 +95,9 @@ class CallableGenerator(BackendGenerator):
     [1, 2]
     """
 
-    def __init__(self, name: str, fn: Callable[[list, list], Sequence[Any]], cost: float, cost_unit: str = "usd",
-                 **settings: Any):
+    def __init__(
+        self, name: str, fn: Callable[[list, list], Sequence[Any]], cost: float, cost_unit: str = "usd", **settings: Any
+    ):
         if not callable(fn):
             raise TypeError(f"fn of generator {name!r} must be callable as fn(prompts, seeds), got {type(fn).__name__}")
         super().__init__(name, cost, cost_unit=cost_unit, **settings)
@@ -135,15 +136,15 @@ class CallableGenerator(BackendGenerator):
                 f"fn of generator {self.name!r} must return a sequence of images, got {type(images).__name__}"
             ) from exc
         if len(images) != len(prompts):
-            raise ValueError(
-                f"fn of generator {self.name!r} returned {len(images)} images for {len(prompts)} prompts"
-            )
+            raise ValueError(f"fn of generator {self.name!r} returned {len(images)} images for {len(prompts)} prompts")
         return images
 
     def _key(self) -> tuple:
         fn = self.fn
-        ident = (getattr(fn, "__module__", None) or type(fn).__module__,
-                 getattr(fn, "__qualname__", None) or type(fn).__qualname__)
+        ident = (
+            getattr(fn, "__module__", None) or type(fn).__module__,
+            getattr(fn, "__qualname__", None) or type(fn).__qualname__,
+        )
         return super()._key() + (ident,)
 
     def __repr__(self) -> str:

@@ -132,8 +132,10 @@ class DeepFloydIFGenerator(_CountedCostGenerator):
         device = _resolve_device(self.settings["device"])
         dtype = _resolve_dtype(self.settings["dtype"], device)
         load_kwargs = repr(sorted((self.settings.get("load_kwargs") or {}).items()))
-        return ((self.settings["stage_1"], dtype, device, (), load_kwargs),
-                (self.settings["stage_2"], dtype, device, (("text_encoder", None),), load_kwargs))
+        return (
+            (self.settings["stage_1"], dtype, device, (), load_kwargs),
+            (self.settings["stage_2"], dtype, device, (("text_encoder", None),), load_kwargs),
+        )
 
     def load(self) -> tuple[Any, Any]:
         """Both stage pipelines, from the cache or freshly loaded into it.
@@ -190,11 +192,22 @@ class DeepFloydIFGenerator(_CountedCostGenerator):
             return [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
 
         low = first(
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, num_inference_steps=steps_1,
-            guidance_scale=scale_1, generator=generators(), output_type="pt", **extra,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            num_inference_steps=steps_1,
+            guidance_scale=scale_1,
+            generator=generators(),
+            output_type="pt",
+            **extra,
         ).images
         images = second(
-            image=low, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-            num_inference_steps=steps_2, guidance_scale=scale_2, generator=generators(), output_type="pil", **extra,
+            image=low,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            num_inference_steps=steps_2,
+            guidance_scale=scale_2,
+            generator=generators(),
+            output_type="pil",
+            **extra,
         ).images
         return list(images)

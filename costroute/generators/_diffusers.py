@@ -63,10 +63,17 @@ _SECOND_ORDER = frozenset({"HeunDiscreteScheduler", "KDPM2DiscreteScheduler", "K
 
 _DTYPES = {
     "auto": "auto",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "float64": "float64", "fp64": "float64", "double": "float64",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "float64": "float64",
+    "fp64": "float64",
+    "double": "float64",
 }
 
 
@@ -105,8 +112,19 @@ KNOWN_MODELS: Mapping[str, KnownModel] = {
 }
 
 # settings that are DiffusersGenerator parameters; every other setting is a pipeline-call kwarg
-_OWN_KEYS = ("model", "steps", "guidance_scale", "height", "width", "scheduler", "dtype", "device",
-             "arch", "components", "load_kwargs")
+_OWN_KEYS = (
+    "model",
+    "steps",
+    "guidance_scale",
+    "height",
+    "width",
+    "scheduler",
+    "dtype",
+    "device",
+    "arch",
+    "components",
+    "load_kwargs",
+)
 # settings that change the cost per image
 _COST_KEYS = frozenset({"model", "steps", "guidance_scale", "height", "width", "scheduler", "arch", "components"})
 
@@ -126,9 +144,7 @@ def _check_model(model: Any, name: str) -> str:
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
     if not isinstance(model, str) or not model.strip():
-        raise TypeError(
-            f"model of generator {name!r} must be a hub id ('org/name') or a local folder, got {model!r}"
-        )
+        raise TypeError(f"model of generator {name!r} must be a hub id ('org/name') or a local folder, got {model!r}")
     if _looks_like_path(model):
         folder = os.path.abspath(os.path.expanduser(model))
         if not os.path.isdir(folder):
@@ -156,8 +172,9 @@ def _check_scheduler(scheduler: Any) -> str | None:
     if scheduler is None:
         return None
     if not isinstance(scheduler, str) or scheduler.lower() not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; valid schedulers are {sorted(SCHEDULERS)} or None "
-                         "(the pipeline's own)")
+        raise ValueError(
+            f"unknown scheduler {scheduler!r}; valid schedulers are {sorted(SCHEDULERS)} or None (the pipeline's own)"
+        )
     return scheduler.lower()
 
 
@@ -185,14 +202,15 @@ def _check_components(components: Any, name: str) -> dict:
     out = {}
     for key, source in components.items():
         if key not in _COMPONENT_CLASSES:
-            raise ValueError(f"cannot replace component {key!r}; replaceable components are {sorted(_COMPONENT_CLASSES)}")
+            raise ValueError(
+                f"cannot replace component {key!r}; replaceable components are {sorted(_COMPONENT_CLASSES)}"
+            )
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
         if not isinstance(source, str) or not source:
             raise TypeError(f"components[{key!r}] must be a hub id or a local folder, got {source!r}")
         out[key] = os.path.abspath(os.path.expanduser(source)) if _looks_like_path(source) else source
     return out
-
 
 
 # ----------------------------------------------------------------------------- cost
@@ -278,8 +296,9 @@ class _CountedCostGenerator(BackendGenerator):
     _cost: float | None
     _explicit_cost: bool
 
-    def _set_settings(self, settings: dict, load_kwargs: Mapping[str, Any] | None, pipeline_kwargs: dict,
-                      cost: float | None) -> None:
+    def _set_settings(
+        self, settings: dict, load_kwargs: Mapping[str, Any] | None, pipeline_kwargs: dict, cost: float | None
+    ) -> None:
         """Store validated settings, extra load/call arguments and an explicit cost, if any."""
         if load_kwargs:
             settings["load_kwargs"] = dict(load_kwargs)
@@ -289,8 +308,13 @@ class _CountedCostGenerator(BackendGenerator):
         self._cost = None if cost is None else _check_cost(cost, self.name)
 
     def _key(self) -> tuple:
-        return (type(self), self.name, self._cost if self._explicit_cost else None, self.cost_unit,
-                repr(sorted(self.settings.items())))
+        return (
+            type(self),
+            self.name,
+            self._cost if self._explicit_cost else None,
+            self.cost_unit,
+            repr(sorted(self.settings.items())),
+        )
 
 
 class DiffusersGenerator(_CountedCostGenerator):
@@ -548,7 +572,9 @@ class DiffusersGenerator(_CountedCostGenerator):
             kwargs["width"] = self.width
         for key, value in self.pipeline_kwargs.items():
             # diffusers wants a negative prompt of the prompt's type: one per prompt
-            kwargs[key] = [value] * len(prompts) if key.startswith("negative_prompt") and isinstance(value, str) else value
+            kwargs[key] = (
+                [value] * len(prompts) if key.startswith("negative_prompt") and isinstance(value, str) else value
+            )
         with known_notices_filtered():  # CLIP's notice on prompts over 77 tokens: truncating is expected
             images = list(pipe(**kwargs).images)
         if len(images) != len(prompts):

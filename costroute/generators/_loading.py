@@ -185,8 +185,11 @@ def quiet_loading() -> Iterator[None]:
         return
     with _quiet_lock:
         if _quiet_depth == 0:
-            _quiet_saved = (diffusers_logging.is_progress_bar_enabled(),
-                            transformers_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled())
+            _quiet_saved = (
+                diffusers_logging.is_progress_bar_enabled(),
+                transformers_logging.is_progress_bar_enabled(),
+                hub.are_progress_bars_disabled(),
+            )
             diffusers_logging.disable_progress_bar()
             transformers_logging.disable_progress_bar()  # also switches the hub's bars off: put them back
             if not _quiet_saved[2]:
@@ -334,8 +337,12 @@ def _load_failed(model: str, where: str, dtype: str, uncached: list[str], exc: B
     offline = hub_offline()
     if uncached:
         return not_cached_error(uncached, offline, exc)
-    hint = (" (HF_HUB_OFFLINE is set: the local cache may hold only part of the model; download it again on a "
-            "machine with network access)" if offline and where == "hub id" else "")
+    hint = (
+        " (HF_HUB_OFFLINE is set: the local cache may hold only part of the model; download it again on a "
+        "machine with network access)"
+        if offline and where == "hub id"
+        else ""
+    )
     return OSError(f"could not load the diffusers pipeline {model!r} ({where}, dtype={dtype}): {exc}{hint}")
 
 
@@ -347,8 +354,9 @@ def _load_pipeline(model: str, dtype: str, device: str, components: Mapping[str,
         return _load_pipeline_now(model, dtype, device, components, load_kwargs, uncached)
 
 
-def _load_pipeline_now(model: str, dtype: str, device: str, components: Mapping[str, str], load_kwargs: Mapping,
-                       uncached: list[str]) -> Any:
+def _load_pipeline_now(
+    model: str, dtype: str, device: str, components: Mapping[str, str], load_kwargs: Mapping, uncached: list[str]
+) -> Any:
     import diffusers
 
     kwargs = {**_dtype_kwargs(dtype, load_kwargs), **load_kwargs}

@@ -128,9 +128,7 @@ class GeneratorRegistry:
             raise ValueError("a GeneratorRegistry needs at least one generator, got none")
         for spec in specs:
             if not isinstance(spec, GeneratorSpec):
-                raise TypeError(
-                    f"every generator must be a GeneratorSpec, got {type(spec).__name__}: {spec!r}"
-                )
+                raise TypeError(f"every generator must be a GeneratorSpec, got {type(spec).__name__}: {spec!r}")
         names = [s.name for s in specs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -62,40 +62,74 @@ def build_tiny_pipeline(folder: str | os.PathLike, kind: str = "sd", seed: int =
     folder = os.path.abspath(os.fspath(folder))
     vocab = _tiny_vocab()
     text = {
-        "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "hidden_size": 32, "intermediate_size": 64,
-        "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": len(vocab), "max_position_embeddings": 77,
-        "hidden_act": "gelu", "projection_dim": 32,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "pad_token_id": 1,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": len(vocab),
+        "max_position_embeddings": 77,
+        "hidden_act": "gelu",
+        "projection_dim": 32,
     }
     xl = kind == "sdxl"
     extra_unet: dict[str, Any] = {}
     if xl:
         extra_unet = {
-            "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
-            "projection_class_embeddings_input_dim": 6 * 8 + text["projection_dim"], "use_linear_projection": True,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": 8,
+            "projection_class_embeddings_input_dim": 6 * 8 + text["projection_dim"],
+            "use_linear_projection": True,
         }
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         unet = UNet2DConditionModel(
-            sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1,
-            block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=4, norm_num_groups=8,
-            cross_attention_dim=2 * text["hidden_size"] if xl else text["hidden_size"], **extra_unet,
+            sample_size=sample_size,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(16, 32),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=4,
+            norm_num_groups=8,
+            cross_attention_dim=2 * text["hidden_size"] if xl else text["hidden_size"],
+            **extra_unet,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-            norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            norm_num_groups=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
             sample_size=8 * sample_size,
         )
         text_encoder = CLIPTextModel(CLIPTextConfig(**text))
         text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**text)) if xl else None
     # the schedulers the real SD 1.5 and SDXL checkpoints ship with
     if xl:
-        scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                           timestep_spacing="leading", steps_offset=1)
+        scheduler = EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            timestep_spacing="leading",
+            steps_offset=1,
+        )
     else:
-        scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                  skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
+        scheduler = PNDMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            skip_prk_steps=True,
+            steps_offset=1,
+            set_alpha_to_one=False,
+        )
         scheduler.register_to_config(clip_sample=False)
 
     def tokenizer() -> Any:
@@ -103,13 +137,24 @@ def build_tiny_pipeline(folder: str | os.PathLike, kind: str = "sd", seed: int =
 
     if xl:
         pipe = StableDiffusionXLPipeline(
-            vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer(),
-            tokenizer_2=tokenizer(), unet=unet, scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=tokenizer(),
+            tokenizer_2=tokenizer(),
+            unet=unet,
+            scheduler=scheduler,
         )
     else:
         pipe = StableDiffusionPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer(), unet=unet, scheduler=scheduler,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer(),
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
         )
     with quiet_loading():  # no "Writing model shards" bars
         pipe.save_pretrained(folder)

@@ -52,8 +52,15 @@ PRESETS: Mapping[str, tuple[type, dict, str]] = {
     ),
     "lcm-sdxl-4": (
         DiffusersGenerator,
-        {"model": _SDXL, "components": {"unet": "latent-consistency/lcm-sdxl"}, "scheduler": "lcm", "steps": 4,
-         "guidance_scale": 8.0, "height": 1024, "width": 1024},
+        {
+            "model": _SDXL,
+            "components": {"unet": "latent-consistency/lcm-sdxl"},
+            "scheduler": "lcm",
+            "steps": 4,
+            "guidance_scale": 8.0,
+            "height": 1024,
+            "width": 1024,
+        },
         "SDXL base with the LCM-distilled UNet and LCMScheduler, 4 steps, 1024 px; guidance is an input "
         "of the distilled UNet, so no guidance batch",
     ),
@@ -89,8 +96,12 @@ PRESETS: Mapping[str, tuple[type, dict, str]] = {
     ),
     "deepfloyd-if": (
         DeepFloydIFGenerator,
-        {"stage_1": "DeepFloyd/IF-I-XL-v1.0", "stage_2": "DeepFloyd/IF-II-L-v1.0", "steps": (100, 50),
-         "guidance_scale": (7.0, 4.0)},
+        {
+            "stage_1": "DeepFloyd/IF-I-XL-v1.0",
+            "stage_2": "DeepFloyd/IF-II-L-v1.0",
+            "steps": (100, 50),
+            "guidance_scale": (7.0, 4.0),
+        },
         "DeepFloyd IF-I-XL (64 px, 100 steps, guidance 7) + IF-II-L (256 px, 50 steps, guidance 4); "
         "no stage III upscaler",
     ),

@@ -67,15 +67,23 @@ def build_quality_model(spec, n_samples: int, random_state, progress: bool = Tru
             return LowRankRegressor(cv=min(5, n_samples), random_state=0 if random_state is None else random_state)
         if spec == "mlp":
             mlp = MLPRegressor(
-                hidden_layer_sizes=(64,), alpha=1.0, learning_rate_init=1e-3, max_iter=300,
-                early_stopping=n_samples >= 50, n_iter_no_change=20, random_state=random_state,
+                hidden_layer_sizes=(64,),
+                alpha=1.0,
+                learning_rate_init=1e-3,
+                max_iter=300,
+                early_stopping=n_samples >= 50,
+                n_iter_no_change=20,
+                random_state=random_state,
             )
             return TransformedTargetRegressor(regressor=mlp, transformer=StandardScaler())
         if spec == "gbm":
             return MultiOutputRegressor(
                 HistGradientBoostingRegressor(
-                    max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
-                    min_samples_leaf=max(1, min(20, n_samples // 10)), l2_regularization=1.0,
+                    max_iter=150,
+                    learning_rate=0.05,
+                    max_leaf_nodes=15,
+                    min_samples_leaf=max(1, min(20, n_samples // 10)),
+                    l2_regularization=1.0,
                     random_state=random_state,
                 )
             )

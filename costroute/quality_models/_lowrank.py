@@ -119,7 +119,7 @@ def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None
         start = base.predict(design.Xc)
     filled = np.where(mask, Y, start)
     scale = max(float(np.std(Y[mask])), 1e-12)
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - the number of passes is returned
         fit = _fit_complete(design, filled, alpha_b, alpha, rank)
         new = np.where(mask, Y, fit.predict(design.Xc))
         change = float(np.max(np.abs(new - filled)))
@@ -132,7 +132,8 @@ def _fit_masked(design, Y, mask, alpha_b, alpha, rank, max_iter, tol, start=None
                 f"the low-rank fit with missing cells stopped after max_iter={max_iter} passes before "
                 f"converging (last change {change / scale:.2g} of the quality's std, tol={tol:g}); raise "
                 "max_iter or tol",
-                ConvergenceWarning, stacklevel=3,
+                ConvergenceWarning,
+                stacklevel=3,
             )
     return fit, filled, it
 
@@ -251,8 +252,7 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
     (1, (2, 3))
     """
 
-    def __init__(self, rank=2, alphas=None, difficulty_alphas=None, cv=5, max_iter=500, tol=1e-9,
-                 random_state=0):
+    def __init__(self, rank=2, alphas=None, difficulty_alphas=None, cv=5, max_iter=500, tol=1e-9, random_state=0):
         self.rank = rank
         self.alphas = alphas
         self.difficulty_alphas = difficulty_alphas
@@ -264,8 +264,10 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
     # ------------------------------------------------------------------ validation
     def _check_y(self, y, n: int) -> tuple[np.ndarray, list[str]]:
         if y is None:
-            raise ValueError("requires y to be passed, but the target y is None: y holds the quality of each "
-                             "generator (n_samples, n_generators), NaN where not rated")
+            raise ValueError(
+                "requires y to be passed, but the target y is None: y holds the quality of each "
+                "generator (n_samples, n_generators), NaN where not rated"
+            )
         names = [str(c) for c in y.columns] if hasattr(y, "columns") else None
         try:
             Y = np.asarray(y, dtype=float)
@@ -275,15 +277,19 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         if Y.ndim == 1:
             Y = Y[:, None]
         if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] < 1:
-            raise ValueError(f"y must have shape (n_samples, n_generators) with n_samples = {n} (the rows of X), "
-                             f"got shape {np.shape(y)}")
+            raise ValueError(
+                f"y must have shape (n_samples, n_generators) with n_samples = {n} (the rows of X), "
+                f"got shape {np.shape(y)}"
+            )
         if np.isinf(Y).any():
             raise ValueError("y contains inf; quality must be finite, or NaN where a generator did not rate a prompt")
         empty = np.flatnonzero(np.isnan(Y).all(axis=0))
         if empty.size:
             cols = [names[k] if names else int(k) for k in empty]
-            raise ValueError(f"y has no rated cell in column(s) {cols}: every generator needs at least one rated "
-                             "prompt; drop those columns or rate some prompts with them")
+            raise ValueError(
+                f"y has no rated cell in column(s) {cols}: every generator needs at least one rated "
+                "prompt; drop those columns or rate some prompts with them"
+            )
         return Y, names or [str(k) for k in range(Y.shape[1])]
 
     def _folds(self, n: int):
@@ -346,8 +352,9 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
             err = cnt = 0.0
             for f, (tr, te) in enumerate(folds):
                 design = fold_designs[f]
-                fit, filled, _ = _fit_masked(design, Y[tr], mask[tr], alpha_b, alpha, rank, self.max_iter,
-                                             max(self.tol, _CV_TOL), starts[f])
+                fit, filled, _ = _fit_masked(
+                    design, Y[tr], mask[tr], alpha_b, alpha, rank, self.max_iter, max(self.tol, _CV_TOL), starts[f]
+                )
                 starts[f] = filled  # warm start of the next candidate
                 pred = fit.predict(X[te] - design.mean)
                 obs = mask[te]
@@ -372,11 +379,16 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         self.rank_, self.alpha_ = params[best]
         self.difficulty_alpha_ = alpha_b
         self.noise_variance_ = float(mse[best])
-        self.cv_results_ = {"difficulty_alphas": b_alphas.copy(), "difficulty_mse": np.asarray(b_mse),
-                            "params": params, "mse": np.asarray(mse)}
+        self.cv_results_ = {
+            "difficulty_alphas": b_alphas.copy(),
+            "difficulty_mse": np.asarray(b_mse),
+            "params": params,
+            "mse": np.asarray(mse),
+        }
         design = _Design(X)
-        fit, _, self.n_iter_ = _fit_masked(design, Y, mask, alpha_b, self.alpha_, self.rank_, self.max_iter, self.tol,
-                                           warn=True)
+        fit, _, self.n_iter_ = _fit_masked(
+            design, Y, mask, alpha_b, self.alpha_, self.rank_, self.max_iter, self.tol, warn=True
+        )
         self.feature_means_ = design.mean
         self.generator_means_ = fit.mu
         self.difficulty_coef_ = fit.w
@@ -447,8 +459,10 @@ class LowRankRegressor(RegressorMixin, BaseEstimator):
         U = self.prompt_factors(X)
         z = np.asarray(y, dtype=float)
         if z.ndim != 1 or z.shape[0] != U.shape[0]:
-            raise ValueError(f"y must be a 1-D array of the new generator's quality on the {U.shape[0]} prompts of X, "
-                             f"got shape {z.shape}")
+            raise ValueError(
+                f"y must be a 1-D array of the new generator's quality on the {U.shape[0]} prompts of X, "
+                f"got shape {z.shape}"
+            )
         if not np.all(np.isfinite(z)):
             raise ValueError("y must be finite: pass only the prompts the new generator has rated")
         name = str(self.n_outputs_) if name is None else name

@@ -56,13 +56,16 @@ def _resolve_device(device: Any) -> str:
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not isinstance(device, str):
-        raise TypeError(f"device must be None or a torch device string such as 'cpu' or 'cuda:0', got "
-                        f"{type(device).__name__}: {device!r}")
+        raise TypeError(
+            f"device must be None or a torch device string such as 'cpu' or 'cuda:0', got "
+            f"{type(device).__name__}: {device!r}"
+        )
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"device must be None or a torch device string such as 'cpu' or 'cuda:0', "
-                         f"got {device!r}: {exc}") from None
+        raise ValueError(
+            f"device must be None or a torch device string such as 'cpu' or 'cuda:0', got {device!r}: {exc}"
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available here; pass device='cpu' or None")
     return str(resolved)
@@ -238,10 +241,14 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
         if not isinstance(self.progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
         rs = self.random_state
-        if rs is not None and not isinstance(rs, np.random.RandomState) and (
-            not isinstance(rs, Integral) or isinstance(rs, bool)
+        if (
+            rs is not None
+            and not isinstance(rs, np.random.RandomState)
+            and (not isinstance(rs, Integral) or isinstance(rs, bool))
         ):
-            raise TypeError(f"random_state must be None, an int or a numpy RandomState, got {type(rs).__name__}: {rs!r}")
+            raise TypeError(
+                f"random_state must be None, an int or a numpy RandomState, got {type(rs).__name__}: {rs!r}"
+            )
         return dict(
             model=model,
             epochs=_check_int("epochs", self.epochs, 1),
@@ -264,8 +271,10 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"y must hold numbers: {exc}") from exc
         if Y.ndim not in (1, 2) or Y.shape[0] != n_samples or (Y.ndim == 2 and Y.shape[1] == 0):
-            raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs) with n_samples={n_samples}, "
-                             f"got shape {Y.shape}")
+            raise ValueError(
+                f"y must have shape (n_samples,) or (n_samples, n_outputs) with n_samples={n_samples}, "
+                f"got shape {Y.shape}"
+            )
         if not np.isfinite(Y).all():
             raise ValueError(f"y contains NaN or inf in {int((~np.isfinite(Y)).sum())} cell(s)")
         return Y
@@ -305,8 +314,10 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
         order = rng.permutation(n)
         n_val = math.ceil(params["validation_fraction"] * n) if params["validation_fraction"] > 0 else 0
         if n_val and n - n_val < 1:
-            raise ValueError(f"validation_fraction={self.validation_fraction!r} leaves no training prompt out of {n}; "
-                             "lower it or pass None")
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction!r} leaves no training prompt out of {n}; "
+                "lower it or pass None"
+            )
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         mean = Y2[train_idx].mean(axis=0)
         scale = Y2[train_idx].std(axis=0)
@@ -326,12 +337,19 @@ class TransformerRegressor(RegressorMixin, BaseEstimator):
                     tokenizer = AutoTokenizer.from_pretrained(source)
                     encoder = AutoModel.from_pretrained(source)
             except (OSError, ValueError) as exc:
-                raise ValueError(f"model={self.model!r} could not be loaded as a BERT-like encoder with its tokenizer: "
-                                 f"{exc}") from exc
+                raise ValueError(
+                    f"model={self.model!r} could not be loaded as a BERT-like encoder with its tokenizer: {exc}"
+                ) from exc
             net = _build_net(encoder.config, Y2.shape[1], encoder=encoder).to(device)
             history, best_epoch, n_epochs = self._train(
-                net, tokenizer, [prompts[i] for i in train_idx], Z[train_idx], [prompts[i] for i in val_idx],
-                Z[val_idx], params, seed,
+                net,
+                tokenizer,
+                [prompts[i] for i in train_idx],
+                Z[train_idx],
+                [prompts[i] for i in val_idx],
+                Z[val_idx],
+                params,
+                seed,
             )
         net.eval()
         self.n_outputs_ = int(Y2.shape[1])

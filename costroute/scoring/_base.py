@@ -60,8 +60,9 @@ def _check_batch_size(batch_size: Any, what: str = "batch_size") -> int:
 
 def _check_prompts(prompts: Any) -> list[str]:
     if isinstance(prompts, (str, bytes)):
-        raise TypeError(f"prompts must be a sequence of str, got a single {type(prompts).__name__} {prompts!r}; "
-                        "wrap it in a list")
+        raise TypeError(
+            f"prompts must be a sequence of str, got a single {type(prompts).__name__} {prompts!r}; wrap it in a list"
+        )
     try:
         prompts = list(prompts)
     except TypeError:
@@ -217,12 +218,16 @@ class Scorer:
                 f"scorer {self.name!r} must return numbers, one per image; got {type(values).__name__}: {values!r}"
             ) from None
         if scores.ndim != 1 or scores.shape[0] != n:
-            raise ValueError(f"scorer {self.name!r} returned scores of shape {scores.shape} for {n} images; "
-                             f"it must return {n} numbers, one per image in order")
+            raise ValueError(
+                f"scorer {self.name!r} returned scores of shape {scores.shape} for {n} images; "
+                f"it must return {n} numbers, one per image in order"
+            )
         bad = np.flatnonzero(~np.isfinite(scores))
         if bad.size:
-            raise ValueError(f"scorer {self.name!r} returned non-finite scores {scores[bad[:5]].tolist()} at batch "
-                             f"positions {bad[:5].tolist()}; every score must be a finite number")
+            raise ValueError(
+                f"scorer {self.name!r} returned non-finite scores {scores[bad[:5]].tolist()} at batch "
+                f"positions {bad[:5].tolist()}; every score must be a finite number"
+            )
         return scores
 
     def score(

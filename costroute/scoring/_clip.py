@@ -97,8 +97,18 @@ class CLIPScorer(ModelScorer):
             raise ValueError(f"output must be one of {list(CLIP_OUTPUTS)}, got {output!r}")
         self.output = output
         self._prefix = output
-        super().__init__(model, processor=processor, name=name, batch_size=batch_size, device=device, dtype=dtype,
-                         cost=cost, cost_unit=cost_unit, price_model=price_model, load_kwargs=load_kwargs)
+        super().__init__(
+            model,
+            processor=processor,
+            name=name,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            cost=cost,
+            cost_unit=cost_unit,
+            price_model=price_model,
+            load_kwargs=load_kwargs,
+        )
 
     def _load_model(self, model: str, processor: str, dtype: str, device: str) -> tuple[Any, Any]:
         from transformers import AutoProcessor, CLIPModel
@@ -107,8 +117,9 @@ class CLIPScorer(ModelScorer):
 
         proc = self._from_pretrained(AutoProcessor, processor)
         if getattr(proc, "tokenizer", None) is None or getattr(proc, "image_processor", None) is None:
-            raise ValueError(f"processor {processor!r} must have a tokenizer and an image processor, "
-                             f"got a {type(proc).__name__}")
+            raise ValueError(
+                f"processor {processor!r} must have a tokenizer and an image processor, got a {type(proc).__name__}"
+            )
         net = self._from_pretrained(CLIPModel, model, **dtype_kwargs(dtype), **self.load_kwargs)
         return net.to(device).eval(), proc
 
@@ -118,8 +129,9 @@ class CLIPScorer(ModelScorer):
         net, proc = self.load()
         longest = int(net.config.text_config.max_position_embeddings)
         max_length = min(int(getattr(proc.tokenizer, "model_max_length", longest) or longest), longest)
-        inputs = proc(text=prompts, images=images, return_tensors="pt", padding=True, truncation=True,
-                      max_length=max_length)
+        inputs = proc(
+            text=prompts, images=images, return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
         inputs = self._to_device(inputs, net)
         with torch.no_grad():
             image = net.visual_projection(net.vision_model(pixel_values=inputs["pixel_values"]).pooler_output)

@@ -89,7 +89,9 @@ class ScorerCost:
 
     def __str__(self) -> str:
         shape = ", ".join(f"{k}={v}" for k, v in self.input_shape.items())
-        lines = [f"{self.model_type} ({shape}): {self.total / 1e9:,.2f} GFLOPs per image, {self.params / 1e6:,.1f}M params"]
+        lines = [
+            f"{self.model_type} ({shape}): {self.total / 1e9:,.2f} GFLOPs per image, {self.params / 1e6:,.1f}M params"
+        ]
         lines += [f"  {name:<12} {flops / 1e9:>12,.2f} GFLOPs" for name, flops in self.parts.items()]
         return "\n".join(lines)
 
@@ -100,7 +102,7 @@ def _check_arch(arch: Any) -> str:
     return arch
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_shipped(arch: str) -> str:
     return resources.files("costroute").joinpath("configs", "scorers", arch, "config.json").read_text(encoding="utf-8")
 
@@ -172,8 +174,9 @@ def scorer_cost(config: Mapping[str, Any], *, text_tokens: int | None = None) ->
         isinstance(text_tokens, bool) or not isinstance(text_tokens, numbers.Integral) or text_tokens < 1
     ):
         raise ValueError(f"text_tokens must be a positive integer, got {text_tokens!r}")
-    key = json.dumps({k: v for k, v in config.items() if k not in ("_name_or_path", "_commit_hash")},
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        {k: v for k, v in config.items() if k not in ("_name_or_path", "_commit_hash")}, sort_keys=True, default=str
+    )
     if kind == "clip":
         return _clip_cost(key, None if text_tokens is None else int(text_tokens))
     return _llava_cost(key, VQA_TEXT_TOKENS if text_tokens is None else int(text_tokens))

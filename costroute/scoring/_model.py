@@ -24,9 +24,14 @@ __all__ = ["ModelScorer"]
 
 _DTYPES = {
     "auto": "auto",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
 }
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 
@@ -52,12 +57,17 @@ def check_source(value: Any, what: str) -> str:
         return value
     folder = os.path.abspath(os.path.expanduser(value))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{what} folder {value!r} does not exist; pass a folder written by save_pretrained "
-                                "or a hub id")
-    if not any(os.path.isfile(os.path.join(folder, f)) for f in ("config.json", "processor_config.json",
-                                                               "preprocessor_config.json", "tokenizer_config.json")):
-        raise FileNotFoundError(f"{what} folder {value!r} holds no config.json, processor or tokenizer files; pass a "
-                                "folder written by save_pretrained")
+        raise FileNotFoundError(
+            f"{what} folder {value!r} does not exist; pass a folder written by save_pretrained or a hub id"
+        )
+    if not any(
+        os.path.isfile(os.path.join(folder, f))
+        for f in ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    ):
+        raise FileNotFoundError(
+            f"{what} folder {value!r} holds no config.json, processor or tokenizer files; pass a "
+            "folder written by save_pretrained"
+        )
     return folder
 
 
@@ -93,7 +103,7 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """"auto" is float16 on CUDA and float32 elsewhere."""
+    """ "auto" is float16 on CUDA and float32 elsewhere."""
     if dtype != "auto":
         return dtype
     return "float16" if device.startswith("cuda") else "float32"
@@ -144,8 +154,10 @@ def to_rgb(image: Any, index: int) -> Any:
             raise TypeError(f"images[{index}] must hold uint8 values or floats in [0, 1], got dtype {array.dtype}")
         return Image.fromarray(pixels).convert("RGB")
     hint = " (a missing image?)" if image is None else ""
-    raise TypeError(f"images[{index}] must be a PIL image or an (H, W, 3) array, got "
-                    f"{type(image).__name__}{hint}; open files with PIL.Image.open(path)")
+    raise TypeError(
+        f"images[{index}] must be a PIL image or an (H, W, 3) array, got "
+        f"{type(image).__name__}{hint}; open files with PIL.Image.open(path)"
+    )
 
 
 class ModelScorer(Scorer):
@@ -176,8 +188,13 @@ class ModelScorer(Scorer):
         self.processor = None if processor is None else check_source(processor, "processor")
         if name is None:
             name = f"{self._prefix}:{os.path.basename(self.model.rstrip('/')) or self.model}"
-        super().__init__(name, cost=cost, cost_unit=cost_unit, price_model=price_model,
-                         batch_size=self._default_batch_size if batch_size is None else batch_size)
+        super().__init__(
+            name,
+            cost=cost,
+            cost_unit=cost_unit,
+            price_model=price_model,
+            batch_size=self._default_batch_size if batch_size is None else batch_size,
+        )
         self.device = check_device(device)
         self.dtype = check_dtype(dtype)
         if load_kwargs is not None and not isinstance(load_kwargs, Mapping):
@@ -218,8 +235,15 @@ class ModelScorer(Scorer):
     def _load_key(self) -> tuple:
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
-        return ("scorer", type(self).__name__, self.model, self.processor, dtype, device,
-                repr(sorted(self.load_kwargs.items())))
+        return (
+            "scorer",
+            type(self).__name__,
+            self.model,
+            self.processor,
+            dtype,
+            device,
+            repr(sorted(self.load_kwargs.items())),
+        )
 
     def _load_model(self, model: str, processor: str, dtype: str, device: str) -> Any:
         raise NotImplementedError
@@ -245,8 +269,10 @@ class ModelScorer(Scorer):
                 return without_progress_bars(lambda: self._load_model(model, processor, dtype, device))
         except (OSError, ValueError) as exc:
             where = "local folder" if os.path.isdir(model) else "hub id"
-            raise OSError(f"scorer {self.name!r} could not load model {model!r} ({where}) with processor "
-                          f"{processor!r} (dtype={dtype}, device={device}): {exc}") from exc
+            raise OSError(
+                f"scorer {self.name!r} could not load model {model!r} ({where}) with processor "
+                f"{processor!r} (dtype={dtype}, device={device}): {exc}"
+            ) from exc
 
     def _from_pretrained(self, cls: Any, source: str, **kwargs: Any) -> Any:
         if os.path.isdir(source):
@@ -270,7 +296,9 @@ class ModelScorer(Scorer):
         out = {}
         for key, value in inputs.items():
             if hasattr(value, "to") and hasattr(value, "is_floating_point"):
-                value = value.to(model.device, dtype=model.dtype) if value.is_floating_point() else value.to(model.device)
+                value = (
+                    value.to(model.device, dtype=model.dtype) if value.is_floating_point() else value.to(model.device)
+                )
             out[key] = value
         return out
 

@@ -55,19 +55,34 @@ def build_tiny_clip(folder: str | os.PathLike, seed: int = 0, image_size: int = 
     folder = os.path.abspath(os.fspath(folder))
     vocab = _clip_vocab()
     config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 1,
-                     "pad_token_id": 1},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                       "image_size": image_size, "patch_size": 8},
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": image_size,
+            "patch_size": 8,
+        },
         projection_dim=16,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPModel(config)
     processor = CLIPProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
-                                           crop_size={"height": image_size, "width": image_size}),
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        ),
         tokenizer=CLIPTokenizer(vocab=dict(vocab), merges=[], model_max_length=77),
     )
     without_progress_bars(lambda: (model.save_pretrained(folder), processor.save_pretrained(folder)))
@@ -117,14 +132,30 @@ def build_tiny_vlm(folder: str | os.PathLike, seed: int = 0, image_size: int = 3
         vocab.setdefault(ch, len(vocab))
     backend = Tokenizer(models.BPE(vocab=dict(vocab), merges=[], unk_token="<unk>"))
     backend.add_special_tokens(specials)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
-                                        bos_token="<s>", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=4, image_size=image_size, patch_size=8),
-        text_config=LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                                pad_token_id=vocab["<pad>"], bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"]),
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=8,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=vocab["<pad>"],
+            bos_token_id=vocab["<s>"],
+            eos_token_id=vocab["</s>"],
+        ),
         image_token_index=vocab["<image>"],
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
@@ -133,8 +164,9 @@ def build_tiny_vlm(folder: str | os.PathLike, seed: int = 0, image_size: int = 3
         torch.manual_seed(seed)
         model = LlavaForConditionalGeneration(config)
     processor = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
-                                           crop_size={"height": image_size, "width": image_size}),
+        image_processor=CLIPImageProcessor(
+            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        ),
         tokenizer=tokenizer,
         patch_size=8,
         vision_feature_select_strategy="default",

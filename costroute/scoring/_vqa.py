@@ -91,15 +91,30 @@ class VQAScorer(ModelScorer):
         if not isinstance(question, str) or "{prompt}" not in question:
             raise ValueError(f"question must be a str containing '{{prompt}}', got {question!r}")
         if not isinstance(answer, str) or not answer.strip():
-            raise ValueError(f"answer must be a non-empty str (the answer whose probability is the score), "
-                             f"got {answer!r}")
-        if prompt_template is not None and (not isinstance(prompt_template, str) or "{question}" not in prompt_template):
-            raise ValueError(f"prompt_template must be None or a str containing '{{question}}', got {prompt_template!r}")
+            raise ValueError(
+                f"answer must be a non-empty str (the answer whose probability is the score), got {answer!r}"
+            )
+        if prompt_template is not None and (
+            not isinstance(prompt_template, str) or "{question}" not in prompt_template
+        ):
+            raise ValueError(
+                f"prompt_template must be None or a str containing '{{question}}', got {prompt_template!r}"
+            )
         self.question = question
         self.answer = answer
         self.prompt_template = prompt_template
-        super().__init__(model, processor=processor, name=name, batch_size=batch_size, device=device, dtype=dtype,
-                         cost=cost, cost_unit=cost_unit, price_model=price_model, load_kwargs=load_kwargs)
+        super().__init__(
+            model,
+            processor=processor,
+            name=name,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+            cost=cost,
+            cost_unit=cost_unit,
+            price_model=price_model,
+            load_kwargs=load_kwargs,
+        )
 
     def _load_model(self, model: str, processor: str, dtype: str, device: str) -> tuple[Any, Any]:
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -137,7 +152,8 @@ class VQAScorer(ModelScorer):
         return [
             processor.apply_chat_template(
                 [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}],
-                add_generation_prompt=True, tokenize=False,
+                add_generation_prompt=True,
+                tokenize=False,
             )
             for q in questions
         ]

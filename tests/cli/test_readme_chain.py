@@ -22,15 +22,21 @@ from costroute.datasets import load_collection
 from costroute.generators import DiffusersGenerator
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-PROMPTS = ["a red apple on a table", "a white wall", "a crowded park at dusk with a red kite", "two cats on a sofa",
-           "a lighthouse in a storm", "an astronaut riding a horse"]
+PROMPTS = [
+    "a red apple on a table",
+    "a white wall",
+    "a crowded park at dusk with a red kite",
+    "two cats on a sofa",
+    "a lighthouse in a storm",
+    "an astronaut riding a horse",
+]
 NEW_PROMPTS = ["a green pear", "a dog in the snow", "a mountain lake at sunrise"]
 
 
 def readme_chain() -> list[str]:
     """The commands of the README's block under "Your own generators", continuation lines joined."""
     text = README.read_text()
-    section = text[text.index("## Your own generators"):]
+    section = text[text.index("## Your own generators") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
@@ -41,9 +47,15 @@ def chain(tmp_path_factory):
     (folder / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
     (folder / "new_prompts.txt").write_text("\n".join(NEW_PROMPTS) + "\n")
     commands = readme_chain()
-    script = "set -euo pipefail\ncostroute() { \"$PYTHON\" -m costroute.cli \"$@\"; }\n" + "\n".join(commands)
-    run = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHON": sys.executable})
+    script = 'set -euo pipefail\ncostroute() { "$PYTHON" -m costroute.cli "$@"; }\n' + "\n".join(commands)
+    run = subprocess.run(
+        ["bash", "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return folder, commands, run
 
@@ -63,8 +75,9 @@ def test_the_router_chain_generates_what_the_python_api_generates(chain):
     folder, _, _ = chain
     data = load_collection(folder / "run.sqlite", scorer="judge")
     assert all(isinstance(g, DiffusersGenerator) for g in data.generators)
-    router = CostAwareRouter(data.generators, features="minilm", quality_model="ridge", random_state=0,
-                             progress=False).fit(data.prompts, data.quality)
+    router = CostAwareRouter(
+        data.generators, features="minilm", quality_model="ridge", random_state=0, progress=False
+    ).fit(data.prompts, data.quality)
     plan = router.route(NEW_PROMPTS, budget=0.5)
     result = plan.generate(seed=0, batch_size=8, progress=False)
 
@@ -82,8 +95,9 @@ def test_the_cascade_chain_generates_what_the_python_api_generates(chain):
     data = load_collection(folder / "run.sqlite", scorer="judge")
     assert data.scorer_specs["fast"] is not None
     router = CostAwareRouter(data.generators, features="minilm", quality_model="ridge", random_state=0, progress=False)
-    cascade = CascadeRouter(router, scorer=data.scorer_specs["fast"], scoring_cost=data.scorer_costs["fast"][0],
-                            random_state=0).fit(data.prompts, data.quality, scores=data.scores["fast"])
+    cascade = CascadeRouter(
+        router, scorer=data.scorer_specs["fast"], scoring_cost=data.scorer_costs["fast"][0], random_state=0
+    ).fit(data.prompts, data.quality, scores=data.scores["fast"])
     result = cascade.generate(NEW_PROMPTS, seed=0, batch_size=8, progress=False, budget=0.8)
 
     first = pd.read_csv(folder / "first_choices.csv")
@@ -92,8 +106,9 @@ def test_the_cascade_chain_generates_what_the_python_api_generates(chain):
     assert table["returned"].tolist() == result.returned
     assert table["tried"].tolist() == [" > ".join(o) for o in result.order]
     for i, row in table.iterrows():
-        assert np.array_equal(pixels(folder / "out-cascade" / row["file"]),
-                              np.asarray(result[i].convert("RGB"))), row["file"]
+        assert np.array_equal(pixels(folder / "out-cascade" / row["file"]), np.asarray(result[i].convert("RGB"))), row[
+            "file"
+        ]
         candidates = [f for f in row["candidate_files"].split(";") if f]
         assert len(candidates) == len(result.candidates[i]) - 1
     scored = table[[f"score_{g}" for g in result.generator_names]].replace("", np.nan).astype(float).to_numpy()
@@ -102,8 +117,9 @@ def test_the_cascade_chain_generates_what_the_python_api_generates(chain):
 
 # ---------------------------------------------------------------- what the chain relies on, and its errors
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "costroute.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "costroute.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_store_rebuilds_its_generators_and_scorers_with_their_keys(chain):
@@ -133,8 +149,13 @@ def test_a_generator_that_cannot_be_rebuilt_is_named_at_fit_and_refused_at_gener
     from costroute.scoring import CallableScorer
 
     store = tmp_path / "callable.sqlite"
-    collect(PROMPTS, [CallableGenerator("cheap", Counting(), cost=1.0), CallableGenerator("dear", Counting(), cost=4.0)],
-            [CallableScorer("bright", brightness, cost=0.0)], store, progress=False)
+    collect(
+        PROMPTS,
+        [CallableGenerator("cheap", Counting(), cost=1.0), CallableGenerator("dear", Counting(), cost=4.0)],
+        [CallableScorer("bright", brightness, cost=0.0)],
+        store,
+        progress=False,
+    )
     with pytest.warns(UserWarning, match=r"\['cheap', 'dear'\].*CallableGenerator.*cannot make images"):
         data = load_collection(store)
     assert set(data.unbuilt) == {"cheap", "dear", "bright"} and data.scorer_specs == {"bright": None}
@@ -152,8 +173,19 @@ def test_verify_needs_a_store_and_one_of_its_scorers(chain, tmp_path):
     folder, _, _ = chain
     shipped = cli("fit", "--dataset", "genai-bench", "--verify", "clip", "-o", str(tmp_path / "c.skops"))
     assert shipped.returncode == 2 and "--verify names a scorer of a collection store" in shipped.stderr
-    unknown = cli("fit", "--dataset", str(folder / "run.sqlite"), "--scorer", "judge", "--verify", "nope",
-                  "--quality-model", "ridge", "-o", str(tmp_path / "c.skops"))
+    unknown = cli(
+        "fit",
+        "--dataset",
+        str(folder / "run.sqlite"),
+        "--scorer",
+        "judge",
+        "--verify",
+        "nope",
+        "--quality-model",
+        "ridge",
+        "-o",
+        str(tmp_path / "c.skops"),
+    )
     assert unknown.returncode == 2
     assert "--verify 'nope' is not a scorer of the store; its scorers are ['fast', 'judge']" in unknown.stderr
     assert not (tmp_path / "c.skops").exists()

@@ -52,11 +52,13 @@ def rows(path) -> set[tuple]:
     """Every stored cell without ids or timings: (prompt, generator, key, seed index, seed, cost, path, scorer,
     value)."""
     with sqlite3.connect(path) as conn:
-        return set(conn.execute(
-            "SELECT p.text, g.name, g.key, i.seed_index, i.seed, i.cost, i.path, sc.name, s.value "
-            "FROM scores s JOIN images i ON i.id = s.image_id JOIN prompts p ON p.id = i.prompt_id "
-            "JOIN generators g ON g.id = i.generator_id JOIN scorers sc ON sc.id = s.scorer_id"
-        ).fetchall())
+        return set(
+            conn.execute(
+                "SELECT p.text, g.name, g.key, i.seed_index, i.seed, i.cost, i.path, sc.name, s.value "
+                "FROM scores s JOIN images i ON i.id = s.image_id JOIN prompts p ON p.id = i.prompt_id "
+                "JOIN generators g ON g.id = i.generator_id JOIN scorers sc ON sc.id = s.scorer_id"
+            ).fetchall()
+        )
 
 
 def integrity(path) -> dict[str, int]:
@@ -68,18 +70,24 @@ def integrity(path) -> dict[str, int]:
         return {
             "images": q("SELECT COUNT(*) FROM images"),
             "scores": q("SELECT COUNT(*) FROM scores"),
-            "duplicate_images": q("SELECT COUNT(*) FROM (SELECT 1 FROM images GROUP BY prompt_id, generator_id, "
-                                  "seed_index HAVING COUNT(*) > 1)"),
-            "duplicate_scores": q("SELECT COUNT(*) FROM (SELECT 1 FROM scores GROUP BY image_id, scorer_id "
-                                  "HAVING COUNT(*) > 1)"),
-            "partial_images": q(f"SELECT COUNT(*) FROM images i WHERE (SELECT COUNT(*) FROM scores s "
-                                f"WHERE s.image_id = i.id) != {n_scorers}"),
+            "duplicate_images": q(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM images GROUP BY prompt_id, generator_id, "
+                "seed_index HAVING COUNT(*) > 1)"
+            ),
+            "duplicate_scores": q(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM scores GROUP BY image_id, scorer_id HAVING COUNT(*) > 1)"
+            ),
+            "partial_images": q(
+                f"SELECT COUNT(*) FROM images i WHERE (SELECT COUNT(*) FROM scores s "
+                f"WHERE s.image_id = i.id) != {n_scorers}"
+            ),
             "dangling_scores": q("SELECT COUNT(*) FROM scores WHERE image_id NOT IN (SELECT id FROM images)"),
         }
 
 
-def wait_for_images(store: Path, at_least: int, process: subprocess.Popen, output: Callable[[], str],
-                    timeout: float = 180.0) -> int:
+def wait_for_images(
+    store: Path, at_least: int, process: subprocess.Popen, output: Callable[[], str], timeout: float = 180.0
+) -> int:
     """Wait until ``store`` holds ``at_least`` committed images; fail if ``process`` ends first.
 
     ``output`` returns the tail of the process's output, for the failure message.

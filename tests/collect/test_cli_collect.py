@@ -37,25 +37,39 @@ def test_scorer_specs(tiny_clip):
     assert isinstance(parse_scorer("vqa"), VQAScorer)
 
 
-@pytest.mark.parametrize("text, error, match", [
-    ("sdxl-turbo-9", ValueError, r"unknown generator 'sdxl-turbo-9'; expected .*PRESET one of \['sdxl-turbo-1'"),
-    ("diffusers:", ValueError, "names no model"),
-    ("diffusers:/no/such/folder:2", FileNotFoundError, "model folder '/no/such/folder' of generator 'folder-2steps'"),
-    ("sd15-25:0", ValueError, "steps must be >= 1"),
-    ("diffusers:tiny-sd:abc", ValueError, r"steps must be an integer >= 1 in generator 'diffusers:tiny-sd:abc', "
-                                          r"got 'abc'.* e\.g\. diffusers:tiny-sd:4"),
-    ("sd15-25:x2", ValueError, r"steps must be an integer >= 1 in generator 'sd15-25:x2', got 'x2'"),
-    ("", ValueError, "empty generator"),
-])
+@pytest.mark.parametrize(
+    "text, error, match",
+    [
+        ("sdxl-turbo-9", ValueError, r"unknown generator 'sdxl-turbo-9'; expected .*PRESET one of \['sdxl-turbo-1'"),
+        ("diffusers:", ValueError, "names no model"),
+        (
+            "diffusers:/no/such/folder:2",
+            FileNotFoundError,
+            "model folder '/no/such/folder' of generator 'folder-2steps'",
+        ),
+        ("sd15-25:0", ValueError, "steps must be >= 1"),
+        (
+            "diffusers:tiny-sd:abc",
+            ValueError,
+            r"steps must be an integer >= 1 in generator 'diffusers:tiny-sd:abc', "
+            r"got 'abc'.* e\.g\. diffusers:tiny-sd:4",
+        ),
+        ("sd15-25:x2", ValueError, r"steps must be an integer >= 1 in generator 'sd15-25:x2', got 'x2'"),
+        ("", ValueError, "empty generator"),
+    ],
+)
 def test_bad_generator_specs(text, error, match):
     with pytest.raises(error, match=match):
         parse_generator(text)
 
 
-@pytest.mark.parametrize("text, error, match", [
-    ("pickscore", ValueError, r"unknown scorer 'pickscore'; expected \[NAME=\]clip\[:MODEL\] or \[NAME=\]vqa"),
-    ("clip:/no/such/clip", FileNotFoundError, "model folder '/no/such/clip' does not exist"),
-])
+@pytest.mark.parametrize(
+    "text, error, match",
+    [
+        ("pickscore", ValueError, r"unknown scorer 'pickscore'; expected \[NAME=\]clip\[:MODEL\] or \[NAME=\]vqa"),
+        ("clip:/no/such/clip", FileNotFoundError, "model folder '/no/such/clip' does not exist"),
+    ],
+)
 def test_bad_scorer_specs(text, error, match):
     with pytest.raises(error, match=match):
         parse_scorer(text)
@@ -64,9 +78,21 @@ def test_bad_scorer_specs(text, error, match):
 def test_collect_command_fills_a_store_and_resumes(tmp_path, tiny_sd, tiny_clip, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cat\ntwo blue dogs\nzebra 42\n")
-    args = ["collect", str(prompts), "--generators", f"two=diffusers:{tiny_sd}:2", f"three=diffusers:{tiny_sd}:3",
-            "--scorer", f"clip:{tiny_clip}", "--store", str(tmp_path / "run.sqlite"), "--seeds", "2",
-            "--batch-size", "4"]
+    args = [
+        "collect",
+        str(prompts),
+        "--generators",
+        f"two=diffusers:{tiny_sd}:2",
+        f"three=diffusers:{tiny_sd}:3",
+        "--scorer",
+        f"clip:{tiny_clip}",
+        "--store",
+        str(tmp_path / "run.sqlite"),
+        "--seeds",
+        "2",
+        "--batch-size",
+        "4",
+    ]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "3 prompt(s) x 2 generator(s) x 2 seed(s), scored by clipscore:tiny-clip" in err
@@ -79,8 +105,23 @@ def test_collect_command_fills_a_store_and_resumes(tmp_path, tiny_sd, tiny_clip,
     assert main(args + ["-q"]) == 0 and capsys.readouterr().err == ""
     # fit a router on the store, save it, and route a prompts file with the saved router
     router = tmp_path / "router.skops"
-    assert main(["fit", "--dataset", str(tmp_path / "run.sqlite"), "-o", str(router), "--features", "complexity",
-                 "--quality-model", "ridge", "-q"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--dataset",
+                str(tmp_path / "run.sqlite"),
+                "-o",
+                str(router),
+                "--features",
+                "complexity",
+                "--quality-model",
+                "ridge",
+                "-q",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["route", str(prompts), "--router", str(router), "-q"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -103,8 +144,16 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
         ["collect", str(prompts), "--generators", "sdxl-turbo-9", "--scorer", f"clip:{tiny_clip}", *store],
         ["collect", str(prompts), "--generators", "diffusers:/no/such/folder", "--scorer", "clip", *store],
         ["collect", str(prompts), "--generators", f"diffusers:{tiny_sd}:2", "--scorer", "pickscore", *store],
-        ["collect", str(prompts), "--generators", f"a=diffusers:{tiny_sd}:2", f"a=diffusers:{tiny_sd}:3", "--scorer",
-         "clip", *store],
+        [
+            "collect",
+            str(prompts),
+            "--generators",
+            f"a=diffusers:{tiny_sd}:2",
+            f"a=diffusers:{tiny_sd}:3",
+            "--scorer",
+            "clip",
+            *store,
+        ],
         ["collect", str(dupes), *good, *store],
         ["collect", str(prompts), *good, "--store", str(tmp_path / "missing" / "run.sqlite")],
         ["collect", str(prompts), *good, *store, "--seeds", "0"],
@@ -129,8 +178,10 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
     assert "does not exist; create" in err
     assert "argument --seeds: must be >= 1, got '0'" in err
     assert "cannot read the prompts file" in err
-    assert f"costroute collect: error: {str(text_store)!r} is not a costroute collection store: file is not a " \
-           "database" in err
+    assert (
+        f"costroute collect: error: {str(text_store)!r} is not a costroute collection store: file is not a "
+        "database" in err
+    )
     assert f"steps must be an integer >= 1 in generator 'diffusers:{tiny_sd}:abc', got 'abc'" in err
     assert "prompt(s) x" not in err  # every refusal comes before the banner
     assert not (tmp_path / "run.sqlite").exists() and text_store.read_text() == "not a store\n"

@@ -50,14 +50,24 @@ def test_a_small_run_stores_every_cell_once_with_exact_costs_seeds_and_scores(tm
                     value = fn([p], [image])[0] if fn else red.score([p], [image], progress=False)[0]
                     expected.add((p, gen.name, generator_key(gen), s, seed, gen.cost, None, scorer, value))
     assert rows(tmp_path / "run.sqlite") == expected
-    assert integrity(tmp_path / "run.sqlite") == {"images": 12, "scores": 24, "duplicate_images": 0,
-                                                  "duplicate_scores": 0, "partial_images": 0, "dangling_scores": 0}
+    assert integrity(tmp_path / "run.sqlite") == {
+        "images": 12,
+        "scores": 24,
+        "duplicate_images": 0,
+        "duplicate_scores": 0,
+        "partial_images": 0,
+        "dangling_scores": 0,
+    }
     with sqlite3.connect(tmp_path / "run.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert sorted(conn.execute("SELECT name, cost, cost_unit FROM generators")) == [("cheap", 0.5, "usd"),
-                                                                                     ("dear", 2.0, "usd")]
-        assert sorted(conn.execute("SELECT name, cost, cost_unit FROM scorers")) == [("bright", 0.01, "usd"),
-                                                                                  ("red", 0.02, "usd")]
+        assert sorted(conn.execute("SELECT name, cost, cost_unit FROM generators")) == [
+            ("cheap", 0.5, "usd"),
+            ("dear", 2.0, "usd"),
+        ]
+        assert sorted(conn.execute("SELECT name, cost, cost_unit FROM scorers")) == [
+            ("bright", 0.01, "usd"),
+            ("red", 0.02, "usd"),
+        ]
         gen_seconds = [r[0] for r in conn.execute("SELECT seconds FROM images")]
         score_seconds = [r[0] for r in conn.execute("SELECT seconds FROM scores")]
     assert all(np.isfinite(gen_seconds)) and min(gen_seconds) >= 0
@@ -93,9 +103,11 @@ def test_saved_images_are_pngs_named_by_their_hash(tmp_path, callables, bright):
     gens, _ = callables
     collect(PROMPTS[:2], gens, [bright], tmp_path / "run.sqlite", seeds=1, progress=False, save_images=tmp_path / "img")
     with sqlite3.connect(tmp_path / "run.sqlite") as conn:
-        stored = conn.execute("SELECT p.text, g.name, i.seed, i.path FROM images i "
-                              "JOIN prompts p ON p.id = i.prompt_id "
-                              "JOIN generators g ON g.id = i.generator_id").fetchall()
+        stored = conn.execute(
+            "SELECT p.text, g.name, i.seed, i.path FROM images i "
+            "JOIN prompts p ON p.id = i.prompt_id "
+            "JOIN generators g ON g.id = i.generator_id"
+        ).fetchall()
     assert len(stored) == 4
     for prompt, _, seed, path in stored:
         data = open(path, "rb").read()
@@ -110,8 +122,9 @@ def test_a_scorer_added_later_scores_the_saved_images_without_generating(tmp_pat
     store = tmp_path / "run.sqlite"
     collect(PROMPTS, gens, [bright], store, seeds=2, batch_size=4, progress=False, save_images=tmp_path / "img")
     calls = {name: c.calls for name, c in counters.items()}
-    summary = collect(PROMPTS, gens, [bright, red], store, seeds=2, batch_size=4, progress=False,
-                      save_images=tmp_path / "img")
+    summary = collect(
+        PROMPTS, gens, [bright, red], store, seeds=2, batch_size=4, progress=False, save_images=tmp_path / "img"
+    )
     assert {name: c.calls for name, c in counters.items()} == calls  # no generator called
     assert (summary.images_generated, summary.images_rescored, summary.cells_written) == (0, 20, 20)
     assert summary.cells_before == 20 and summary.complete
@@ -127,12 +140,16 @@ def test_a_scorer_added_to_unsaved_images_says_they_must_be_generated_again(tmp_
     store = tmp_path / "run.sqlite"
     collect(PROMPTS[:3], gens, [bright], store, seeds=1, progress=False)
     images = counters["cheap"].images + counters["dear"].images
-    with pytest.raises(ValueError, match=r"lack scores \(6 for scorer 'red'\) and cannot be read: 6 were not saved "
-                                         r"\(collect ran without save_images\)\. Pass regenerate=True \(`--regenerate`\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"lack scores \(6 for scorer 'red'\) and cannot be read: 6 were not saved "
+        r"\(collect ran without save_images\)\. Pass regenerate=True \(`--regenerate`\)",
+    ):
         collect(PROMPTS[:3], gens, [bright, red], store, seeds=1, progress=False)
     assert counters["cheap"].images + counters["dear"].images == images
-    summary = collect(PROMPTS[:3], gens, [bright, red], store, seeds=1, progress=False, regenerate=True,
-                      save_images=tmp_path / "img")
+    summary = collect(
+        PROMPTS[:3], gens, [bright, red], store, seeds=1, progress=False, regenerate=True, save_images=tmp_path / "img"
+    )
     assert counters["cheap"].images + counters["dear"].images == images + 6
     assert (summary.images_generated, summary.cells_written) == (6, 6)
     stored = rows(store)
@@ -165,12 +182,15 @@ def test_generator_keys_hash_what_changes_the_images():
     assert generator_key(spec) != generator_key(spec.clone(cost=2.0))
     assert generator_key(spec) != generator_key(spec.clone(name="h"))
     assert generator_key(spec) == generator_key(spec.clone(device="cuda:1"))  # where it runs is not what it makes
-    assert generator_key(CallableGenerator("g", draw, cost=1.0)) != generator_key(CallableGenerator("g", brightness,
-                                                                                                     cost=1.0))
-    assert scorer_key(CallableScorer("s", brightness, cost=0.0)) == scorer_key(CallableScorer("s", brightness, cost=0.0,
-                                                                                              batch_size=4))
-    assert scorer_key(CallableScorer("s", brightness, cost=0.0)) != scorer_key(CallableScorer("t", brightness,
-                                                                                              cost=0.0))
+    assert generator_key(CallableGenerator("g", draw, cost=1.0)) != generator_key(
+        CallableGenerator("g", brightness, cost=1.0)
+    )
+    assert scorer_key(CallableScorer("s", brightness, cost=0.0)) == scorer_key(
+        CallableScorer("s", brightness, cost=0.0, batch_size=4)
+    )
+    assert scorer_key(CallableScorer("s", brightness, cost=0.0)) != scorer_key(
+        CallableScorer("t", brightness, cost=0.0)
+    )
     with pytest.raises(TypeError, match="changes from one process to the next"):
         generator_key(GeneratorSpec("g", cost=1.0, thing=object()))
 
@@ -284,8 +304,10 @@ def test_the_store_refuses_duplicates_even_from_another_writer(tmp_path, callabl
     store = tmp_path / "run.sqlite"
     collect(PROMPTS[:1], gens[:1], [bright], store, progress=False)
     with sqlite3.connect(store) as conn, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        conn.execute("INSERT INTO images (prompt_id, generator_id, seed_index, seed, cost, seconds) "
-                     "SELECT prompt_id, generator_id, seed_index, 1, 1.0, 1.0 FROM images")
+        conn.execute(
+            "INSERT INTO images (prompt_id, generator_id, seed_index, seed, cost, seconds) "
+            "SELECT prompt_id, generator_id, seed_index, 1, 1.0, 1.0 FROM images"
+        )
     with CollectionStore(store) as db:
         from costroute.collect._store import NewImage
 
@@ -295,34 +317,52 @@ def test_the_store_refuses_duplicates_even_from_another_writer(tmp_path, callabl
 
 
 # ---------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"prompts": "a cat"}, TypeError, "single str 'a cat'; wrap it in a list"),
-    ({"prompts": []}, ValueError, "prompts is empty"),
-    ({"prompts": ["a", 3]}, TypeError, r"prompts\[1\] must be a str, got int"),
-    ({"prompts": ["a", "b", "a"]}, ValueError, r"1 duplicate\(s\), e.g. \['a'\].*dict.fromkeys"),
-    ({"generators": [GeneratorSpec("plain", 1.0)]}, TypeError, "a plain GeneratorSpec 'plain'"),
-    ({"generators": CallableGenerator("g", draw, cost=1.0)}, TypeError, "single CallableGenerator 'g'; wrap it"),
-    ({"generators": [CallableGenerator("g", draw, cost=1.0), CallableGenerator("h", draw, cost=1.0,
-                                                                                cost_unit="flops")]},
-     ValueError, "share one cost_unit"),
-    ({"generators": [CallableGenerator("g", draw, cost=1.0)] * 2}, ValueError, "unique; duplicated: \\['g'\\]"),
-    ({"scorers": []}, ValueError, "scorers is empty"),
-    ({"scorers": [brightness]}, TypeError, "wrap a function with CallableScorer"),
-    ({"scorers": [CallableScorer("s", brightness, cost=0.0)] * 2}, ValueError, r"duplicated: \['s'\]"),
-    ({"seeds": 0}, ValueError, "seeds must be a number of seeds >= 1"),
-    ({"seeds": True}, TypeError, "seeds must be a number of seeds >= 1 or a list"),
-    ({"seeds": [0, 0]}, ValueError, "distinct"),
-    ({"seeds": [-1]}, ValueError, "seed indices must be integers >= 0, got -1"),
-    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
-    ({"backend": "nope"}, ValueError,
-     r"backend must be one of \['local', 'ray'\] or a costroute.collect.Backend instance, got 'nope'"),
-    ({"progress": "no"}, TypeError, "progress must be True or False, got 'no'"),
-    ({"store": 3}, TypeError, "store must be the path of an SQLite file"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"prompts": "a cat"}, TypeError, "single str 'a cat'; wrap it in a list"),
+        ({"prompts": []}, ValueError, "prompts is empty"),
+        ({"prompts": ["a", 3]}, TypeError, r"prompts\[1\] must be a str, got int"),
+        ({"prompts": ["a", "b", "a"]}, ValueError, r"1 duplicate\(s\), e.g. \['a'\].*dict.fromkeys"),
+        ({"generators": [GeneratorSpec("plain", 1.0)]}, TypeError, "a plain GeneratorSpec 'plain'"),
+        ({"generators": CallableGenerator("g", draw, cost=1.0)}, TypeError, "single CallableGenerator 'g'; wrap it"),
+        (
+            {
+                "generators": [
+                    CallableGenerator("g", draw, cost=1.0),
+                    CallableGenerator("h", draw, cost=1.0, cost_unit="flops"),
+                ]
+            },
+            ValueError,
+            "share one cost_unit",
+        ),
+        ({"generators": [CallableGenerator("g", draw, cost=1.0)] * 2}, ValueError, "unique; duplicated: \\['g'\\]"),
+        ({"scorers": []}, ValueError, "scorers is empty"),
+        ({"scorers": [brightness]}, TypeError, "wrap a function with CallableScorer"),
+        ({"scorers": [CallableScorer("s", brightness, cost=0.0)] * 2}, ValueError, r"duplicated: \['s'\]"),
+        ({"seeds": 0}, ValueError, "seeds must be a number of seeds >= 1"),
+        ({"seeds": True}, TypeError, "seeds must be a number of seeds >= 1 or a list"),
+        ({"seeds": [0, 0]}, ValueError, "distinct"),
+        ({"seeds": [-1]}, ValueError, "seed indices must be integers >= 0, got -1"),
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive integer, got 0"),
+        (
+            {"backend": "nope"},
+            ValueError,
+            r"backend must be one of \['local', 'ray'\] or a costroute.collect.Backend instance, got 'nope'",
+        ),
+        ({"progress": "no"}, TypeError, "progress must be True or False, got 'no'"),
+        ({"store": 3}, TypeError, "store must be the path of an SQLite file"),
+    ],
+)
 def test_bad_arguments_raise_before_anything_is_written(tmp_path, kwargs, error, match):
-    args = {"prompts": ["a cat"], "generators": [CallableGenerator("g", draw, cost=1.0)],
-            "scorers": [CallableScorer("s", brightness, cost=0.0)], "store": tmp_path / "run.sqlite",
-            "progress": False, **kwargs}
+    args = {
+        "prompts": ["a cat"],
+        "generators": [CallableGenerator("g", draw, cost=1.0)],
+        "scorers": [CallableScorer("s", brightness, cost=0.0)],
+        "store": tmp_path / "run.sqlite",
+        "progress": False,
+        **kwargs,
+    }
     with pytest.raises(error, match=match):
         collect(**args)
     assert not os.path.exists(tmp_path / "run.sqlite")

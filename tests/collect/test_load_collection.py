@@ -26,8 +26,9 @@ def store(tmp_path, callables, bright, red):
 
 
 def expected(scorer, generators=("cheap", "dear"), seeds=(0, 1, 2)) -> np.ndarray:
-    return np.array([[[scorer([p], draw([p], [image_seed_for(s, p, g)]))[0] for s in seeds] for g in generators]
-                     for p in PROMPTS])
+    return np.array(
+        [[[scorer([p], draw([p], [image_seed_for(s, p, g)]))[0] for s in seeds] for g in generators] for p in PROMPTS]
+    )
 
 
 def test_the_bunch_has_the_genai_bench_fields_with_exact_values(store, red):
@@ -40,8 +41,12 @@ def test_the_bunch_has_the_genai_bench_fields_with_exact_values(store, red):
     np.testing.assert_allclose(data.quality.to_numpy(), per_seed.mean(axis=2), rtol=0, atol=1e-15)
     assert set(data.scores) == {"bright", "red"}
     pd.testing.assert_frame_equal(data.scores["bright"], data.quality)
-    np.testing.assert_allclose(data.scores["red"].to_numpy(), expected(lambda p, i: red.score(p, i, progress=False))
-                               .mean(axis=2), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        data.scores["red"].to_numpy(),
+        expected(lambda p, i: red.score(p, i, progress=False)).mean(axis=2),
+        rtol=0,
+        atol=1e-15,
+    )
     assert isinstance(data.generators, GeneratorRegistry) and data.generators.names == ["cheap", "dear"]
     np.testing.assert_array_equal(data.costs, [0.5, 2.0])
     assert data.cost_unit == "usd" and data.scorer == "bright" and data.seed_indices == [0, 1, 2]
@@ -66,12 +71,17 @@ def test_a_subset_of_generators_seeds_and_scorers(store):
 
 def test_a_cost_aware_router_and_a_cascade_fit_on_the_collection(store):
     data = load_collection(store, scorer="bright")
-    router = CostAwareRouter(data.generators, features="complexity", quality_model="ridge").fit(data.prompts,
-                                                                                               data.quality)
+    router = CostAwareRouter(data.generators, features="complexity", quality_model="ridge").fit(
+        data.prompts, data.quality
+    )
     assert set(router.predict(["a small red cat", "a zebra"])) <= {"cheap", "dear"}
     assert router.predict_quality(data.prompts).shape == (5, 2)
-    cascade = CascadeRouter(CostAwareRouter(data.generators, features="complexity", quality_model="ridge"),
-                            scoring_cost=0.02, cv=2, random_state=0)
+    cascade = CascadeRouter(
+        CostAwareRouter(data.generators, features="complexity", quality_model="ridge"),
+        scoring_cost=0.02,
+        cv=2,
+        random_state=0,
+    )
     cascade.fit(data.prompts, data.quality, scores=data.scores["red"])
     outcome = cascade.simulate(data.prompts, data.quality, data.scores["red"])
     assert len(outcome.returned) == 5
@@ -82,9 +92,12 @@ def test_missing_cells_are_named_or_their_prompts_dropped(tmp_path, callables, b
     path = tmp_path / "run.sqlite"
     collect(PROMPTS, gens[:1], [bright], path, seeds=2, progress=False)
     collect(PROMPTS[:3], gens[1:], [bright], path, seeds=2, progress=False)
-    with pytest.raises(ValueError, match=r"lacks 4 cell\(s\) of 2 prompt\(s\): \('a tree at dusk', generator 'dear', "
-                                         r"seed 0, scorer 'bright'\).*drop_incomplete=True "
-                                         r"\(`--drop-incomplete` on the command line\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks 4 cell\(s\) of 2 prompt\(s\): \('a tree at dusk', generator 'dear', "
+        r"seed 0, scorer 'bright'\).*drop_incomplete=True "
+        r"\(`--drop-incomplete` on the command line\)",
+    ):
         load_collection(path)
     data = load_collection(path, drop_incomplete=True)
     assert data.prompts == PROMPTS[:3] and data.dropped == PROMPTS[3:]
@@ -92,18 +105,27 @@ def test_missing_cells_are_named_or_their_prompts_dropped(tmp_path, callables, b
     assert load_collection(path, generators=["cheap"]).quality.shape == (5, 1)
 
 
-@pytest.mark.parametrize("value, what", [("1e400", "inf"), ("'abc'", "'abc'"), ("-1e400", "-inf"),
-                                         ("x'00'", "b'\\x00'")])
+@pytest.mark.parametrize(
+    "value, what", [("1e400", "inf"), ("'abc'", "'abc'"), ("-1e400", "-inf"), ("x'00'", "b'\\x00'")]
+)
 def test_a_non_finite_or_non_numeric_score_names_its_row(store, value, what):
     with sqlite3.connect(store) as conn:
-        image_id, prompt = conn.execute("SELECT i.id, p.text FROM images i JOIN prompts p ON p.id = i.prompt_id "
-                                        "JOIN generators g ON g.id = i.generator_id WHERE g.name = 'dear' "
-                                        "AND p.id = 2 AND i.seed_index = 1").fetchone()
-        conn.execute(f"UPDATE scores SET value = {value} WHERE image_id = ? AND scorer_id = "
-                     "(SELECT id FROM scorers WHERE name = 'red')", (image_id,))
+        image_id, prompt = conn.execute(
+            "SELECT i.id, p.text FROM images i JOIN prompts p ON p.id = i.prompt_id "
+            "JOIN generators g ON g.id = i.generator_id WHERE g.name = 'dear' "
+            "AND p.id = 2 AND i.seed_index = 1"
+        ).fetchone()
+        conn.execute(
+            f"UPDATE scores SET value = {value} WHERE image_id = ? AND scorer_id = "
+            "(SELECT id FROM scorers WHERE name = 'red')",
+            (image_id,),
+        )
     assert prompt == PROMPTS[1]
-    with pytest.raises(ValueError, match=rf"holds the score {re.escape(what)} of scorer 'red' for prompt 2 "
-                                         r"\('two blue dogs'\), generator 'dear', seed 1: a score must be"):
+    with pytest.raises(
+        ValueError,
+        match=rf"holds the score {re.escape(what)} of scorer 'red' for prompt 2 "
+        r"\('two blue dogs'\), generator 'dear', seed 1: a score must be",
+    ):
         load_collection(store, scorer="bright")
     load_collection(store, scorer="bright", scorers=[])  # the damaged scorer is not read
 
@@ -120,16 +142,20 @@ def test_two_generators_with_one_name_are_never_mixed(tmp_path, bright):
         load_collection(path, generators=["g"])
     data = load_collection(path, generators=[generator_key(new)])
     assert data.generators[0].settings == {"steps": 4}
-    np.testing.assert_array_equal(data.ratings[:, 0, 0], [
-        brightness([p], draw([p], [image_seed_for(0, p, "g")]))[0] for p in PROMPTS[:2]])
+    np.testing.assert_array_equal(
+        data.ratings[:, 0, 0], [brightness([p], draw([p], [image_seed_for(0, p, "g")]))[0] for p in PROMPTS[:2]]
+    )
 
 
 def test_bad_arguments_are_named(tmp_path, store):
     with pytest.raises(FileNotFoundError, match="does not exist; run costroute.collect.collect"):
         load_collection(tmp_path / "nothing.sqlite")
     assert not (tmp_path / "nothing.sqlite").exists()
-    with pytest.raises(ValueError, match=r"2 scorers \['bright', 'red'\]; pass scorer=NAME \(`--scorer NAME` on the "
-                                         r"command line\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 scorers \['bright', 'red'\]; pass scorer=NAME \(`--scorer NAME` on the "
+        r"command line\)",
+    ):
         load_collection(store)
     with pytest.raises(ValueError, match=r"no scorer 'judge'; its scorers \(name \(key\)\) are \['bright \("):
         load_collection(store, scorer="judge")

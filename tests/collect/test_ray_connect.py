@@ -50,14 +50,23 @@ def silent_address():
 
 
 def _collect(tmp_path, bright, backend):
-    return collect(PROMPTS, [CallableGenerator("a", draw, cost=1.0)], [bright], tmp_path / "run.sqlite",
-                   backend=backend, progress=False)
+    return collect(
+        PROMPTS,
+        [CallableGenerator("a", draw, cost=1.0)],
+        [bright],
+        tmp_path / "run.sqlite",
+        backend=backend,
+        progress=False,
+    )
 
 
 def test_an_address_nobody_listens_on_is_a_connection_error_naming_it_before_the_store_is_touched(tmp_path, bright):
     start = time.monotonic()
-    with pytest.raises(ConnectionError, match=r"(?s)cannot reach the Ray cluster at '127\.0\.0\.1:1' \(from address\)"
-                                              r".*Connection refused.*head node is running.*ray status.*HOST:PORT"):
+    with pytest.raises(
+        ConnectionError,
+        match=r"(?s)cannot reach the Ray cluster at '127\.0\.0\.1:1' \(from address\)"
+        r".*Connection refused.*head node is running.*ray status.*HOST:PORT",
+    ):
         _collect(tmp_path, bright, RayBackend(address=DEAD))
     assert time.monotonic() - start < 30
     assert not (tmp_path / "run.sqlite").exists()
@@ -65,8 +74,11 @@ def test_an_address_nobody_listens_on_is_a_connection_error_naming_it_before_the
 
 def test_a_silent_address_fails_within_a_short_connect_timeout(tmp_path, bright, silent_address):
     start = time.monotonic()
-    with pytest.raises(ConnectionError, match=rf"cannot reach the Ray cluster at '{silent_address}'.*(timed out|"
-                                              r"no answer within connect_timeout=1 s)"):
+    with pytest.raises(
+        ConnectionError,
+        match=rf"cannot reach the Ray cluster at '{silent_address}'.*(timed out|"
+        r"no answer within connect_timeout=1 s)",
+    ):
         _collect(tmp_path, bright, RayBackend(address=silent_address, connect_timeout=1))
     elapsed = time.monotonic() - start
     assert 0.9 < elapsed < 5, elapsed
@@ -80,13 +92,19 @@ def test_a_dead_ray_address_variable_is_named_as_the_source(tmp_path, bright, mo
     assert not (tmp_path / "run.sqlite").exists()
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"address": "127.0.0.1"}, r"address must be 'auto', 'HOST:PORT' .* got '127\.0\.0\.1'"),
-    ({"address": "http://127.0.0.1:6379"}, r"address must be 'auto', 'HOST:PORT' .* got 'http://127\.0\.0\.1:6379'"),
-    ({"address": "127.0.0.1:99999"}, r"address must be .* got '127\.0\.0\.1:99999'"),
-    ({"connect_timeout": 0}, r"connect_timeout must be a finite number of seconds > 0, got 0"),
-    ({"connect_timeout": float("inf")}, r"connect_timeout must be a finite number of seconds > 0, got inf"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"address": "127.0.0.1"}, r"address must be 'auto', 'HOST:PORT' .* got '127\.0\.0\.1'"),
+        (
+            {"address": "http://127.0.0.1:6379"},
+            r"address must be 'auto', 'HOST:PORT' .* got 'http://127\.0\.0\.1:6379'",
+        ),
+        ({"address": "127.0.0.1:99999"}, r"address must be .* got '127\.0\.0\.1:99999'"),
+        ({"connect_timeout": 0}, r"connect_timeout must be a finite number of seconds > 0, got 0"),
+        ({"connect_timeout": float("inf")}, r"connect_timeout must be a finite number of seconds > 0, got inf"),
+    ],
+)
 def test_bad_address_forms_and_timeouts_are_value_errors_naming_the_argument(tmp_path, bright, kwargs, match):
     with pytest.raises(ValueError, match=match):
         _collect(tmp_path, bright, RayBackend(**kwargs))
@@ -102,15 +120,29 @@ def test_an_ill_formed_ray_address_variable_is_named(tmp_path, bright, monkeypat
 def _command(tmp_path, *extra):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cat\n")
-    return ["collect", str(prompts), "--generators", "sdxl-turbo-1", "--scorer", "clip",
-            "--store", str(tmp_path / "run.sqlite"), *extra]
+    return [
+        "collect",
+        str(prompts),
+        "--generators",
+        "sdxl-turbo-1",
+        "--scorer",
+        "clip",
+        "--store",
+        str(tmp_path / "run.sqlite"),
+        *extra,
+    ]
 
 
 def _run_cli(tmp_path, *extra, timeout=90):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "costroute.cli", *_command(tmp_path, *extra)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "costroute.cli", *_command(tmp_path, *extra)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return done, time.monotonic() - start
 
 
@@ -132,12 +164,15 @@ def test_the_command_honours_connect_timeout_on_a_silent_address(tmp_path, silen
     assert not (tmp_path / "run.sqlite").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--connect-timeout", "5"], "--connect-timeout set(s) the Ray backend's pool; add --backend ray"),
-    (["--backend", "ray", "--connect-timeout", "0"], "argument --connect-timeout: must be finite and > 0, got '0'"),
-    (["--backend", "ray", "--connect-timeout", "soon"], "argument --connect-timeout: expected a number of seconds"),
-    (["--backend", "ray", "--address", "headnode"], "address must be 'auto', 'HOST:PORT'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--connect-timeout", "5"], "--connect-timeout set(s) the Ray backend's pool; add --backend ray"),
+        (["--backend", "ray", "--connect-timeout", "0"], "argument --connect-timeout: must be finite and > 0, got '0'"),
+        (["--backend", "ray", "--connect-timeout", "soon"], "argument --connect-timeout: expected a number of seconds"),
+        (["--backend", "ray", "--address", "headnode"], "address must be 'auto', 'HOST:PORT'"),
+    ],
+)
 def test_bad_connection_options_exit_2(tmp_path, capsys, extra, message):
     assert main(_command(tmp_path, *extra)) == 2
     assert message in capsys.readouterr().err

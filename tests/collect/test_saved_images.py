@@ -32,9 +32,12 @@ def test_a_deleted_png_of_a_scored_image_is_named_then_made_again_with_regenerat
     os.remove(gone)
     made = counters["cheap"].images + counters["dear"].images
     # without regenerate: a warning naming the file and the flag, nothing generated, nothing changed
-    with pytest.warns(RuntimeWarning, match=rf"1 saved image file\(s\) recorded in the store .* are missing: "
-                                            rf"{re.escape(repr(gone))}\. Their scores are kept.*regenerate=True "
-                                            r"\(`--regenerate`\)"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=rf"1 saved image file\(s\) recorded in the store .* are missing: "
+        rf"{re.escape(repr(gone))}\. Their scores are kept.*regenerate=True "
+        r"\(`--regenerate`\)",
+    ):
         summary = collect(PROMPTS[:3], gens, [bright], store, **run)
     assert (summary.images_generated, summary.cells_written) == (0, 0) and summary.complete
     assert counters["cheap"].images + counters["dear"].images == made and rows(store) == before
@@ -51,8 +54,9 @@ def test_a_deleted_png_of_a_scored_image_is_named_then_made_again_with_regenerat
     assert integrity(store)["partial_images"] == 0
 
 
-def test_a_deleted_png_that_a_new_scorer_needs_is_an_error_naming_it_unless_regenerate(tmp_path, callables, bright,
-                                                                                         red):
+def test_a_deleted_png_that_a_new_scorer_needs_is_an_error_naming_it_unless_regenerate(
+    tmp_path, callables, bright, red
+):
     gens, counters = callables
     store, folder = tmp_path / "run.sqlite", tmp_path / "img"
     run = dict(seeds=1, progress=False, save_images=folder)
@@ -64,9 +68,12 @@ def test_a_deleted_png_that_a_new_scorer_needs_is_an_error_naming_it_unless_rege
     with sqlite3.connect(store) as conn:
         conn.execute("UPDATE images SET path = ? WHERE id = 5", (str(folder / "old-name.png"),))
     made = counters["cheap"].images + counters["dear"].images
-    with pytest.raises(ValueError, match=rf"lack scores \(2 for scorer 'red'\) and cannot be read: 2 saved file\(s\) "
-                                         rf"are missing \({re.escape(repr(paths[4]))}, '.*old-name\.png'\)\. Pass "
-                                         r"regenerate=True \(`--regenerate`\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"lack scores \(2 for scorer 'red'\) and cannot be read: 2 saved file\(s\) "
+        rf"are missing \({re.escape(repr(paths[4]))}, '.*old-name\.png'\)\. Pass "
+        r"regenerate=True \(`--regenerate`\)",
+    ):
         collect(PROMPTS[:3], gens, [bright, red], store, **run)
     assert counters["cheap"].images + counters["dear"].images == made
     summary = collect(PROMPTS[:3], gens, [bright, red], store, regenerate=True, **run)
@@ -80,8 +87,11 @@ def test_a_saved_image_store_read_without_save_images_says_which_folder_to_pass(
     gens, counters = callables
     store = tmp_path / "run.sqlite"
     collect(PROMPTS[:2], gens, [bright], store, progress=False, save_images=tmp_path / "img")
-    with pytest.raises(ValueError, match=r"4 were saved \(e\.g\. '.*img.*\.png'\) but save_images is not given; pass "
-                                         r"save_images=FOLDER \(`--save-images FOLDER`\), the folder they are in"):
+    with pytest.raises(
+        ValueError,
+        match=r"4 were saved \(e\.g\. '.*img.*\.png'\) but save_images is not given; pass "
+        r"save_images=FOLDER \(`--save-images FOLDER`\), the folder they are in",
+    ):
         collect(PROMPTS[:2], gens, [bright, red], store, progress=False)
 
 
@@ -105,13 +115,19 @@ def test_stored_paths_outside_the_images_folder_are_reported_and_never_opened(tm
     message = " ".join(str(w.message) for w in caught)
     assert "records 3 saved image path(s) outside the save_images folder" in message
     for image_id, path in edits.items():
-        assert re.search(rf"image {image_id} \('[^']+', generator '(cheap|dear)', seed 0\): {re.escape(repr(path))}",
-                         message)
+        assert re.search(
+            rf"image {image_id} \('[^']+', generator '(cheap|dear)', seed 0\): {re.escape(repr(path))}", message
+        )
     assert "They were not opened, and those cells were skipped" in message
     # the three cells were skipped: no score for them, and nothing was generated instead
     assert (summary.images_generated, summary.images_rescored, summary.cells_written) == (0, 3, 3)
     assert summary.cells_missing == 3
     with sqlite3.connect(store) as conn:
-        unscored = {r[0] for r in conn.execute("SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM scores "
-                                               "WHERE scorer_id = (SELECT id FROM scorers WHERE name = 'red'))")}
+        unscored = {
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM scores "
+                "WHERE scorer_id = (SELECT id FROM scorers WHERE name = 'red'))"
+            )
+        }
     assert unscored == {1, 2, 3}

@@ -22,6 +22,7 @@ def other_connection(path):
     def query(sql):
         with sqlite3.connect(path) as conn:
             return conn.execute(sql).fetchall()
+
     return query
 
 
@@ -41,9 +42,19 @@ def store(tmp_path):
 def batch(store, second_score=0.75, second_scores=None):
     """Two new images with their scores (the second one's as given)."""
     (pids, gid, sid) = store.ids
-    return [NewImage(pids[1], gid, 0, 12, 1.0, 0.5, "/x/1.png", [(sid, 0.5, 0.01)]),
-            NewImage(pids[0], gid, 1, 13, 1.0, 0.5, "/x/2.png",
-                     second_scores if second_scores is not None else [(sid, second_score, 0.01)])]
+    return [
+        NewImage(pids[1], gid, 0, 12, 1.0, 0.5, "/x/1.png", [(sid, 0.5, 0.01)]),
+        NewImage(
+            pids[0],
+            gid,
+            1,
+            13,
+            1.0,
+            0.5,
+            "/x/2.png",
+            second_scores if second_scores is not None else [(sid, second_score, 0.01)],
+        ),
+    ]
 
 
 class InterruptedScores:
@@ -59,8 +70,10 @@ class InterruptedScores:
 
 def fail_by_trigger(store):
     with sqlite3.connect(store.path) as conn:  # a real constraint of the database, raised inside the batch
-        conn.execute("CREATE TRIGGER refuse_13 BEFORE INSERT ON scores WHEN NEW.value = 13 "
-                     "BEGIN SELECT RAISE(ABORT, 'score 13 refused'); END")
+        conn.execute(
+            "CREATE TRIGGER refuse_13 BEFORE INSERT ON scores WHEN NEW.value = 13 "
+            "BEGIN SELECT RAISE(ABORT, 'score 13 refused'); END"
+        )
     return sqlite3.IntegrityError, "score 13 refused", batch(store, second_score=13.0), None
 
 
@@ -76,8 +89,12 @@ def fail_at_commit(store):
         store.query("PRAGMA defer_foreign_keys = ON")
         assert store.query("PRAGMA defer_foreign_keys") == [(1,)]
 
-    return (sqlite3.IntegrityError, "FOREIGN KEY constraint failed", batch(store, second_scores=[(999, 0.5, 0.01)]),
-            arm)
+    return (
+        sqlite3.IntegrityError,
+        "FOREIGN KEY constraint failed",
+        batch(store, second_scores=[(999, 0.5, 0.01)]),
+        arm,
+    )
 
 
 @pytest.mark.parametrize("fail", [fail_by_trigger, fail_by_interrupt, fail_at_commit])

@@ -39,8 +39,12 @@ collect(prompts, [CallableGenerator("slow", slow, cost=1.0)], [CallableScorer("m
 
 
 def start(store, n_prompts):
-    return subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(store), str(n_prompts)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_RUN, str(store), str(n_prompts)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_a_second_run_on_a_store_in_use_warns_naming_the_first(tmp_path, callables, bright):
@@ -49,10 +53,12 @@ def test_a_second_run_on_a_store_in_use_warns_naming_the_first(tmp_path, callabl
     first = start(store, 40)
     try:
         wait_for_images(store, 1, first, lambda: first.stderr.read().decode()[-2000:])
-        with pytest.warns(ConcurrentWriterWarning,
-                          match=rf"another collect run \(process {first.pid} on host "
-                                rf"{socket.gethostname()!r}, started .*\) is writing to the store '.*run\.sqlite'\. "
-                                r"Both runs generate every image still missing, so that work is paid for twice"):
+        with pytest.warns(
+            ConcurrentWriterWarning,
+            match=rf"another collect run \(process {first.pid} on host "
+            rf"{socket.gethostname()!r}, started .*\) is writing to the store '.*run\.sqlite'\. "
+            r"Both runs generate every image still missing, so that work is paid for twice",
+        ):
             summary = collect(PROMPTS, gens, [bright], store, progress=False)
         assert summary.complete
     finally:

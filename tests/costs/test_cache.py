@@ -12,9 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from costroute.costs import (  # noqa: E402
+from costroute.costs import (  # noqa: E402  # noqa: E402
     FLOP_COUNTER_VERSION,
     FlopCacheWarning,
+    _cache,
+    _counting,
     component_cost,
     count_flops,
     count_parameters,
@@ -22,12 +24,18 @@ from costroute.costs import (  # noqa: E402
     flop_cache_path,
     pipeline_cost,
 )
-from costroute.costs import _cache, _counting  # noqa: E402
 
 
 def _clip(vocab_size=1000):
-    return {"_class_name": "CLIPTextModel", "hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4,
-            "num_hidden_layers": 2, "vocab_size": vocab_size, "max_position_embeddings": 77}
+    return {
+        "_class_name": "CLIPTextModel",
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": vocab_size,
+        "max_position_embeddings": 77,
+    }
 
 
 def _counted_directly(config):
@@ -149,8 +157,10 @@ def test_invalid_entries_are_dropped_and_valid_ones_kept(cache_file):
     with pytest.warns(FlopCacheWarning, match=r"2 of its 3 entries are not a \[flops, parameters\] pair"):
         cost = component_cost(config, text_tokens=77)
     assert (cost.flops_per_call, cost.params) == _counted_directly(config)
-    assert _entries(cache_file) == {good_key: [7, 8], _cache._entry_key(_request(config)): [cost.flops_per_call,
-                                                                                              cost.params]}
+    assert _entries(cache_file) == {
+        good_key: [7, 8],
+        _cache._entry_key(_request(config)): [cost.flops_per_call, cost.params],
+    }
     # the valid entry is used as it is
     assert component_cost(other, text_tokens=77).flops_per_call == 7
 
@@ -169,12 +179,24 @@ def test_invalid_cache_does_not_break_a_pipeline_cost(cache_file):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
     )
-    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=8,
+    )
     args = (dict(unet.config), dict(vae.config), [_clip()])
     kwargs = dict(height=16, width=16, steps=3, progress=False)
     cache_file.write_text("[]")

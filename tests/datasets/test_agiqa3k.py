@@ -8,8 +8,16 @@ from costroute.datasets import load_agiqa3k
 from costroute.datasets._cost_tables import agiqa3k_generators
 
 CONFIGS = {
-    "AttnGAN_normal", "glide_normal", "DALLE2_normal", "xl2.2_normal", "sd1.5_normal",
-    "sd1.5_lowstep", "sd1.5_highcorr", "sd1.5_lowcorr", "midjourney_normal", "midjourney_lowstep",
+    "AttnGAN_normal",
+    "glide_normal",
+    "DALLE2_normal",
+    "xl2.2_normal",
+    "sd1.5_normal",
+    "sd1.5_lowstep",
+    "sd1.5_highcorr",
+    "sd1.5_lowcorr",
+    "midjourney_normal",
+    "midjourney_lowstep",
 }
 
 

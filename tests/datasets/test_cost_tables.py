@@ -11,8 +11,16 @@ from costroute.generators import GeneratorRegistry  # noqa: E402
 GENAI_OPEN = ["DeepFloyd_I_XL_v1", "SDXL_Base", "SDXL_Turbo", "SDXL_2_1"]
 GENAI_ALL = ["DALLE_3", "Midjourney_6"] + GENAI_OPEN
 AGIQA_ALL = [
-    "AttnGAN_normal", "glide_normal", "DALLE2_normal", "xl2.2_normal", "sd1.5_normal",
-    "sd1.5_lowstep", "sd1.5_highcorr", "sd1.5_lowcorr", "midjourney_normal", "midjourney_lowstep",
+    "AttnGAN_normal",
+    "glide_normal",
+    "DALLE2_normal",
+    "xl2.2_normal",
+    "sd1.5_normal",
+    "sd1.5_lowstep",
+    "sd1.5_highcorr",
+    "sd1.5_lowcorr",
+    "midjourney_normal",
+    "midjourney_lowstep",
 ]
 AGIQA_SD15 = ["sd1.5_normal", "sd1.5_lowstep", "sd1.5_highcorr", "sd1.5_lowcorr"]
 

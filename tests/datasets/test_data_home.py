@@ -29,7 +29,10 @@ def test_data_home_below_a_file(remote, tmp_path, monkeypatch, no_shared_data):
         fetch_file(remote)
     message = str(info.value)
     assert f"the folder {home / 'toy' / 'set'} in the data home cannot be created or written" in message
-    assert "Set COSTROUTE_DATA_HOME to a writable folder, or set COSTROUTE_DATA to a folder holding toy/set/table.tsv" in message
+    assert (
+        "Set COSTROUTE_DATA_HOME to a writable folder, or set COSTROUTE_DATA to a folder holding toy/set/table.tsv"
+        in message
+    )
     assert isinstance(info.value.__cause__, OSError)
     assert blocker.read_text() == "not a folder"
 
@@ -38,8 +41,11 @@ def test_data_home_below_a_file(remote, tmp_path, monkeypatch, no_shared_data):
 def test_loader_with_data_home_in_proc(monkeypatch, no_shared_data):
     """The trial's case: ``COSTROUTE_DATA_HOME=/proc/nope`` and no shared copy."""
     monkeypatch.setenv("COSTROUTE_DATA_HOME", "/proc/nope")
-    with pytest.raises(DownloadError, match=r"(?s)/proc/nope/genai-bench in the data home cannot be created or written.*"
-                                            r"Set COSTROUTE_DATA_HOME to a writable folder, or set COSTROUTE_DATA"):
+    with pytest.raises(
+        DownloadError,
+        match=r"(?s)/proc/nope/genai-bench in the data home cannot be created or written.*"
+        r"Set COSTROUTE_DATA_HOME to a writable folder, or set COSTROUTE_DATA",
+    ):
         load_genai_bench()
 
 

@@ -32,8 +32,17 @@ def test_import_reads_no_data_and_imports_no_heavy_module():
 def test_public_api():
     import costroute.datasets as ds
 
-    for name in ("load_genai_bench", "load_agiqa3k", "load_prompts", "get_data_home", "fetch_file",
-                 "ChecksumError", "DataNotFoundError", "DownloadError", "RemoteFile"):
+    for name in (
+        "load_genai_bench",
+        "load_agiqa3k",
+        "load_prompts",
+        "get_data_home",
+        "fetch_file",
+        "ChecksumError",
+        "DataNotFoundError",
+        "DownloadError",
+        "RemoteFile",
+    ):
         assert name in ds.__all__ and hasattr(ds, name)
     assert issubclass(ds.ChecksumError, OSError)
     assert issubclass(ds.DataNotFoundError, FileNotFoundError)

@@ -11,10 +11,10 @@ from costroute.datasets import (
     DataNotFoundError,
     DownloadError,
     RemoteFile,
+    _base,
     fetch_file,
     get_data_home,
 )
-from costroute.datasets import _base
 
 CONTENT = b"prompt\tscore\na red cube\t3\n"
 SHA = hashlib.sha256(CONTENT).hexdigest()

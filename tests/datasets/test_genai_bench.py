@@ -7,8 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from costroute.datasets import DataNotFoundError, load_genai_bench
-from costroute.datasets import _genai_bench
+from costroute.datasets import DataNotFoundError, _genai_bench, load_genai_bench
 from costroute.datasets._cost_tables import genai_bench_generators
 from costroute.generators import GeneratorRegistry
 

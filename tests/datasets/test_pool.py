@@ -14,13 +14,18 @@ from costroute.datasets import pool
 
 def dataset(prompts, columns, values, ids=None):
     ids = list(range(len(prompts))) if ids is None else ids
-    quality = pd.DataFrame(np.asarray(values, dtype=float), index=pd.Index(ids, name="prompt_id"),
-                           columns=pd.Index(columns, name="generator"))
+    quality = pd.DataFrame(
+        np.asarray(values, dtype=float),
+        index=pd.Index(ids, name="prompt_id"),
+        columns=pd.Index(columns, name="generator"),
+    )
     return Bunch(prompts=list(prompts), prompt_ids=ids, quality=quality, generators=None)
 
 
 A = dataset(["a cat", "a dog"], ["x", "y"], [[1.0, 2.0], [3.0, 4.0]])
-B = dataset(["a kite", "a hill", "a wall"], ["y", "z"], [[10.0, 20.0], [30.0, 40.0], [50.0, np.nan]], ids=["p", "q", "r"])
+B = dataset(
+    ["a kite", "a hill", "a wall"], ["y", "z"], [[10.0, 20.0], [30.0, 40.0], [50.0, np.nan]], ids=["p", "q", "r"]
+)
 
 
 def test_generators_matched_by_name_and_nan_where_unrated():
@@ -58,8 +63,7 @@ def test_default_names():
 
 
 @settings(max_examples=25, deadline=None)
-@given(values=st.lists(st.floats(-50, 50), min_size=4, max_size=4), shift=st.floats(-10, 10),
-       factor=st.floats(0.5, 5))
+@given(values=st.lists(st.floats(-50, 50), min_size=4, max_size=4), shift=st.floats(-10, 10), factor=st.floats(0.5, 5))
 def test_standardised_quality_ignores_affine_rescaling_of_a_set(values, shift, factor):
     if np.std(values) < 1e-3:
         return
@@ -97,19 +101,25 @@ def test_real_sets_share_no_generator_name(shared_data):
     assert data.quality.shape == (527 + 287, 6 + 10)
     assert not set(genai.quality.columns) & set(agiqa.quality.columns)
     rated = data.quality.notna().groupby(data.source).any()
-    assert rated.sum(axis=0).max() == 1     # no generator rated by both
+    assert rated.sum(axis=0).max() == 1  # no generator rated by both
 
 
 def test_the_same_data_set_twice_is_refused():
-    with pytest.raises(ValueError, match=r"datasets\[0\] and datasets\[2\] are the same data set object; pooling it "
-                                         r"twice would duplicate every prompt"):
+    with pytest.raises(
+        ValueError,
+        match=r"datasets\[0\] and datasets\[2\] are the same data set object; pooling it "
+        r"twice would duplicate every prompt",
+    ):
         pool(A, B, A)
 
 
 def test_prompts_repeated_across_sets_warn_with_their_count():
     copy_of_a = dataset(["a cat", "a dog"], ["x", "y"], [[1.0, 2.5], [3.0, 4.0]])
-    with pytest.warns(UserWarning, match=r"^2 prompt\(s\) appear in more than one data set \(e\.g\. 'a cat' in 'a' "
-                                         r"and 'c'\)"):
+    with pytest.warns(
+        UserWarning,
+        match=r"^2 prompt\(s\) appear in more than one data set \(e\.g\. 'a cat' in 'a' "
+        r"and 'c'\)",
+    ):
         data = pool(A, B, copy_of_a, names=["a", "b", "c"])
     assert len(data.prompts) == 7  # nothing dropped: each set keeps its rows
     overlap = dataset(["a kite", "a new one"], ["z"], [[1.0], [2.0]])

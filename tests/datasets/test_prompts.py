@@ -5,8 +5,7 @@ import shutil
 
 import pytest
 
-from costroute.datasets import PROMPT_SETS, DataNotFoundError, load_prompts
-from costroute.datasets import _prompts
+from costroute.datasets import PROMPT_SETS, DataNotFoundError, _prompts, load_prompts
 
 EXPECTED = {"partiprompts": 1632, "diffusiondb": 10_000, "coco": 2000, "drawbench": 161}
 

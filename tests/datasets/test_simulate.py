@@ -39,8 +39,9 @@ def test_realised_correlation_is_close_to_r_on_a_large_matrix(r, k, seed, spread
 def test_r_equal_one_gives_the_quality_deviations(k, seed):
     quality = make_quality(seed, 30, k)
     scores = simulate_scores(quality, 1.0, random_state=seed)
-    np.testing.assert_allclose(scores - scores.mean(axis=1, keepdims=True),
-                               quality - quality.mean(axis=1, keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(
+        scores - scores.mean(axis=1, keepdims=True), quality - quality.mean(axis=1, keepdims=True), atol=1e-12
+    )
     assert within_prompt_correlation(scores, quality) == pytest.approx(1.0)
 
 
@@ -53,10 +54,10 @@ def test_reproducible_and_equivariant(r, seed, shift, scale):
     assert not np.allclose(simulate_scores(quality, r, random_state=seed + 1), first)
     # per-prompt offsets do not change the noise; a rescaled quality gives rescaled scores
     offsets = shift * np.arange(20.0)[:, None]
-    np.testing.assert_allclose(simulate_scores(quality + offsets, r, random_state=seed), first + offsets,
-                               atol=1e-9)
-    np.testing.assert_allclose(simulate_scores(scale * quality, r, random_state=seed), scale * first,
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(simulate_scores(quality + offsets, r, random_state=seed), first + offsets, atol=1e-9)
+    np.testing.assert_allclose(
+        simulate_scores(scale * quality, r, random_state=seed), scale * first, rtol=1e-9, atol=1e-9
+    )
 
 
 def test_noise_variance_follows_the_derivation():
@@ -69,8 +70,11 @@ def test_noise_variance_follows_the_derivation():
 
 
 def test_types_in_and_out():
-    quality = pd.DataFrame(make_quality(1, 5, 3), index=pd.Index(list("abcde"), name="prompt_id"),
-                           columns=pd.Index(["x", "y", "z"], name="generator"))
+    quality = pd.DataFrame(
+        make_quality(1, 5, 3),
+        index=pd.Index(list("abcde"), name="prompt_id"),
+        columns=pd.Index(["x", "y", "z"], name="generator"),
+    )
     scores = simulate_scores(quality, 0.8, random_state=0)
     assert isinstance(scores, pd.DataFrame)
     assert scores.index.equals(quality.index) and scores.columns.equals(quality.columns)

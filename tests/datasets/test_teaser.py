@@ -6,8 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from costroute.datasets import ChecksumError, DataNotFoundError, load_genai_bench, load_genai_bench_teaser
-from costroute.datasets import _teaser
+from costroute.datasets import ChecksumError, DataNotFoundError, _teaser, load_genai_bench, load_genai_bench_teaser
 from costroute.generators import GeneratorRegistry
 
 TEASER = ["DALLE_3", "DeepFloyd_I_XL_v1", "Midjourney_6", "SDXL_Base"]
@@ -27,8 +26,13 @@ def usd(shared_data):
     return load_genai_bench_teaser(cost_unit="usd")
 
 
-@pytest.mark.parametrize("cost_unit, names", [("usd", ["DALLE_3", "Midjourney_6", "DeepFloyd_I_XL_v1", "SDXL_Base"]),
-                                              ("flops", ["DeepFloyd_I_XL_v1", "SDXL_Base"])])
+@pytest.mark.parametrize(
+    "cost_unit, names",
+    [
+        ("usd", ["DALLE_3", "Midjourney_6", "DeepFloyd_I_XL_v1", "SDXL_Base"]),
+        ("flops", ["DeepFloyd_I_XL_v1", "SDXL_Base"]),
+    ],
+)
 def test_shapes_order_and_costs(cost_unit, names, shared_data, no_network):
     data = load_genai_bench_teaser(cost_unit=cost_unit)
     full = load_genai_bench(cost_unit=cost_unit)
@@ -89,8 +93,11 @@ def test_missing_and_corrupted_files(shared_data, data_home, no_shared_data, no_
 
 def test_parse_rejects_a_non_number(tmp_path):
     path = tmp_path / "teaser.json"
-    path.write_text(json.dumps({"00001": {"prompt": "p", "models": {
-        "SDXL_Base": {"human": "4.00", "clip_flant5": "n/a", "clip": "0.2"}}}}))
+    path.write_text(
+        json.dumps(
+            {"00001": {"prompt": "p", "models": {"SDXL_Base": {"human": "4.00", "clip_flant5": "n/a", "clip": "0.2"}}}}
+        )
+    )
     with pytest.raises(ValueError, match=r"prompt 00001, generator SDXL_Base: field 'clip_flant5' is not a number"):
         _teaser._parse(path, ["SDXL_Base"])
     with pytest.raises(ValueError, match=r"has no scores for generators \['DALLE_3'\]"):

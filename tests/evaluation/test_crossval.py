@@ -110,10 +110,7 @@ def test_pooled_scores(toy):
 # --------------------------------------------------------------------------------------
 def _real_routers():
     gens = {"cheap": 1.0, "mid": 3.0, "best": 10.0}
-    return {
-        q: CostAwareRouter(gens, features="complexity", quality_model=q, random_state=0)
-        for q in ("knn", "ridge")
-    }
+    return {q: CostAwareRouter(gens, features="complexity", quality_model=q, random_state=0) for q in ("knn", "ridge")}
 
 
 def test_folds_partition_the_prompts_and_every_method_uses_them(toy):

@@ -60,12 +60,13 @@ def test_a_constant_scorer_gives_its_routers_row():
     S = pd.DataFrame(np.full(Q.shape, 0.5), columns=NAMES)
     methods = {"router": router(), "cascade": CascadeRouter(router(), scoring_cost=0.1, random_state=0)}
     grid = np.r_[0.0, np.geomspace(1e-3, 100.0, 60)]
-    res = cross_validate_routing(methods, prompts, Q, cv=3, n_repeats=2, random_state=1, scores=S,
-                                 lambdas=grid, progress=False)
+    res = cross_validate_routing(
+        methods, prompts, Q, cv=3, n_repeats=2, random_state=1, scores=S, lambdas=grid, progress=False
+    )
     r, c = by_fold(res, "router"), by_fold(res, "cascade")
     # on the same λ grid the cascade never scores, never escalates: the router's routing
     pd.testing.assert_frame_equal(r[METRICS], c[METRICS], check_exact=True)
-    for key, curves in res.cascade_curves.items():
+    for curves in res.cascade_curves.values():
         np.testing.assert_array_equal(curves["cascade"].lambdas, grid)
     # with the cascade's own λ grid (routers: exact curves) the λ = 0 point is still the router's
     exact = cross_validate_routing(methods, prompts, Q, cv=3, n_repeats=2, random_state=1, scores=S, progress=False)
@@ -80,8 +81,9 @@ def test_cascades_are_fitted_and_evaluated_on_the_routers_folds():
     threshold = ThresholdCascade(COSTS, scoring_cost=0.2)
     cascade = CascadeRouter(router(), scoring_cost=0.2, random_state=0)
     methods = {"router": router(), "threshold": threshold, "cascade": cascade}
-    res = cross_validate_routing(methods, prompts, Q, cv=3, n_repeats=2, random_state=4, scores=S,
-                                 return_models=True, progress=False)
+    res = cross_validate_routing(
+        methods, prompts, Q, cv=3, n_repeats=2, random_state=4, scores=S, return_models=True, progress=False
+    )
     assert sorted(res.cascade_curves) == sorted(res.test_indices)
     everything = np.arange(len(prompts))
     for (rep, fold), test in res.test_indices.items():
@@ -114,8 +116,16 @@ def test_cascades_are_fitted_and_evaluated_on_the_routers_folds():
 def test_cascade_curves_go_through_the_routers_metrics():
     prompts, Q = one_best_world(n=60, seed=3)
     S = Q + np.random.default_rng(6).normal(scale=0.3, size=Q.shape)
-    res = cross_validate_routing({"cascade": CascadeRouter(router(), scoring_cost=0.1, random_state=0)}, prompts, Q,
-                                 cv=3, n_repeats=1, random_state=0, scores=S, progress=False)
+    res = cross_validate_routing(
+        {"cascade": CascadeRouter(router(), scoring_cost=0.1, random_state=0)},
+        prompts,
+        Q,
+        cv=3,
+        n_repeats=1,
+        random_state=0,
+        scores=S,
+        progress=False,
+    )
     Qv = Q.to_numpy()
     c = np.array([0.1, 0.3, 1.0])
     for (rep, fold), test in res.test_indices.items():
@@ -135,8 +145,16 @@ def test_router_rows_are_unchanged_by_an_added_cascade():
     prompts, Q = one_best_world(n=60, seed=4)
     S = Q + np.random.default_rng(7).normal(scale=0.3, size=Q.shape)
     alone = cross_validate_routing({"router": router()}, prompts, Q, cv=3, n_repeats=2, random_state=2, progress=False)
-    both = cross_validate_routing({"router": router(), "threshold": ThresholdCascade(COSTS)}, prompts, Q, cv=3,
-                                  n_repeats=2, random_state=2, scores=S, progress=False)
+    both = cross_validate_routing(
+        {"router": router(), "threshold": ThresholdCascade(COSTS)},
+        prompts,
+        Q,
+        cv=3,
+        n_repeats=2,
+        random_state=2,
+        scores=S,
+        progress=False,
+    )
     keep = both.scores["method"] != "threshold"
     pd.testing.assert_frame_equal(
         alone.scores[METRICS + ["method", "kind"]].reset_index(drop=True),
@@ -169,10 +187,19 @@ def test_errors():
 def test_a_single_cascade_is_named_cascade_and_scores_columns_follow_names():
     prompts, Q = one_best_world(n=45, seed=5)
     S = Q + np.random.default_rng(8).normal(scale=0.3, size=Q.shape)
-    a = cross_validate_routing(ThresholdCascade(COSTS), prompts, Q, cv=3, n_repeats=1, random_state=0,
-                               scores=S, progress=False)
+    a = cross_validate_routing(
+        ThresholdCascade(COSTS), prompts, Q, cv=3, n_repeats=1, random_state=0, scores=S, progress=False
+    )
     # the same scores with their columns in another order, and quality's too
-    b = cross_validate_routing(ThresholdCascade(COSTS), prompts, Q[["mid", "big", "cheap"]], cv=3, n_repeats=1,
-                               random_state=0, scores=S[["big", "cheap", "mid"]], progress=False)
+    b = cross_validate_routing(
+        ThresholdCascade(COSTS),
+        prompts,
+        Q[["mid", "big", "cheap"]],
+        cv=3,
+        n_repeats=1,
+        random_state=0,
+        scores=S[["big", "cheap", "mid"]],
+        progress=False,
+    )
     assert "cascade" in set(a.scores["method"])
     pd.testing.assert_frame_equal(a.scores[METRICS], b.scores[METRICS], check_exact=True)

@@ -52,7 +52,7 @@ def test_spearman_brown_on_exact_correlations(n_raters):
     rows, cols = rng.normal(size=(50, 1)), rng.normal(size=(1, 4))
     ratings = np.stack([a + e + rows + cols + 3.0 for e in noise], axis=2)
     res = noise_ceiling(ratings)
-    expected = n_raters * 0.5 / (1 + (n_raters - 1) * 0.5)   # 2/3, 3/4, 5/6
+    expected = n_raters * 0.5 / (1 + (n_raters - 1) * 0.5)  # 2/3, 3/4, 5/6
     assert res.single_rater_r == pytest.approx(0.5, abs=1e-12)
     assert res.reliability == pytest.approx(expected, abs=1e-12)
     assert res.ceiling_r == pytest.approx(math.sqrt(expected), abs=1e-12)
@@ -126,8 +126,9 @@ def test_report_has_interaction_r_and_the_ceiling(toy):
     rng = np.random.default_rng(5)
     ratings = Q[:, :, None] + rng.normal(scale=0.5, size=(len(Q), 3, 3))
     plain = cross_validate_routing(routers, prompts, Q, cv=3, n_repeats=2, random_state=0, progress=False)
-    rated = cross_validate_routing(routers, prompts, Q, cv=3, n_repeats=2, random_state=0, progress=False,
-                                   ratings=ratings)
+    rated = cross_validate_routing(
+        routers, prompts, Q, cv=3, n_repeats=2, random_state=0, progress=False, ratings=ratings
+    )
     rep_plain, rep = routing_report(plain), routing_report(rated)
     # the new columns sit after the metrics, before fit_time_mean; nothing else changes
     assert list(rep_plain.columns[-3:]) == ["interaction_r_mean", "interaction_r_std", "fit_time_mean"]
@@ -139,7 +140,12 @@ def test_report_has_interaction_r_and_the_ceiling(toy):
     assert rep.loc["constant", "interaction_r_std"] == pytest.approx(np.std(values, ddof=1))
     expected = noise_ceiling(ratings).ceiling_r
     assert rep.loc["perfect", "interaction_ceiling_mean"] == pytest.approx(expected)
-    assert rep.loc[["random mixture", "oracle", "cheap"], ["interaction_r_mean", "interaction_ceiling_mean"]].isna().all().all()
+    assert (
+        rep.loc[["random mixture", "oracle", "cheap"], ["interaction_r_mean", "interaction_ceiling_mean"]]
+        .isna()
+        .all()
+        .all()
+    )
     pooled = routing_report(rated, pooled=True)
     assert pooled.loc["perfect", "interaction_r_mean"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"ratings must have shape .* = \(30, 3, R\)"):

@@ -12,7 +12,17 @@ from costroute import routing
 
 PACKAGE = Path(evaluation.__file__).parent
 #: Submodules from the bottom up: each may import only the ones before it.
-LAYERS = ["_metrics", "_noise_ceiling", "_curves", "_labels", "_plot", "_scores", "_crossval", "_split_rater", "_report"]
+LAYERS = [
+    "_metrics",
+    "_noise_ceiling",
+    "_curves",
+    "_labels",
+    "_plot",
+    "_scores",
+    "_crossval",
+    "_split_rater",
+    "_report",
+]
 
 
 def test_public_names_are_importable_and_the_routing_rule_is_not_copied():

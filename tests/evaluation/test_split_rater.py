@@ -66,7 +66,13 @@ def test_split_rater_folds_partition_the_prompts_and_every_method_uses_them(toy)
     prompts, ratings, names = varied_prompts(len(Q)), _ratings(Q), ["cheap", "mid", "best"]
     router = CostAwareRouter(dict(zip(names, [1.0, 3.0, 10.0])), features="complexity", quality_model="ridge")
     res = split_rater_cross_validate(
-        {"ridge": router}, prompts, ratings, generator_names=names, cv=3, n_repeats=2, random_state=0,
+        {"ridge": router},
+        prompts,
+        ratings,
+        generator_names=names,
+        cv=3,
+        n_repeats=2,
+        random_state=0,
         progress=False,
     )
     assert_folds_partition(res.test_indices, len(Q), cv=3, n_repeats=2)

@@ -4,10 +4,10 @@ generators and hand-made plans (the tiny pipelines are in tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
+from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 from plan_helpers import Recorder, make_plan
 
 from costroute.generators import CallableGenerator
-from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ def test_runs_only_the_given_indices_with_their_seeds():
     steps = list(runner.run([7, 3, 11], PROMPTS, SEEDS))
     assert rec.calls == [["p7", "p3"], ["p11"]]
     assert [[(o.index, str(o.image), o.batch_size) for o in step] for step in steps] == [
-        [(7, "a|p7|107", 2), (3, "a|p3|103", 2)], [(11, "a|p11|111", 1)]]
+        [(7, "a|p7|107", 2), (3, "a|p3|103", 2)],
+        [(11, "a|p11|111", 1)],
+    ]
     assert all(o.ok and o.error is None and o.seconds >= 0 for o in flat(steps))
 
 
@@ -66,7 +68,8 @@ def test_a_non_image_fails_its_prompt_without_calling_again():
     [step] = BatchRunner(CallableGenerator("api", api, cost=1.0), batch_size=3).run([0, 1, 2], PROMPTS, SEEDS)
     assert [o.ok for o in step] == [True, False, True] and calls == [["p0", "p1", "p2"]]
     assert isinstance(step[1].error, TypeError) and "returned NoneType None instead of an image for prompt 1" in str(
-        step[1].error)
+        step[1].error
+    )
     assert step[1].batch_size == 3
 
 

@@ -58,8 +58,12 @@ def world(seed0: int = 0):
 
 
 def cascade_over(generators, **params):
-    router = CostAwareRouter(GeneratorRegistry(generators), features=FunctionTransformer(prompt_feature),
-                             quality_model=KNeighborsRegressor(n_neighbors=20), progress=False)
+    router = CostAwareRouter(
+        GeneratorRegistry(generators),
+        features=FunctionTransformer(prompt_feature),
+        quality_model=KNeighborsRegressor(n_neighbors=20),
+        progress=False,
+    )
     scorer = CallableScorer("pixel", read_score, cost=0.5, cost_unit="flops")
     params.setdefault("random_state", 0)
     return CascadeRouter(router, scorer=scorer, **params)
@@ -72,8 +76,12 @@ def test_generate_does_exactly_what_simulate_predicts(lam):
     test = [f"p{i}" for i in range(N, N + 40)]
     result = cascade.generate(test, seed=7, batch_size=4, progress=False)
     # the scores each candidate image would get, with the seeds the cascade uses
-    S_test = np.array([[round(true_quality(int(p[1:]), k, candidate_seed(7, i, NAMES[k])) * 40) / 40
-                        for k in range(3)] for i, p in enumerate(test)])
+    S_test = np.array(
+        [
+            [round(true_quality(int(p[1:]), k, candidate_seed(7, i, NAMES[k])) * 40) / 40 for k in range(3)]
+            for i, p in enumerate(test)
+        ]
+    )
     expected = cascade.simulate(test, scores=S_test)
     assert result.complete and len(result) == len(test)
     assert [tuple(o) for o in result.order] == expected.order
@@ -113,8 +121,10 @@ def test_a_failed_first_image_falls_back_and_a_failed_escalation_is_no_candidate
     assert all("big" not in c for c in result.candidates)
     assert all(g != "big" for g in result.returned)
     # failed images are not charged
-    charged = [sum(COSTS[g] for g in c) + 0.5 * n for c, n in
-               zip(result.candidates, (~np.isnan(result.score_matrix)).sum(axis=1))]
+    charged = [
+        sum(COSTS[g] for g in c) + 0.5 * n
+        for c, n in zip(result.candidates, (~np.isnan(result.score_matrix)).sum(axis=1))
+    ]
     np.testing.assert_allclose(result.cost, charged)
 
 
@@ -130,8 +140,10 @@ def test_on_error_raise_and_interruption_keep_the_partial_result():
     def interrupted(prompts, seeds):
         raise KeyboardInterrupt
 
-    cascade = cascade_over([generator(0), generator(1), CallableGenerator("big", interrupted, cost=10.0,
-                                                                          cost_unit="flops")], cost_penalty=1.3)
+    cascade = cascade_over(
+        [generator(0), generator(1), CallableGenerator("big", interrupted, cost=10.0, cost_unit="flops")],
+        cost_penalty=1.3,
+    )
     cascade.fit(prompts, Q, scores=S)
     with pytest.raises(KeyboardInterrupt) as info:
         cascade.generate(test, progress=False)
@@ -179,8 +191,9 @@ def test_a_failing_score_call_closes_only_its_chunk_and_a_bad_return_is_refused(
     failed = sorted(i for i, where in result.errors if where == "scorer")
     assert failed == [0, 1, 2, 3]  # the first chunk of 4 only
     assert result.complete and (~np.isnan(result.score_matrix[4:])).any()
-    cascade.set_params(scorer=CallableScorer("scalar", lambda p, im: [float("nan")] * len(p), cost=0.5,
-                                             cost_unit="flops"))
+    cascade.set_params(
+        scorer=CallableScorer("scalar", lambda p, im: [float("nan")] * len(p), cost=0.5, cost_unit="flops")
+    )
     with pytest.raises(GenerationError):
         cascade.generate(test[:4], on_error="raise", progress=False)
 

@@ -74,7 +74,7 @@ def test_no_import_cycle_at_import_time():
 
     def visit(m):
         if m in active:
-            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m):] + [m])}")
+            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m) :] + [m])}")
         if m in done:
             return
         active.append(m)
@@ -94,7 +94,7 @@ def test_no_import_cycle_even_inside_functions():
 
     def visit(m):
         if m in active:
-            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m):] + [m])}")
+            pytest.fail(f"import cycle: {' -> '.join(active[active.index(m) :] + [m])}")
         if m in done:
             return
         active.append(m)
@@ -107,15 +107,25 @@ def test_no_import_cycle_even_inside_functions():
         visit(m)
 
 
-@pytest.mark.parametrize("lower, upper", [("costroute.generators", "costroute.execution"),
-                                          ("costroute.generators", "costroute.plan"),
-                                          ("costroute.execution", "costroute.plan"),
-                                          ("costroute.costs", "costroute.generators"),
-                                          ("costroute.costs", "costroute.execution")])
+@pytest.mark.parametrize(
+    "lower, upper",
+    [
+        ("costroute.generators", "costroute.execution"),
+        ("costroute.generators", "costroute.plan"),
+        ("costroute.execution", "costroute.plan"),
+        ("costroute.costs", "costroute.generators"),
+        ("costroute.costs", "costroute.execution"),
+    ],
+)
 def test_arrows_point_down(lower, upper):
     """No module of a lower layer imports an upper one, even inside a function."""
-    offenders = [(module, m) for module in MODULES if unit(module) == lower
-                 for m in imports(module, at_import_time=False) if unit(m) == upper]
+    offenders = [
+        (module, m)
+        for module in MODULES
+        if unit(module) == lower
+        for m in imports(module, at_import_time=False)
+        if unit(m) == upper
+    ]
     assert offenders == []
 
 
@@ -131,9 +141,20 @@ def test_plan_calls_into_execution_which_uses_generators():
     assert {unit(m) for m in imports("costroute.execution._plan", at_import_time=True)} >= {"costroute.generators"}
 
 
-@pytest.mark.parametrize("first", ["costroute.execution", "costroute.generators", "costroute.plan",
-                                   "costroute.execution._batches", "costroute.generators.presets",
-                                   "costroute.cascade", "costroute.cli", "costroute.collect", "costroute.costs"])
+@pytest.mark.parametrize(
+    "first",
+    [
+        "costroute.execution",
+        "costroute.generators",
+        "costroute.plan",
+        "costroute.execution._batches",
+        "costroute.generators.presets",
+        "costroute.cascade",
+        "costroute.cli",
+        "costroute.collect",
+        "costroute.costs",
+    ],
+)
 def test_fresh_interpreter_imports_in_any_order_without_heavy_modules(first):
     code = (
         f"import sys, importlib; importlib.import_module({first!r})\n"

@@ -10,7 +10,13 @@ from PIL import Image
 
 from costroute import CascadeRouter, CostAwareRouter, GeneratorRegistry, GeneratorSpec
 from costroute.execution import DEFAULT_PROFILE_PROMPTS, CostProfile, profile
-from costroute.generators import BackendGenerator, CallableGenerator, DiffusersGenerator, build_tiny_pipeline, pipeline_cache
+from costroute.generators import (
+    BackendGenerator,
+    CallableGenerator,
+    DiffusersGenerator,
+    build_tiny_pipeline,
+    pipeline_cache,
+)
 
 # A sleep lasts at least what it asks for; on a busy shared machine it may overrun by a few milliseconds.
 SLACK = 0.025
@@ -47,9 +53,9 @@ def test_sleeping_generators_are_measured_per_image_at_each_batch_size(capsys):
     measured = profile([per_image, per_call], batch_sizes=(1, 3), repeats=3, warmup=1, progress=False)
     assert isinstance(measured, CostProfile) and measured.batch_sizes == (1, 3) and measured.seconds.shape == (2, 2, 3)
     one, three = measured.seconds_per_image(1), measured.seconds_per_image(3)
-    assert within(one[0], 0.03) and within(three[0], 0.03)     # 0.03 s per image whatever the batch
-    assert within(one[1], 0.06) and within(three[1], 0.02)     # 0.06 s per call, shared by the batch
-    np.testing.assert_array_equal(measured.seconds_per_image(), three)   # default: the largest batch size
+    assert within(one[0], 0.03) and within(three[0], 0.03)  # 0.03 s per image whatever the batch
+    assert within(one[1], 0.06) and within(three[1], 0.02)  # 0.06 s per call, shared by the batch
+    np.testing.assert_array_equal(measured.seconds_per_image(), three)  # default: the largest batch size
     frame = measured.to_frame()
     assert frame.index.tolist() == [("per-image", 1), ("per-image", 3), ("per-call", 1), ("per-call", 3)]
     assert frame.loc[("per-call", 3), "seconds_per_image"] == three[1]
@@ -57,24 +63,31 @@ def test_sleeping_generators_are_measured_per_image_at_each_batch_size(capsys):
     assert (frame["min_seconds"] <= frame["seconds_per_image"]).all()
     assert (frame["seconds_per_image"] <= frame["max_seconds"]).all()
     assert frame["device"].isna().all() and (frame["repeats"] == 3).all()
-    assert capsys.readouterr().err == ""                      # progress=False: silent
+    assert capsys.readouterr().err == ""  # progress=False: silent
 
 
 def test_warmup_and_load_are_not_timed_and_the_median_is_kept():
     fn = Sleeper(script=[0.3, 0.02, 0.2, 0.06], load_seconds=0.15)
-    measured = profile([CallableGenerator("g", fn, cost=1.0)], batch_sizes=1, repeats=3, warmup=1,
-                       prompts=["x", "y"], progress=False)
+    measured = profile(
+        [CallableGenerator("g", fn, cost=1.0)], batch_sizes=1, repeats=3, warmup=1, prompts=["x", "y"], progress=False
+    )
     times = measured.seconds[0, 0]
-    assert within(times[0], 0.02) and within(times[1], 0.2) and within(times[2], 0.06)   # the 0.3 s warm-up is gone
+    assert within(times[0], 0.02) and within(times[1], 0.2) and within(times[2], 0.06)  # the 0.3 s warm-up is gone
     assert measured.seconds_per_image(1)[0] == np.median(times) and within(measured.seconds_per_image(1)[0], 0.06)
     assert fn.loads == 1 and measured.load_seconds[0] >= 0.15
-    assert fn.calls == [(["x"], [0])] * 4                      # 1 warm-up + 3 timed calls
+    assert fn.calls == [(["x"], [0])] * 4  # 1 warm-up + 3 timed calls
 
 
 def test_batches_cycle_the_prompts_and_count_the_calls():
     fn = Sleeper()
-    profile([CallableGenerator("g", fn, cost=1.0)], batch_sizes=(3, 1), repeats=2, warmup=2, prompts=["x", "y"],
-            progress=False)
+    profile(
+        [CallableGenerator("g", fn, cost=1.0)],
+        batch_sizes=(3, 1),
+        repeats=2,
+        warmup=2,
+        prompts=["x", "y"],
+        progress=False,
+    )
     assert fn.calls == [(["x", "y", "x"], [0, 1, 2])] * 4 + [(["x"], [0])] * 4
     fn.calls.clear()
     profile([CallableGenerator("g", fn, cost=1.0)], batch_sizes=(10,), repeats=1, warmup=0, progress=False)
@@ -88,7 +101,7 @@ def test_routing_on_measured_seconds_is_one_call_away():
     registry = measured.registry(batch_size=2)
     assert registry.cost_unit == "seconds" and registry.names == ["fast", "slow"]
     np.testing.assert_array_equal(registry.costs, measured.seconds_per_image(2))
-    assert registry.costs[0] < registry.costs[1]               # the measured order, not the dollar prices
+    assert registry.costs[0] < registry.costs[1]  # the measured order, not the dollar prices
     assert all(type(spec) is CallableGenerator for spec in registry)
     with pytest.raises(ValueError, match=r"batch_size 4 was not profiled; profiled batch sizes are \[1, 2\]"):
         measured.registry(batch_size=4)
@@ -98,7 +111,7 @@ def test_routing_on_measured_seconds_is_one_call_away():
     assert router.predict(prompts).tolist() == ["slow"] * 3
     plan = router.route(prompts, cost_penalty=1.0)
     assert plan.generator_names.tolist() == ["fast"] * 3
-    result = plan.generate(seed=0, batch_size=2, progress=False)   # the measured specs still make images
+    result = plan.generate(seed=0, batch_size=2, progress=False)  # the measured specs still make images
     assert result.complete and result.cost_unit == "seconds" and result.generators == ["fast"] * 3
 
 
@@ -107,7 +120,7 @@ def tiny_sd(tmp_path_factory):
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny models gain nothing from threads on a shared machine
+    torch.set_num_threads(1)  # tiny models gain nothing from threads on a shared machine
     yield build_tiny_pipeline(tmp_path_factory.mktemp("pipelines") / "tiny-sd", kind="sd", seed=0)
     torch.set_num_threads(threads)
     pipeline_cache.clear()
@@ -115,7 +128,7 @@ def tiny_sd(tmp_path_factory):
 
 def test_tiny_pipelines_more_steps_take_longer(tiny_sd):
     one = DiffusersGenerator("one-step", tiny_sd, steps=1, guidance_scale=1.0)
-    eight = DiffusersGenerator("eight-steps", tiny_sd, steps=8)            # 8 steps, guidance doubles the batch
+    eight = DiffusersGenerator("eight-steps", tiny_sd, steps=8)  # 8 steps, guidance doubles the batch
     measured = profile([one, eight], batch_sizes=(1, 2), repeats=2, warmup=1, device="cpu", progress=False)
     for batch in (1, 2):
         quick, slow = measured.seconds_per_image(batch)
@@ -124,7 +137,7 @@ def test_tiny_pipelines_more_steps_take_longer(tiny_sd):
     registry = measured.registry(1)
     assert [type(s) for s in registry] == [DiffusersGenerator] * 2 and registry.cost_unit == "seconds"
     assert [s.steps for s in registry] == [1, 8] and [s.device for s in registry] == ["cpu", "cpu"]
-    assert one.device == "auto"                                # the caller's specs are untouched
+    assert one.device == "auto"  # the caller's specs are untouched
     image = registry["one-step"].generate_images(["a red kite"], [0])[0]
     assert image.size == (64, 64)
 
@@ -167,10 +180,14 @@ def test_a_failing_generator_is_named_with_its_batch_size():
     with pytest.raises(RuntimeError, match="generator 'g' failed at batch size 2 while profiled: MemoryError") as err:
         profile([CallableGenerator("g", fails_on_pairs, cost=1.0)], batch_sizes=(1, 2), progress=False)
     assert isinstance(err.value.__cause__, MemoryError)
-    with pytest.raises(RuntimeError, match="generator 'short' failed at batch size 2 while profiled: ValueError: "
-                                           "fn of generator 'short' returned 1 images for 2 prompts"):
-        profile([CallableGenerator("short", lambda p, s: [Image.new("L", (4, 4))], cost=1.0)], batch_sizes=2,
-                progress=False)
+    with pytest.raises(
+        RuntimeError,
+        match="generator 'short' failed at batch size 2 while profiled: ValueError: "
+        "fn of generator 'short' returned 1 images for 2 prompts",
+    ):
+        profile(
+            [CallableGenerator("short", lambda p, s: [Image.new("L", (4, 4))], cost=1.0)], batch_sizes=2, progress=False
+        )
 
     class OneImage(BackendGenerator):
         """A backend of its own that does not check its output."""
@@ -189,7 +206,7 @@ def test_seconds_is_a_cost_unit_of_specs_but_not_of_the_shipped_cost_tables():
     assert GeneratorSpec("a", 0.5, cost_unit="seconds").cost_unit == "seconds"
     with pytest.raises(ValueError, match="all generators of a registry must share one cost_unit"):
         GeneratorRegistry([GeneratorSpec("a", 0.5, cost_unit="seconds"), GeneratorSpec("b", 1e12)])
-    for loader in (load_genai_bench, load_agiqa3k):            # nothing in the shipped tables was timed
+    for loader in (load_genai_bench, load_agiqa3k):  # nothing in the shipped tables was timed
         for unit in ("seconds", "eur"):
             with pytest.raises(ValueError, match=rf"cost_unit must be one of \['flops', 'usd'\], got '{unit}'"):
                 loader(cost_unit=unit)
@@ -200,17 +217,23 @@ def test_cascade_over_measured_seconds_needs_a_scoring_cost_in_seconds():
 
     rng = np.random.default_rng(0)
     X, Q = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
-    registry = GeneratorRegistry([GeneratorSpec("fast", 0.5, cost_unit="seconds"),
-                                  GeneratorSpec("slow", 2.0, cost_unit="seconds")])
+    registry = GeneratorRegistry(
+        [GeneratorSpec("fast", 0.5, cost_unit="seconds"), GeneratorSpec("slow", 2.0, cost_unit="seconds")]
+    )
     router = CostAwareRouter(registry, features=None, quality_model="ridge")
-    priced = CallableScorer("judge", lambda prompts, images: [0.0] * len(prompts), cost=0.001)   # USD
-    with pytest.raises(ValueError, match=r"scorer 'judge' has an explicit cost of 0.001 usd per image, which has no "
-                                         r"seconds equivalent; give the cost in seconds \(cost_unit='seconds'\)"):
+    priced = CallableScorer("judge", lambda prompts, images: [0.0] * len(prompts), cost=0.001)  # USD
+    with pytest.raises(
+        ValueError,
+        match=r"scorer 'judge' has an explicit cost of 0.001 usd per image, which has no "
+        r"seconds equivalent; give the cost in seconds \(cost_unit='seconds'\)",
+    ):
         CascadeRouter(router, scorer=priced, cv=2).fit(X, Q, scores=Q)
     timed = CallableScorer("judge", lambda prompts, images: [0.0] * len(prompts), cost=0.1, cost_unit="seconds")
     cascade = CascadeRouter(router, scorer=timed, cv=2).fit(X, Q, scores=Q)
     assert cascade.normalized_scoring_cost_ == pytest.approx(0.1 / 2.0)
-    assert CascadeRouter(router, scorer=priced, scoring_cost=0.2, cv=2).fit(X, Q, scores=Q).normalized_scoring_cost_ == 0.1
+    assert (
+        CascadeRouter(router, scorer=priced, scoring_cost=0.2, cv=2).fit(X, Q, scores=Q).normalized_scoring_cost_ == 0.1
+    )
     for unit in ("usd", "flops"):
         with pytest.raises(ValueError, match=f"0.1 seconds per image, which has no {unit} equivalent"):
             timed.cost_in(unit)
@@ -225,6 +248,9 @@ def test_a_counted_scorer_cost_has_no_seconds_equivalent():
 
     scorer = Counted("counted")
     assert scorer.cost_in("flops") == 2e9
-    with pytest.raises(ValueError, match="scorer 'counted' has a counted cost in FLOPs, which has no seconds "
-                                         "equivalent; give it cost=<seconds per image, measured>"):
+    with pytest.raises(
+        ValueError,
+        match="scorer 'counted' has a counted cost in FLOPs, which has no seconds "
+        "equivalent; give it cost=<seconds per image, measured>",
+    ):
         scorer.cost_in("seconds")

@@ -33,8 +33,11 @@ def test_status_of_every_prompt():
 
 def test_save_never_skips_silently(tmp_path):
     result = partial_result()
-    with pytest.raises(ValueError, match=r"2 of 4 prompts have no image \(prompts 1, 3; failed: 1, not attempted: 1\)"
-                                         r".*missing='skip'"):
+    with pytest.raises(
+        ValueError,
+        match=r"2 of 4 prompts have no image \(prompts 1, 3; failed: 1, not attempted: 1\)"
+        r".*missing='skip'",
+    ):
         result.save(tmp_path / "out")
     assert not (tmp_path / "out").exists()
     paths = result.save(tmp_path / "out", fmt="txt", missing="skip")
@@ -70,8 +73,16 @@ def tiny_pool_images():
     return [Image.new("RGB", (64, 64), "red"), Image.new("RGB", (32, 16), "blue")]
 
 
-@pytest.mark.parametrize("name, part", [("org/model", "org_model"), ("../../escape", "._._escape"),
-                                        ("..", "."), ("a\\b:c d", "a_b_c_d"), ("sd15-dpm++_v1.5", "sd15-dpm++_v1.5")])
+@pytest.mark.parametrize(
+    "name, part",
+    [
+        ("org/model", "org_model"),
+        ("../../escape", "._._escape"),
+        ("..", "."),
+        ("a\\b:c d", "a_b_c_d"),
+        ("sd15-dpm++_v1.5", "sd15-dpm++_v1.5"),
+    ],
+)
 def test_save_keeps_unsafe_generator_names_inside_the_folder(name, part, make_plan, tmp_path):
     gen = CallableGenerator(name, lambda prompts, seeds: [Label(p) for p in prompts], cost=1.0)
     folder = tmp_path / "out"

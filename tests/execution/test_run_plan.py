@@ -22,8 +22,11 @@ def pixels(image):
 @pytest.fixture
 def tiny_pool(tiny_sd, tiny_sdxl):
     sd = DiffusersGenerator("sd-2", tiny_sd, steps=2, guidance_scale=5.0, dtype="float64", device="cpu")
-    return [sd, sd.clone(name="sd-3", steps=3),
-            DiffusersGenerator("xl-2", tiny_sdxl, steps=2, guidance_scale=5.0, dtype="float64", device="cpu")]
+    return [
+        sd,
+        sd.clone(name="sd-3", steps=3),
+        DiffusersGenerator("xl-2", tiny_sdxl, steps=2, guidance_scale=5.0, dtype="float64", device="cpu"),
+    ]
 
 
 def test_pixels_do_not_depend_on_batch_size_or_other_prompts(tiny_pool, make_plan):
@@ -67,8 +70,17 @@ def test_images_come_back_in_prompt_order(recorder_generators, make_plan):
     assert recs["a"].calls == [[PROMPTS[1], PROMPTS[3]]]
     assert recs["c"].calls == [[PROMPTS[0], PROMPTS[4]]]
     frame = result.to_frame()
-    assert list(frame.columns) == ["prompt", "planned_generator", "generator", "fell_back", "status", "seed",
-                                   "cost", "seconds", "batch_size"]
+    assert list(frame.columns) == [
+        "prompt",
+        "planned_generator",
+        "generator",
+        "fell_back",
+        "status",
+        "seed",
+        "cost",
+        "seconds",
+        "batch_size",
+    ]
     assert (frame["status"] == "made").all()
     assert frame["cost"].tolist() == [3.0, 1.0, 2.0, 1.0, 3.0, 2.0]
     assert result.total_cost == 12.0 and not frame["fell_back"].any() and result.fallbacks == []
@@ -121,7 +133,8 @@ def test_torch_cuda_oom_is_retried_too(make_plan):
         return [Label(p.upper()) for p in prompts]
 
     result = make_plan(PROMPTS[:4], [0] * 4, [CallableGenerator("g", fn, cost=1.0)]).generate(
-        batch_size=4, progress=False)
+        batch_size=4, progress=False
+    )
     assert texts(result) == [p.upper() for p in PROMPTS[:4]] and sizes == [4, 2, 1, 1, 1, 1]
 
 
@@ -149,8 +162,10 @@ def test_failing_prompts_fall_back_by_utility(make_plan, Recorder):
 
 
 def test_on_error_raise_carries_the_partial_result(make_plan, Recorder):
-    gens = [CallableGenerator("a", Recorder("a", fail_on=lambda p: p == "zzz"), cost=1.0),
-            CallableGenerator("b", Recorder("b"), cost=2.0)]
+    gens = [
+        CallableGenerator("a", Recorder("a", fail_on=lambda p: p == "zzz"), cost=1.0),
+        CallableGenerator("b", Recorder("b"), cost=2.0),
+    ]
     plan = make_plan(PROMPTS, [0, 1, 0, 0, 0, 1], gens)
     with pytest.raises(GenerationError, match="1 of 6 images failed") as info:
         plan.generate(batch_size=1, on_error="raise", progress=False)
@@ -164,8 +179,9 @@ def test_on_error_raise_carries_the_partial_result(make_plan, Recorder):
 
 
 def test_when_every_generator_fails_nothing_is_silently_dropped(make_plan, Recorder):
-    gens = [CallableGenerator(n, Recorder(n, fail_on=lambda p: p == "x"), cost=float(i + 1))
-            for i, n in enumerate("ab")]
+    gens = [
+        CallableGenerator(n, Recorder(n, fail_on=lambda p: p == "x"), cost=float(i + 1)) for i, n in enumerate("ab")
+    ]
     with pytest.raises(GenerationError) as info:
         make_plan(PROMPTS, [0, 1, 0, 1, 0, 1], gens).generate(progress=False)
     partial = info.value.result
@@ -205,9 +221,11 @@ class Unloadable:
 
 def test_a_failed_load_is_remembered_for_the_run(make_plan, Recorder):
     attempts = []
-    gens = [CallableGenerator("a", Unloadable(attempts), cost=1.0),
-            CallableGenerator("b", Recorder("b", fail_on=lambda p: p == "x"), cost=2.0),
-            CallableGenerator("c", Recorder("c"), cost=3.0)]
+    gens = [
+        CallableGenerator("a", Unloadable(attempts), cost=1.0),
+        CallableGenerator("b", Recorder("b", fail_on=lambda p: p == "x"), cost=2.0),
+        CallableGenerator("c", Recorder("c"), cost=3.0),
+    ]
     # prompt 0 goes to "a" (cannot load) and falls back to "b"; prompt 1 ("x") fails on "b" and would
     # next prefer "a": "a" is skipped (its load already failed) and "c" makes it
     quality = np.array([[3.0, 2.0, 1.0], [2.0, 3.0, 1.0]])
@@ -227,8 +245,9 @@ def test_plain_specs_cannot_generate(make_plan, recorder_generators):
     assert make_plan(PROMPTS[:2], [2, 3], plain + gens).generate(progress=False).complete
 
 
-@pytest.mark.parametrize("kwargs, match", [({"seed": -1}, "seed"), ({"batch_size": 0}, "batch_size"),
-                                           ({"on_error": "ignore"}, "on_error")])
+@pytest.mark.parametrize(
+    "kwargs, match", [({"seed": -1}, "seed"), ({"batch_size": 0}, "batch_size"), ({"on_error": "ignore"}, "on_error")]
+)
 def test_bad_arguments(kwargs, match, make_plan, recorder_generators):
     gens, _ = recorder_generators
     with pytest.raises(ValueError, match=match):
@@ -252,8 +271,10 @@ def test_raise_counts_failed_and_not_attempted_prompts_apart(make_plan, Recorder
         make_plan(prompts, [0] * 10, [gen]).generate(batch_size=4, on_error="raise", progress=False)
     message = str(info.value)
     # [p0-p3] fails -> [p0, p1] made -> [p2, p3] fails -> [p2] fails alone: the run stops there
-    assert message.startswith("1 of 10 images failed (prompts 2), 7 were not attempted because "
-                              "on_error='raise' stops the run at the first failure (prompts 3-9), 2 were made.")
+    assert message.startswith(
+        "1 of 10 images failed (prompts 2), 7 were not attempted because "
+        "on_error='raise' stops the run at the first failure (prompts 3-9), 2 were made."
+    )
     assert "prompt 2 (tried a): RuntimeError: a cannot draw ['p2']" in message
     partial = info.value.result
     assert partial.failed == [2] and partial.not_attempted == [3, 4, 5, 6, 7, 8, 9]
@@ -264,8 +285,10 @@ def test_raise_counts_failed_and_not_attempted_prompts_apart(make_plan, Recorder
 
 
 def test_fallback_exhausted_reports_only_failures(make_plan, Recorder):
-    gens = [CallableGenerator(n, Recorder(n, fail_on=lambda p: p in ("x", "zzz")), cost=float(i + 1))
-            for i, n in enumerate("ab")]
+    gens = [
+        CallableGenerator(n, Recorder(n, fail_on=lambda p: p in ("x", "zzz")), cost=float(i + 1))
+        for i, n in enumerate("ab")
+    ]
     with pytest.raises(GenerationError) as info:
         make_plan(PROMPTS, [0] * 6, gens).generate(progress=False)
     assert str(info.value).startswith("2 of 6 images failed (prompts 2, 4), 4 were made.")
@@ -313,8 +336,9 @@ def test_a_none_image_with_on_error_raise(make_plan):
     assert not os.path.exists("never-written")
 
 
-@pytest.mark.parametrize("item", [7, "an image", b"\x89PNG", np.zeros((4, 4, 3), dtype=np.uint8)],
-                         ids=["int", "str", "bytes", "array"])
+@pytest.mark.parametrize(
+    "item", [7, "an image", b"\x89PNG", np.zeros((4, 4, 3), dtype=np.uint8)], ids=["int", "str", "bytes", "array"]
+)
 def test_every_non_image_item_fails_its_prompt(item, make_plan, Recorder):
     odd = CallableGenerator("odd", lambda prompts, seeds: [item for _ in prompts], cost=1.0)
     backup = CallableGenerator("backup", Recorder("backup"), cost=2.0)
@@ -446,4 +470,5 @@ def test_an_uncached_preset_offline_falls_back_with_the_reason(make_plan, Record
     result = make_plan(["a", "b"], [0, 0], [turbo, backup]).generate(progress=False)
     assert result.complete and result.generators == ["backup", "backup"]
     assert result.failed_loads["sdxl-turbo-1"].startswith(
-        "OSError: the weights of 'stabilityai/sdxl-turbo' are not in the local Hugging Face cache")
+        "OSError: the weights of 'stabilityai/sdxl-turbo' are not in the local Hugging Face cache"
+    )

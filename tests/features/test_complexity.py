@@ -21,14 +21,14 @@ def test_simple_prompt_has_low_counts():
 
 def test_compositional_prompt_counts():
     s = stats('Two red kites to the left of three trees, without birds. A sign that says "Open", by Monet, 4k')
-    assert s["n_numerals"] == 2            # two, three
-    assert s["n_colour_words"] == 1        # red
-    assert s["n_spatial_relations"] >= 1   # left
-    assert s["n_negations"] == 1           # without
+    assert s["n_numerals"] == 2  # two, three
+    assert s["n_colour_words"] == 1  # red
+    assert s["n_spatial_relations"] >= 1  # left
+    assert s["n_negations"] == 1  # without
     assert s["n_quoted_text"] == 1
-    assert s["n_text_markers"] >= 2        # sign, says
-    assert s["n_proper_names"] == 2        # Open, Monet (sentence starts are not names)
-    assert s["n_style_modifiers"] >= 2     # 4k, "by"
+    assert s["n_text_markers"] >= 2  # sign, says
+    assert s["n_proper_names"] == 2  # Open, Monet (sentence starts are not names)
+    assert s["n_style_modifiers"] >= 2  # 4k, "by"
     assert s["n_sentences"] == 2 and s["n_commas"] == 3
 
 
@@ -54,7 +54,7 @@ def test_bad_input():
 def test_possessives_phrases_and_words_ending_in_est_are_not_miscounted():
     s = stats("the cat's toy and the dog's bone on top of a forest table")
     assert s["n_quoted_text"] == 0
-    assert s["n_spatial_relations"] == 1   # "on top of" once, not also "top"
-    assert s["n_comparatives"] == 0        # "forest" is no superlative
+    assert s["n_spatial_relations"] == 1  # "on top of" once, not also "top"
+    assert s["n_comparatives"] == 0  # "forest" is no superlative
     assert stats("the tallest of three 'small' towers")["n_comparatives"] == 1
     assert stats("the tallest of three 'small' towers")["n_quoted_text"] == 1

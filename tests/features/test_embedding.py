@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from costroute.features import SentenceEmbedder, clear_embedding_cache, default_model_path
-from costroute.features import _embedding
+from costroute.features import SentenceEmbedder, _embedding, clear_embedding_cache, default_model_path
 
 PROMPTS = ["a white wall", "a crowded park at dusk with a red kite", "a white wall", "a"]
 
@@ -59,8 +58,8 @@ def test_cache_is_bounded(monkeypatch, embedder):
     monkeypatch.setattr(_embedding, "CACHE_MAX_ENTRIES", 2)
     emb = SentenceEmbedder().fit(["x"])
     emb.transform(["one", "two"])
-    emb.transform(["one"])            # "one" is now the most recently used
-    emb.transform(["three"])          # evicts the least recently used: "two"
+    emb.transform(["one"])  # "one" is now the most recently used
+    emb.transform(["three"])  # evicts the least recently used: "two"
     (cache,) = _embedding._CACHE.values()
     assert list(cache) == ["one", "three"]
 
@@ -73,7 +72,11 @@ def test_pickle_holds_no_model(embedder):
 
 @pytest.mark.parametrize(
     "X, error, match",
-    [([], ValueError, "empty"), ("one prompt", TypeError, "wrap it in a list"), ([1.5], TypeError, r"X\[0\] must be a str")],
+    [
+        ([], ValueError, "empty"),
+        ("one prompt", TypeError, "wrap it in a list"),
+        ([1.5], TypeError, r"X\[0\] must be a str"),
+    ],
 )
 def test_bad_input(embedder, X, error, match):
     with pytest.raises(error, match=match):
@@ -109,7 +112,7 @@ def test_the_cache_keeps_normalised_and_raw_embeddings_apart(raw_minilm, first):
     clear_embedding_cache(models=False)
     texts = ["a white wall", "a crowded park at dusk with a red kite", "a"]
     E = {}
-    for normalize in (first, not first):   # whichever comes second must not be served the first's vectors
+    for normalize in (first, not first):  # whichever comes second must not be served the first's vectors
         E[normalize] = SentenceEmbedder(model=raw_minilm, normalize=normalize).fit(texts).transform(texts)
     np.testing.assert_allclose(np.linalg.norm(E[True], axis=1), 1.0, rtol=1e-5)
     raw_norms = np.linalg.norm(E[False], axis=1)
@@ -131,11 +134,11 @@ def test_progress_bar_only_for_many_uncached_texts(capsys, embedder, monkeypatch
     captured = capsys.readouterr()
     assert "embedding prompts" in captured.err and f"{len(many)}/{len(many)}" in captured.err
     assert captured.out == ""
-    SentenceEmbedder(progress=True).fit(many).transform(many + ["one new text"])   # cached: no bar
+    SentenceEmbedder(progress=True).fit(many).transform(many + ["one new text"])  # cached: no bar
     few = [f"a drawing of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS - 1)]
-    SentenceEmbedder(progress=True).fit(few).transform(few)                           # too few: no bar
+    SentenceEmbedder(progress=True).fit(few).transform(few)  # too few: no bar
     more = [f"a painting of object number {i}" for i in range(_embedding.PROGRESS_MIN_TEXTS)]
-    quiet = SentenceEmbedder(progress=False).fit(more).transform(more)                # switched off
+    quiet = SentenceEmbedder(progress=False).fit(more).transform(more)  # switched off
     assert capsys.readouterr().err == ""
     # chunked encoding for the bar gives the same vectors as one call
     clear_embedding_cache(models=False)

@@ -7,7 +7,15 @@ from costroute.features import PromptComplexity, check_prompts
 
 
 def test_valid_text_passes_unchanged():
-    prompts = ["a", " x ", "\tb\n", "a\x00b", "\u202eevil", "🐱 猫 قطة", "\ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16")]
+    prompts = [
+        "a",
+        " x ",
+        "\tb\n",
+        "a\x00b",
+        "\u202eevil",
+        "🐱 猫 قطة",
+        "\ud83d\ude00".encode("utf-16", "surrogatepass").decode("utf-16"),
+    ]
     assert check_prompts(prompts) == prompts
     assert check_prompts(np.array(prompts, dtype=object)[:, None]) == prompts
 
@@ -19,15 +27,23 @@ def test_valid_text_passes_unchanged():
 )
 def test_lone_surrogates_are_refused_for_every_feature(bad, char):
     prompts = ["fine", "also fine", bad]
-    with pytest.raises(ValueError, match=rf"X\[2\] holds the lone surrogate .* at character {char} .*encode\('utf-8', 'replace'\)"):
+    with pytest.raises(
+        ValueError, match=rf"X\[2\] holds the lone surrogate .* at character {char} .*encode\('utf-8', 'replace'\)"
+    ):
         check_prompts(prompts)
     with pytest.raises(ValueError, match=r"X\[2\] holds the lone surrogate"):
         PromptComplexity().fit_transform(prompts)
 
 
-@pytest.mark.parametrize("bad, what", [("", "empty"), ("   ", r"whitespace only \('   '\)"),
-                                       ("\t\n", r"whitespace only \('\\t\\n'\)"),
-                                       ("\u3000", r"whitespace only \('\\u3000'\)")])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        ("", "empty"),
+        ("   ", r"whitespace only \('   '\)"),
+        ("\t\n", r"whitespace only \('\\t\\n'\)"),
+        ("\u3000", r"whitespace only \('\\u3000'\)"),
+    ],
+)
 def test_empty_and_whitespace_only_prompts_are_refused_naming_the_index(bad, what):
     with pytest.raises(ValueError, match=rf"X\[1\] is {what}; every prompt must hold some text"):
         check_prompts(["a cat", bad, "a dog"])

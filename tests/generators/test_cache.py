@@ -154,6 +154,7 @@ def test_concurrent_loads_stay_within_the_bound():
             held.append(len(cache) + 2)  # pipelines held plus the two being loaded
             recorded.wait()
             return f"pipe-{tag}"
+
         return load
 
     threads = [run_in_thread(lambda tag=tag: cache.get(tag, loader(tag))) for tag in "ab"]

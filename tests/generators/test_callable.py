@@ -32,13 +32,17 @@ def test_callable_generator_checks_what_comes_back():
         CallableGenerator("none", lambda prompts, seeds: None, cost=1.0).generate_images(["a"], [1])
 
 
-@pytest.mark.parametrize("returned", ["abc", b"abc", bytearray(b"abc"), {"a": 1, "b": 2, "c": 3}],
-                         ids=["str", "bytes", "bytearray", "dict"])
+@pytest.mark.parametrize(
+    "returned", ["abc", b"abc", bytearray(b"abc"), {"a": 1, "b": 2, "c": 3}], ids=["str", "bytes", "bytearray", "dict"]
+)
 def test_callable_generator_rejects_a_string_instead_of_a_list(returned):
     """A str of n characters for n prompts used to become n one-character "images"."""
     gen = CallableGenerator("chars", lambda prompts, seeds: returned, cost=1.0)
-    with pytest.raises(TypeError, match=rf"fn of generator 'chars' returned a {type(returned).__name__} for 3 "
-                                        r"prompts; it must return a list with one image per prompt"):
+    with pytest.raises(
+        TypeError,
+        match=rf"fn of generator 'chars' returned a {type(returned).__name__} for 3 "
+        r"prompts; it must return a list with one image per prompt",
+    ):
         gen.generate_images(["a", "b", "c"], [1, 2, 3])
 
 

@@ -87,8 +87,9 @@ def test_unknown_hub_id_needs_arch_or_cost():
     spec = DiffusersGenerator("hub", "someone/unknown-model")
     with pytest.raises(ValueError, match="pass arch="):
         spec.cost
-    assert DiffusersGenerator("hub", "someone/unknown-model", arch="sd15", steps=50, height=512,
-                              width=512).cost == pytest.approx(82.86e12, rel=0.01)
+    assert DiffusersGenerator(
+        "hub", "someone/unknown-model", arch="sd15", steps=50, height=512, width=512
+    ).cost == pytest.approx(82.86e12, rel=0.01)
     assert DiffusersGenerator("hub", "someone/unknown-model", cost=5.0).cost == 5.0
 
 

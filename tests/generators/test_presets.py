@@ -45,8 +45,12 @@ def test_pool_matches_genai_bench_cost_table(pool):
     from costroute.datasets._cost_tables import genai_bench_generators
 
     table, _ = genai_bench_generators("flops")
-    pairs = {"SDXL_Base": "sdxl-base-50", "SDXL_Turbo": "sdxl-turbo-1", "SDXL_2_1": "sd21-50",
-             "DeepFloyd_I_XL_v1": "deepfloyd-if"}
+    pairs = {
+        "SDXL_Base": "sdxl-base-50",
+        "SDXL_Turbo": "sdxl-turbo-1",
+        "SDXL_2_1": "sd21-50",
+        "DeepFloyd_I_XL_v1": "deepfloyd-if",
+    }
     for data_name, preset in pairs.items():
         assert pool[preset].cost == pytest.approx(table[data_name].cost, rel=1e-12), data_name
 
@@ -94,8 +98,9 @@ def test_clone_recounts_only_when_the_cost_changes(pool):
     assert copy.deepcopy(spec) == spec
 
 
-@pytest.mark.parametrize("name, repo", [("sdxl-turbo-1", "stabilityai/sdxl-turbo"),
-                                        ("deepfloyd-if", "DeepFloyd/IF-I-XL-v1.0")])
+@pytest.mark.parametrize(
+    "name, repo", [("sdxl-turbo-1", "stabilityai/sdxl-turbo"), ("deepfloyd-if", "DeepFloyd/IF-I-XL-v1.0")]
+)
 def test_loading_offline_without_cache_says_how_to_get_the_weights(name, repo, monkeypatch, fresh_pipeline_cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError) as info:

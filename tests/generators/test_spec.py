@@ -39,13 +39,25 @@ def test_coerce_accepts_registry_list_and_dict():
         (lambda: GeneratorSpec("a", "cheap"), TypeError, "must be a real number"),
         (lambda: GeneratorSpec("", 1.0), ValueError, "non-empty"),
         (lambda: GeneratorSpec(3, 1.0), TypeError, "name must be a str"),
-        (lambda: GeneratorSpec("a", 1.0, cost_unit="eur"), ValueError, r"cost_unit must be one of \('flops', 'usd', 'seconds'\)"),
+        (
+            lambda: GeneratorSpec("a", 1.0, cost_unit="eur"),
+            ValueError,
+            r"cost_unit must be one of \('flops', 'usd', 'seconds'\)",
+        ),
         (lambda: GeneratorRegistry([]), ValueError, "at least one"),
         (lambda: GeneratorRegistry([GeneratorSpec("a", 1), GeneratorSpec("a", 2)]), ValueError, r"duplicated: \['a'\]"),
-        (lambda: GeneratorRegistry([GeneratorSpec("a", 1), GeneratorSpec("b", 2, cost_unit="usd")]), ValueError, "one cost_unit"),
+        (
+            lambda: GeneratorRegistry([GeneratorSpec("a", 1), GeneratorSpec("b", 2, cost_unit="usd")]),
+            ValueError,
+            "one cost_unit",
+        ),
         (lambda: GeneratorRegistry(["a"]), TypeError, "must be a GeneratorSpec"),
         (lambda: GeneratorRegistry.from_costs({"a": 0.0}).normalized_costs(), ValueError, "every generator costs 0"),
-        (lambda: GeneratorRegistry.from_costs({"a": 1.0})["b"], ValueError, r"unknown generator 'b'; valid names are \['a'\]"),
+        (
+            lambda: GeneratorRegistry.from_costs({"a": 1.0})["b"],
+            ValueError,
+            r"unknown generator 'b'; valid names are \['a'\]",
+        ),
     ],
 )
 def test_errors_name_the_problem(build, error, match):

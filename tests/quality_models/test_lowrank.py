@@ -99,7 +99,7 @@ def test_blocks_of_sources_share_the_prompt_side():
 
 def test_add_generator_converges_to_the_true_generator_as_m_grows():
     X, Y, truth, rng = low_rank_data(n=300, K=6, seed=1)
-    noisy = Y + rng.normal(scale=0.3, size=Y.shape)   # a realistic noise level for the prior
+    noisy = Y + rng.normal(scale=0.3, size=Y.shape)  # a realistic noise level for the prior
     model = LowRankRegressor(rank=2).fit(X, noisy[:, :5])
     X_new = rng.normal(size=(200, X.shape[1]))
     errors = []
@@ -135,14 +135,15 @@ def test_inner_cv_picks_a_rank_and_penalties_from_the_candidates():
     assert len(model.cv_results_["mse"]) == 4 and model.noise_variance_ == min(model.cv_results_["mse"])
     # pure noise: the strongest shrinkage wins
     noise = LowRankRegressor(rank=1, alphas=[1e-3, 1e3], difficulty_alphas=[1e-3, 1e3], cv=3).fit(
-        X, rng.normal(size=Y.shape))
+        X, rng.normal(size=Y.shape)
+    )
     assert noise.alpha_ == 1e3 and noise.difficulty_alpha_ == 1e3
 
 
 def test_rank_is_capped_at_generators_minus_one():
     X, Y, _, _ = low_rank_data(K=3)
     assert LowRankRegressor(rank=5, **EXACT).fit(X, Y).rank_ == 2
-    one = LowRankRegressor(rank=2, **EXACT).fit(X, Y[:, 0])   # one generator: a ridge regression
+    one = LowRankRegressor(rank=2, **EXACT).fit(X, Y[:, 0])  # one generator: a ridge regression
     assert one.rank_ == 0 and one.predict(X).shape == (len(X),)
     np.testing.assert_allclose(one.predict(X), Y[:, 0], atol=1e-6)
 

@@ -63,7 +63,7 @@ def test_fit_predict_shapes_and_fitted_attributes(tiny_bert):
     assert np.isfinite(model.history_["train_loss"]).all()
     assert set(model.weights_) >= {"head.weight", "head.bias"}
     assert all(isinstance(v, np.ndarray) for v in model.weights_.values())
-    one = tiny(tiny_bert).fit(PROMPTS[:40], QUALITY[:40, 0])        # a 1-d target predicts 1-d
+    one = tiny(tiny_bert).fit(PROMPTS[:40], QUALITY[:40, 0])  # a 1-d target predicts 1-d
     assert one.predict(PROMPTS[:5]).shape == (5,) and one.n_outputs_ == 1
 
 
@@ -98,7 +98,9 @@ def test_early_stopping_restores_the_best_epoch(tiny_bert):
     assert stopped.best_epoch_ == int(np.argmin(val)) + 1
     assert stopped.n_epochs_ == len(val) and stopped.n_epochs_ > stopped.best_epoch_
     # the kept weights are the best epoch's: the same training cut at that epoch predicts identically
-    cut = tiny(tiny_bert, epochs=stopped.best_epoch_, patience=3, learning_rate=3e-3, validation_fraction=0.25).fit(X, Y)
+    cut = tiny(tiny_bert, epochs=stopped.best_epoch_, patience=3, learning_rate=3e-3, validation_fraction=0.25).fit(
+        X, Y
+    )
     # (had the last epoch's weights been kept, they would differ from the cut run's last = best epoch)
     np.testing.assert_array_equal(stopped.predict(PROMPTS[64:80]), cut.predict(PROMPTS[64:80]))
 
@@ -151,7 +153,7 @@ def test_progress_bar_on_stderr_and_silent_when_off(tiny_bert, capsys):
 )
 def test_bad_parameters_are_named_in_fit(tiny_bert, params, error, match):
     model = tiny(tiny_bert, **params)
-    assert model.get_params()[next(iter(params))] is next(iter(params.values()))   # stored untouched
+    assert model.get_params()[next(iter(params))] is next(iter(params.values()))  # stored untouched
     with pytest.raises(error, match=match):
         model.fit(PROMPTS[:10], QUALITY[:10])
 
@@ -183,19 +185,21 @@ def test_registered_by_name_without_importing_torch():
     assert isinstance(built, TransformerRegressor) and built.random_state == 7
     assert built.get_params() == {**TransformerRegressor().get_params(), "random_state": 7}
     assert build_quality_model("transformer", 100, 7, progress=False).progress is False  # the router's setting
-    code = ("import sys, costroute; from costroute.quality_models import build_quality_model; "
-            "r = costroute.CostAwareRouter({'a': 1.0, 'b': 2.0}, quality_model='transformer'); "
-            "build_quality_model('transformer', 10, 0); r.__sklearn_tags__(); "
-            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    code = (
+        "import sys, costroute; from costroute.quality_models import build_quality_model; "
+        "r = costroute.CostAwareRouter({'a': 1.0, 'b': 2.0}, quality_model='transformer'); "
+        "build_quality_model('transformer', 10, 0); r.__sklearn_tags__(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
 
 
 def test_router_routes_on_the_prompts_themselves(learned_router):
-    router = copy.deepcopy(learned_router)   # set_params below must not change the shared fixture
+    router = copy.deepcopy(learned_router)  # set_params below must not change the shared fixture
     assert router.features_ is None and isinstance(router.quality_model_, TransformerRegressor)
-    assert router.quality_model_.n_epochs_ == 25   # fitted by the router, on the prompts themselves
+    assert router.quality_model_.n_epochs_ == 25  # fitted by the router, on the prompts themselves
     # utilities q - 0.5 c~ (c~ = .25, .5, 1): red prompts 2.875 / 1.75 / .5 or 2.5 -> cheap; others .875 / 1.75
     # and .5 (wall, hill) -> mid or 2.5 (city, river) -> big
     new = ["a red boat on the wall", "a blue cat on the hill", "a red dog on the city", "a white kite on the river"]
@@ -221,14 +225,18 @@ FRESH = textwrap.dedent(
 def test_save_load_round_trip_predicts_identically_in_a_fresh_process(learned_router, tmp_path):
     router = learned_router
     path = save(router, tmp_path / "router.skops")
-    assert untrusted_types(path) == []       # numpy arrays, str, dict, list and costroute types only
+    assert untrusted_types(path) == []  # numpy arrays, str, dict, list and costroute types only
     new = PROMPTS[60:] + ["a", "a red red red cat, oil painting of a dog at night on a tall old house"]
     expected = router.predict_quality(new)
-    loaded = load(path)                        # in process: the module is rebuilt from the numpy weights
+    loaded = load(path)  # in process: the module is rebuilt from the numpy weights
     np.testing.assert_array_equal(loaded.predict_quality(new), expected)
     out = tmp_path / "fresh.npy"
-    run = subprocess.run([sys.executable, "-c", FRESH, json.dumps([str(path), new, str(out)])],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", FRESH, json.dumps([str(path), new, str(out)])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(np.load(out), expected)
     assert run.stdout.strip() == str(router.predict(new).tolist())
@@ -249,7 +257,7 @@ def test_packaged_minilm_fine_tunes_one_epoch():
     model = TransformerRegressor(epochs=1, batch_size=16, random_state=0, progress=False).fit(prompts, quality)
     assert model.n_epochs_ == 1 and model.weights_["head.weight"].shape == (3, 384)
     config = json.loads(model.model_config_)
-    assert config["num_hidden_layers"] == 6 and "_name_or_path" not in config   # no machine path is kept
+    assert config["num_hidden_layers"] == 6 and "_name_or_path" not in config  # no machine path is kept
     pred = model.predict(["a red cat on the wall", "a blue boat on the river"])
     assert pred.shape == (2, 3) and np.isfinite(pred).all()
     # one epoch from the mean: predictions stay within the range of the targets

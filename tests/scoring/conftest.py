@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 
 from costroute.scoring import build_tiny_vlm
-from model_fixtures import fresh_pipeline_cache, one_torch_thread  # noqa: F401  (autouse fixtures)
 
 PROMPTS = ["a cat", "a red dog on a mat", "x", "a very long prompt about {many} things, 'quoted'", "b", "zebra 42"]
 

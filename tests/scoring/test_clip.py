@@ -17,8 +17,9 @@ def manual_cosine(folder, prompts, images):
     processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
     out = []
     for prompt, image in zip(prompts, images):  # one pair at a time: no padding involved
-        inputs = processor(text=[prompt], images=[image.convert("RGB")], return_tensors="pt", truncation=True,
-                           max_length=77)
+        inputs = processor(
+            text=[prompt], images=[image.convert("RGB")], return_tensors="pt", truncation=True, max_length=77
+        )
         with torch.no_grad():
             img = model.visual_projection(model.vision_model(pixel_values=inputs["pixel_values"]).pooler_output)
             txt = model.text_projection(model.text_model(input_ids=inputs["input_ids"]).pooler_output)
@@ -53,8 +54,9 @@ def test_one_finite_score_per_image_deterministic_and_in_order(tiny_clip, prompt
 def test_batch_size_does_not_change_scores(tiny_clip, prompts, images, batch_size):
     scorer = CLIPScorer(tiny_clip, output="cosine")
     reference = scorer.score(prompts, images, batch_size=len(prompts), progress=False)
-    np.testing.assert_allclose(scorer.score(prompts, images, batch_size=batch_size, progress=False), reference,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        scorer.score(prompts, images, batch_size=batch_size, progress=False), reference, atol=1e-6
+    )
 
 
 def test_arrays_score_like_the_same_pil_images(tiny_clip, prompts, images):
@@ -78,8 +80,9 @@ def test_separate_processor_folder(tiny_clip, prompts, images, tmp_path):
     AutoProcessor.from_pretrained(tiny_clip, local_files_only=True).save_pretrained(processor_only)
     split = CLIPScorer(model_only, processor=processor_only, output="logit", name="pickscore")
     together = CLIPScorer(tiny_clip, output="logit")
-    np.testing.assert_allclose(split.score(prompts, images, progress=False),
-                               together.score(prompts, images, progress=False), atol=1e-6)
+    np.testing.assert_allclose(
+        split.score(prompts, images, progress=False), together.score(prompts, images, progress=False), atol=1e-6
+    )
     assert split.name == "pickscore" and together.name == "logit:tiny-clip"
     with pytest.raises(OSError, match="could not load model"):
         CLIPScorer(model_only).score(prompts[:1], images[:1], progress=False)  # no processor in that folder
@@ -103,10 +106,13 @@ def test_cost_is_counted_from_the_config(tiny_clip):
 
     scorer = CLIPScorer(tiny_clip)
     model = CLIPModel.from_pretrained(tiny_clip, local_files_only=True).eval()
-    image = count_flops(lambda x: model.visual_projection(model.vision_model(pixel_values=x).pooler_output),
-                        torch.zeros(1, 3, 32, 32))
-    text = count_flops(lambda x: model.text_projection(model.text_model(input_ids=x).pooler_output),
-                       torch.zeros(1, 77, dtype=torch.long))
+    image = count_flops(
+        lambda x: model.visual_projection(model.vision_model(pixel_values=x).pooler_output), torch.zeros(1, 3, 32, 32)
+    )
+    text = count_flops(
+        lambda x: model.text_projection(model.text_model(input_ids=x).pooler_output),
+        torch.zeros(1, 77, dtype=torch.long),
+    )
     breakdown = scorer.cost_breakdown()
     assert breakdown.parts == {"image": image, "text": text}
     assert scorer.cost == image + text and scorer.cost_unit == "flops"

@@ -26,8 +26,10 @@ class Lengths:
 
 
 def test_import_does_not_import_heavy_modules():
-    code = ("import sys, costroute.scoring; "
-            "print(*[m in sys.modules for m in ('torch', 'transformers', 'diffusers', 'PIL')])")
+    code = (
+        "import sys, costroute.scoring; "
+        "print(*[m in sys.modules for m in ('torch', 'transformers', 'diffusers', 'PIL')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False", "False"]
 

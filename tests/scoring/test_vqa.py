@@ -45,8 +45,9 @@ def test_prompt_template_equals_chat_template(tiny_vlm, prompts, images):
     assert chat.texts(["a {b} c"], processor) == [
         'USER: <image>\nDoes this figure show "a {b} c"? Please answer yes or no. ASSISTANT:'
     ]
-    np.testing.assert_allclose(templated.score(prompts, images, progress=False),
-                               chat.score(prompts, images, progress=False), rtol=1e-6)
+    np.testing.assert_allclose(
+        templated.score(prompts, images, progress=False), chat.score(prompts, images, progress=False), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 4])
@@ -54,8 +55,9 @@ def test_batch_size_and_padding_do_not_change_scores(tiny_vlm, prompts, images, 
     """Prompts of very different lengths share a batch: right padding must not move the answer position."""
     scorer = VQAScorer(tiny_vlm)
     reference = scorer.score(prompts, images, batch_size=len(prompts), progress=False)
-    np.testing.assert_allclose(scorer.score(prompts, images, batch_size=batch_size, progress=False), reference,
-                               rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        scorer.score(prompts, images, batch_size=batch_size, progress=False), reference, rtol=1e-5, atol=1e-8
+    )
 
 
 def test_deterministic_and_in_order(tiny_vlm, prompts, images):
@@ -134,8 +136,9 @@ def test_processor_without_chat_template_needs_prompt_template(tiny_vlm, prompts
     with pytest.raises(ValueError, match="has no chat template; pass prompt_template="):
         VQAScorer(folder).score(prompts[:1], images[:1], progress=False)
     expected = VQAScorer(tiny_vlm).score(prompts[:2], images[:2], progress=False)
-    np.testing.assert_allclose(VQAScorer(folder, prompt_template=TEMPLATE).score(prompts[:2], images[:2],
-                                                                                 progress=False), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        VQAScorer(folder, prompt_template=TEMPLATE).score(prompts[:2], images[:2], progress=False), expected, rtol=1e-6
+    )
 
 
 def test_default_is_llava_and_costs_without_download():
