@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import numbers
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ..routing import _as_costs, _as_matrix
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
 from ._noise_ceiling import _add_interaction, _check_ratings
 from ._plot import plot_deferral
+from ._progress import _Progress
 from ._scores import (
     _baseline_curves,
     _check_fractions,
@@ -305,39 +305,6 @@ def _check_method_names(router_names: Iterable[str], generator_names: Iterable[s
     clash = sorted(set(router_names) & taken)
     if clash:
         raise ValueError(f"router names {clash} clash with generator or baseline names {sorted(taken)}; rename them")
-
-
-class _Progress:
-    """A tqdm bar over the router fits (stderr) and the ``verbose`` one-line-per-fold log (stdout).
-
-    Use as a context manager: the bar is closed even when a fit fails.
-    """
-
-    def __init__(self, progress: bool, verbose: int, total: int, desc: str) -> None:
-        from tqdm.auto import tqdm
-
-        self.verbose = verbose
-        self.bar = tqdm(total=total, desc=desc, unit="fit", disable=not progress, file=sys.stderr)
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.close()
-
-    def fitting(self, what: str) -> None:
-        """Name the fit in progress next to the bar."""
-        if not self.bar.disable:
-            self.bar.set_postfix_str(what)  # shown while the fit runs
-
-    def fitted(self) -> None:
-        self.bar.update(1)
-
-    def log(self, msg: str) -> None:
-        """Print one line to stdout when ``verbose``, above the bar if one is shown."""
-        if self.verbose:
-            self.bar.write(msg, file=sys.stdout)
-            sys.stdout.flush()
 
 
 def _check_flag(value: Any, name: str) -> bool:

@@ -27,9 +27,9 @@ from ._crossval import (
     _make_splits,
     _model_costs,
     _model_names,
-    _Progress,
 )
 from ._curves import DeferralCurve, deferral_curve
+from ._progress import _Progress
 from ._scores import _baseline_curves, _check_fractions, _fold_metrics, _lambda0_point, _metric_names, _tidy_scores
 
 

@@ -19,6 +19,7 @@ LAYERS = [
     "_labels",
     "_plot",
     "_scores",
+    "_progress",
     "_crossval",
     "_split_rater",
     "_report",
