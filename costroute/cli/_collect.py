@@ -23,7 +23,7 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ..collect import collect, parse_generator, parse_scorer
-    from ..collect._collect import check_arguments
+    from ..collect._arguments import check_arguments
     from ..collect._specs import parse_backend
 
     prompts = read_prompts(args.prompts, args.column)

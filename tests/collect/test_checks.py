@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costroute.collect import collect
-from costroute.collect._collect import check_arguments
+from costroute.collect._arguments import check_arguments
 
 
 @pytest.mark.parametrize(
