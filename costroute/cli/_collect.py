@@ -22,7 +22,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import collect, parse_generator, parse_scorer
+    from ..collect import ConcurrentWriterWarning, collect, parse_generator, parse_scorer
     from ..collect._arguments import check_arguments
     from ..collect._specs import parse_backend
 
@@ -49,8 +49,17 @@ def run(args: argparse.Namespace) -> int:
         f"{len(prompts)} prompt(s) x {len(generators)} generator(s) x {args.seeds} seed(s), scored by "
         f"{', '.join(s.name for s in scorers)}, into {args.store}",
     )
-    with warnings.catch_warnings(record=True) as caught:
+    caught: list[warnings.WarningMessage] = []
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConcurrentWriterWarning):  # now, not after the run: it is running beside another
+            print(f"costroute collect: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = show
         summary = collect(
             prompts,
             generators,

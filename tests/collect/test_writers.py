@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import warnings
@@ -89,3 +90,50 @@ def test_a_run_killed_with_sigkill_never_blocks_or_warns_the_next(tmp_path):
     out = again.communicate(timeout=120)[1].decode()
     assert again.returncode == 0 and "ConcurrentWriterWarning" not in out, out
     assert integrity(store)["images"] == n + 2
+
+
+def test_the_command_warns_of_another_writer_while_it_runs(tmp_path, tiny_sd, tiny_clip):
+    """The warning reaches the terminal while the second command is still generating, not after it."""
+    store = tmp_path / "run.sqlite"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"a red cat number {i}\n" for i in range(60)))
+    first = start(store, 40)
+    second = None
+    try:
+        wait_for_images(store, 1, first, lambda: first.stderr.read().decode()[-2000:])
+        second = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "costroute.cli",
+                "collect",
+                str(prompts),
+                "--generators",
+                f"t=diffusers:{tiny_sd}:8",
+                "--scorer",
+                f"clip:{tiny_clip}",
+                "--store",
+                str(store),
+                "--batch-size",
+                "1",
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        lines = []
+        while len(lines) < 20 and not any("warning: another collect run" in line for line in lines):
+            lines.append(second.stderr.readline())
+        assert f"process {first.pid}" in lines[-1], lines
+        with sqlite3.connect(store) as db:
+            made = db.execute(
+                "SELECT COUNT(*) FROM images i JOIN generators g ON g.id = i.generator_id WHERE g.name = 't'"
+            ).fetchone()[0]
+        assert made < 60  # told while its own run was still generating, not after it
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=30)
