@@ -191,8 +191,8 @@ def collect(
     # identities and costs first: counting a cost may fail, and nothing is written before it all passed
     gen_idents = [generator_identity(g) for g in args.generators]
     scorer_idents = [scorer_identity(s) for s in args.scorers]
-    for g in args.generators:
-        g.cost  # noqa: B018 - counted here (FLOPs of a diffusers pipeline), raising before the store is touched
+    for g in args.generators:  # counted here (FLOPs of a diffusers pipeline), raising before the store is touched
+        g.count_cost(progress=args.progress) if hasattr(g, "count_cost") else g.cost
     gen_keys = [(digest(ident), ident) for ident in gen_idents]
     scorer_keys = [(digest(ident), ident) for ident in scorer_idents]
     if args.save_images is not None:

@@ -103,12 +103,15 @@ class DeepFloydIFGenerator(_CountedCostGenerator):
         self._cost = _check_cost(value, self.name)
         self._explicit_cost = True
 
-    def cost_breakdown(self) -> PipelineCost:
-        """Per-component FLOPs from the shipped IF configs (:class:`costroute.costs.PipelineCost`)."""
+    def cost_breakdown(self, progress: bool = True) -> PipelineCost:
+        """Per-component FLOPs from the shipped IF configs (:class:`costroute.costs.PipelineCost`).
+
+        ``progress`` shows a bar (stderr) while the components are counted.
+        """
         from ..costs import pipeline_cost
 
         g1, g2 = self.settings["guidance_scale"]
-        return pipeline_cost("deepfloyd_if", steps=self.settings["steps"], guidance=(g1 > 1, g2 > 1))
+        return pipeline_cost("deepfloyd_if", steps=self.settings["steps"], guidance=(g1 > 1, g2 > 1), progress=progress)
 
     def clone(self, **changes: Any) -> DeepFloydIFGenerator:
         """A re-validated copy with ``changes`` applied (the counted cost is re-counted)."""

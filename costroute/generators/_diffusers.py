@@ -238,7 +238,7 @@ def _folder_scheduler_class(folder: str) -> str | None:
     return _read_json(path).get("_class_name") if os.path.isfile(path) else None
 
 
-def _compute_cost(settings: Mapping[str, Any], name: str) -> PipelineCost:
+def _compute_cost(settings: Mapping[str, Any], name: str, progress: bool = True) -> PipelineCost:
     from .. import costs
 
     model = settings["model"]
@@ -267,7 +267,9 @@ def _compute_cost(settings: Mapping[str, Any], name: str) -> PipelineCost:
         if denoiser_source is None and not local:
             embedded = _embedded_guidance(folder)
             guidance = settings["guidance_scale"] > 1 and not embedded
-        return costs.cost_from_pretrained(folder, height=height, width=width, steps=evaluations, guidance=guidance)
+        return costs.cost_from_pretrained(
+            folder, height=height, width=width, steps=evaluations, guidance=guidance, progress=progress
+        )
     if info is None:
         raise ValueError(
             f"cannot compute the cost of generator {name!r}: {model!r} is not a local folder, not in the local "
@@ -281,7 +283,7 @@ def _compute_cost(settings: Mapping[str, Any], name: str) -> PipelineCost:
         )
     side = info.resolution
     return costs.pipeline_cost(
-        info.arch, height=height or side, width=width or side, steps=evaluations, guidance=guidance
+        info.arch, height=height or side, width=width or side, steps=evaluations, guidance=guidance, progress=progress
     )
 
 
@@ -306,6 +308,15 @@ class _CountedCostGenerator(BackendGenerator):
         self.settings = settings
         self._explicit_cost = cost is not None
         self._cost = None if cost is None else _check_cost(cost, self.name)
+
+    def count_cost(self, progress: bool = True) -> float:
+        """The cost per image, counted now unless it is known (given, or counted before).
+
+        Like reading :attr:`cost`, with ``progress`` choosing whether the count shows a bar.
+        """
+        if self._cost is None:
+            self._cost = float(self.cost_breakdown(progress=progress).total)
+        return self._cost
 
     def _key(self) -> tuple:
         return (
@@ -447,8 +458,7 @@ class DiffusersGenerator(_CountedCostGenerator):
     def cost(self) -> float:
         """FLOPs per image, counted from the configs on first access (or the explicit cost)."""
         if self._cost is None:
-            self._breakdown = _compute_cost(self.settings, self.name)
-            self._cost = float(self._breakdown.total)
+            self.cost_breakdown()
         return self._cost
 
     @cost.setter
@@ -457,10 +467,13 @@ class DiffusersGenerator(_CountedCostGenerator):
         self._explicit_cost = True
         self._breakdown = None
 
-    def cost_breakdown(self) -> PipelineCost:
-        """Per-component FLOPs (a :class:`costroute.costs.PipelineCost`), counted even when the cost is explicit."""
+    def cost_breakdown(self, progress: bool = True) -> PipelineCost:
+        """Per-component FLOPs (a :class:`costroute.costs.PipelineCost`), counted even when the cost is explicit.
+
+        ``progress`` shows a bar (stderr) while the components are counted.
+        """
         if self._breakdown is None:
-            breakdown = _compute_cost(self.settings, self.name)
+            breakdown = _compute_cost(self.settings, self.name, progress)
             if self._explicit_cost:
                 return breakdown
             self._breakdown = breakdown

@@ -185,3 +185,29 @@ def test_bad_input_exits_2_before_torch_is_imported(tmp_path, tiny_sd, tiny_clip
     assert f"steps must be an integer >= 1 in generator 'diffusers:{tiny_sd}:abc', got 'abc'" in err
     assert "prompt(s) x" not in err  # every refusal comes before the banner
     assert not (tmp_path / "run.sqlite").exists() and text_store.read_text() == "not a store\n"
+
+
+def test_quiet_collect_in_a_fresh_process_prints_nothing(tmp_path, tiny_sd, tiny_clip):
+    """-q silences everything on stderr, the bar of the first FLOP count included."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red cat\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "costroute.cli",
+            "collect",
+            str(prompts),
+            "--generators",
+            f"t=diffusers:{tiny_sd}:1",
+            "--scorer",
+            f"clip:{tiny_clip}",
+            "--store",
+            str(tmp_path / "run.sqlite"),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and run.stderr == "", run.stderr
