@@ -180,7 +180,8 @@ def assign_generators(
     normalized_costs : array-like of shape (K,)
         c̃_k = c_k / max_j c_j.
     cost_penalty : float
-        λ >= 0.
+        λ >= 0; ``math.inf`` is the limit of a growing λ: the cheapest generator, ties among
+        equally cheap ones going to the best predicted.
     generator_names : sequence of str, optional
         Column names, used only to name the generators in error messages.
 
@@ -207,6 +208,9 @@ def assign_generators(
     if not np.isfinite(Q).all():
         raise ValueError(_non_finite_message(Q, "predicted_quality", generator_names))
     lam = float(cost_penalty)
+    if np.isinf(lam) and lam > 0:  # the limit λ -> inf: the cheapest generator, ties by predicted quality
+        cheap = np.flatnonzero(c == c.min())
+        return cheap[assign_generators(Q[:, cheap], c[cheap], 0.0)]
     order = np.argsort(c, kind="stable")
     q, cs = Q[:, order], c[order]
     u = q - lam * cs[None, :]

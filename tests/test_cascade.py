@@ -1,6 +1,7 @@
 """CascadeRouter: exact decisions on constructed data, policy invariants, budgets, errors."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -177,6 +178,22 @@ def test_unmeetable_budget_picks_the_best_predicted_of_equally_cheap_generators(
     with pytest.warns(BudgetWarning):
         out = cascade.simulate(X, Q3, Q3, budget=0.0)
     assert out.cost_penalty == math.inf and (out.returned == "cheap2").all() and not out.scored.any()
+
+
+@pytest.mark.parametrize("budget", [None, 0.3, 0.0])
+def test_first_choices_are_where_the_cascade_starts(budget):
+    X, Q, S = make_world(n=100)
+    costs = {"cheap": 1.0, "cheap2": 1.0, "big": 10.0}
+    cascade = CascadeRouter(
+        CostAwareRouter(costs, features=None, quality_model="ridge"), scoring_cost=0.2, random_state=0
+    ).fit(X, Q, scores=S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BudgetWarning)
+        warnings.simplefilter("error", RuntimeWarning)  # no inf * 0 at an unmeetable budget
+        plan = cascade.first_choices(X, budget=budget)
+        out = cascade.simulate(X, Q, S, budget=budget)
+    assert plan.to_frame()["generator"].tolist() == [order[0] for order in out.order]
+    assert plan.cost_penalty == out.cost_penalty
 
 
 # ---------------------------------------------------------------- estimator contract, errors

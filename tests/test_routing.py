@@ -1,6 +1,7 @@
 """The routing rule: ties, exact breakpoints and the least penalty that meets a budget."""
 
 import contextlib
+import math
 import warnings
 
 import numpy as np
@@ -210,3 +211,11 @@ def test_a_tiny_penalty_never_undoes_a_tie_to_the_cheaper_generator():
         assert assign_generators(Q, NC, lam).tolist() == [0]
     lam = penalty_for_budget(Q, NC, 0.25, floor=3e-299)
     assert lam == 3e-299 and NC[assign_generators(Q, NC, lam)].mean() <= 0.25
+
+
+def test_an_infinite_penalty_is_the_cheapest_generator_ties_by_quality():
+    Q = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert assign_generators(Q, np.array([0.25, 0.5, 1.0]), math.inf).tolist() == [0, 0]
+        assert assign_generators(Q, np.array([0.5, 0.5, 1.0]), math.inf).tolist() == [1, 0]

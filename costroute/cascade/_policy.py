@@ -72,11 +72,7 @@ class PolicyRun:
         self.max_images = int(max_images)
         self.spend_limit = spend_limit
         n, K = self.predicted.shape
-        if np.isinf(self.lam):  # the limit λ -> inf: the cheapest generator, ties by predicted quality
-            cheap = np.flatnonzero(self.costs == self.costs.min())
-            self.first = cheap[assign_generators(self.predicted[:, cheap], self.costs[cheap], 0.0)]
-        else:
-            self.first = assign_generators(self.predicted, self.costs, self.lam)
+        self.first = assign_generators(self.predicted, self.costs, self.lam)
         self.tried = np.zeros((n, K), dtype=bool)
         self.tried[np.arange(n), self.first] = True
         self.scored = np.zeros((n, K), dtype=bool)
