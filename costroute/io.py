@@ -258,6 +258,10 @@ def _named_types(schema: Any) -> Iterator[tuple[str, str, Any]]:
             stack.extend(node)
 
 
+#: Module name parts never imported to check a class: scripts run on import, and test code.
+_NEVER_IMPORTED = frozenset({"__main__", "conftest", "_testing"})
+
+
 def _trusted_class(module: str, name: str) -> bool:
     """Whether ``module.name`` is a class *defined* in a costroute or scikit-learn module.
 
@@ -267,9 +271,11 @@ def _trusted_class(module: str, name: str) -> bool:
     """
     if not any(module.startswith(prefix) for prefix in TRUSTED_PREFIXES):
         return False
+    if any(part in _NEVER_IMPORTED or part.startswith("test") for part in module.split(".")):
+        return False  # a script, a test suite or its helpers: never imported on a file's word
     try:
         obj = getattr(importlib.import_module(module), name)
-    except Exception:  # noqa: BLE001 - an unknown module or name is not trusted
+    except (Exception, SystemExit):  # noqa: BLE001 - an unknown module or name is not trusted
         return False
     if not isinstance(obj, type):
         return False

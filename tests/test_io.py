@@ -540,3 +540,23 @@ def test_importing_costroute_io_and_costs_loads_nothing_heavy():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_a_forged_module_name_is_never_imported_to_check_it(tmp_path):
+    """A file may name any module: one that runs code on import (a __main__, a test module) is refused unread."""
+    from sklearn.preprocessing import StandardScaler
+
+    genuine = save(StandardScaler().fit(np.eye(2)), tmp_path / "genuine.skops")
+    for forged_module in ("costroute.cli.__main__", "sklearn.conftest", "sklearn.tests.test_base"):
+        path = tmp_path / f"{forged_module}.skops"
+        with zipfile.ZipFile(genuine) as src, zipfile.ZipFile(path, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item.filename)
+                if item.filename == "schema.json":
+                    data = data.replace(b"sklearn.preprocessing._data", forged_module.encode())
+                dst.writestr(item, data)
+        sys.modules.pop(forged_module, None)
+        assert untrusted_types(path) == [f"{forged_module}.StandardScaler"]
+        with pytest.raises(UntrustedTypesError):
+            load(path)
+        assert forged_module not in sys.modules
