@@ -44,7 +44,7 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-# Style checks (not part of `make test` yet).
+# Style checks; `make test` runs them first.
 lint: $(STAMP)
 	$(PY) -m ruff check costroute tests benchmarks examples docs/conf.py
 	$(PY) -m ruff format --check costroute tests benchmarks examples docs/conf.py

@@ -43,9 +43,9 @@ Input
 ends in ``.csv``, or any input when ``--column`` is given (the way to read CSV from standard
 input), is CSV: a header row, then one row per prompt, with the quoting and multi-line
 fields of Python's :mod:`csv` module. The prompts come from the ``--column`` column, by
-default the column named ``prompt``, else the only column; blank lines are skipped and an
-empty field is an empty prompt. Any other input holds one prompt per line: blank lines
-inside it are (empty) prompts, trailing blank lines are not.
+default the column named ``prompt``, else the only column; blank lines are skipped, and a
+row whose prompt field is empty or whitespace is an error naming its line. Any other input
+holds one prompt per line; blank and whitespace-only lines are skipped.
 
 Every argument is checked before the training data is loaded or anything is fitted. Long
 steps (loading the ratings, fitting: 10-40 s) report on stderr; ``-q/--quiet`` silences
@@ -63,7 +63,7 @@ Exit status
     Usage or bad input: an unknown option or a bad value (``--budget`` and
     ``--cost-penalty`` must be finite and >= 0), a prompts file that is missing, unreadable,
     not UTF-8, holds no prompts, or lacks the column to read; a router file that is missing,
-    not a skops file, holds untrusted types or no fitted CostAwareRouter; a router whose
+    not a skops file, holds untrusted types or no fitted CostAwareRouter or CascadeRouter; a router whose
     generators cannot make images (``generate``); an output folder that cannot be used;
     ``fit --dataset STORE.sqlite`` with a store that is missing, a directory, not a store, or
     whose ratings cannot be fitted (fewer than 2 prompts, missing cells without

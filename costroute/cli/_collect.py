@@ -22,7 +22,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import ConcurrentWriterWarning, collect, parse_generator, parse_scorer
+    from ..collect import ConcurrentWriterWarning, FailedImagesWarning, collect, parse_generator, parse_scorer
     from ..collect._arguments import check_arguments
     from ..collect._specs import parse_backend
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         text = str(warning.message)
         if (
             issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
-            or (issubclass(warning.category, RuntimeWarning) and summary.failures)
+            or issubclass(warning.category, FailedImagesWarning)
             or text in seen
         ):
             continue  # failures are reported below

@@ -55,17 +55,27 @@ def _fit_cascade(args: argparse.Namespace, data, router):
         raise InputError(
             f"--verify {args.verify!r} is not a scorer of the store; its scorers are {sorted(data.scores)}"
         )
+    if args.verify == data.scorer:
+        raise InputError(
+            f"--verify {args.verify!r} is the quality scorer itself (--scorer): a verifier whose scores are the "
+            "quality looks perfect to the cascade; verify with another scorer of the store"
+        )
     scorer = data.scorer_specs[args.verify]
     cost, unit = data.scorer_costs[args.verify]
+    if scorer is not None and cost is not None and unit != data.cost_unit:
+        raise InputError(
+            f"the scorer {args.verify!r} costs {cost:g} {unit} per image and the generators are in "
+            f"{data.cost_unit!r}: collect both in one unit so that a scoring and an image can be compared"
+        )
     scoring_cost = cost if cost is not None and unit == data.cost_unit else None
     if scorer is None and scoring_cost is None:
         raise InputError(
-            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}) "
+            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt_scorers[args.verify]}) "
             f"and its cost is not in the generators' unit {data.cost_unit!r}"
         )
     if scorer is None:
         warnings.warn(
-            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt[args.verify]}): "
+            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt_scorers[args.verify]}): "
             "the saved cascade routes and simulates, but `costroute generate` cannot score with it",
             UserWarning,
             stacklevel=2,

@@ -17,7 +17,7 @@ Importing this package does not import torch, diffusers, transformers, tqdm or r
 """
 
 from ._backend import Backend, ImageRow, UnitResult, WorkUnit
-from ._collect import CollectSummary, collect
+from ._collect import CollectSummary, FailedImagesWarning, collect
 from ._keys import IGNORED_SETTINGS, generator_key, image_seed_for, prompt_number, scorer_key
 from ._lease import ConcurrentWriterWarning
 from ._local import LocalBackend
@@ -36,6 +36,7 @@ __all__ = [
     "CollectSummary",
     "CollectionStore",
     "ConcurrentWriterWarning",
+    "FailedImagesWarning",
     "ImageRow",
     "LocalBackend",
     "RayBackend",

@@ -182,7 +182,11 @@ def check_arguments(
     save_images: Any = None,
     regenerate: Any = False,
 ) -> CollectArguments:
-    """Check :func:`collect`'s arguments without counting costs, loading or opening anything."""
+    """Check :func:`collect`'s arguments before any cost is counted or model loaded.
+
+    An existing store file is opened read-only to check that it is a store, and a Ray
+    backend's cluster address is probed; nothing is created or written.
+    """
     prompts = _check_prompts(prompts)
     generators = _check_generators(generators)
     scorers = _check_scorers(scorers)

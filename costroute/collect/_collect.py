@@ -19,7 +19,11 @@ from ._lease import ConcurrentWriterWarning, WriterLock
 from ._saved import SavedImages
 from ._store import CollectionStore, NewImage, NewScore
 
-__all__ = ["CollectSummary", "collect"]
+__all__ = ["CollectSummary", "FailedImagesWarning", "collect"]
+
+
+class FailedImagesWarning(RuntimeWarning):
+    """Some images of a :func:`collect` run failed; they are not stored, and a new run retries them."""
 
 
 @dataclasses.dataclass
@@ -220,7 +224,7 @@ def collect(
         warnings.warn(
             f"{len(summary.failures)} image(s) failed and are not in the store (e.g. {shown}); run collect "
             "again to retry them",
-            RuntimeWarning,
+            FailedImagesWarning,
             stacklevel=2,
         )
     return summary

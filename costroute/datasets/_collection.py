@@ -157,7 +157,9 @@ def load_collection(
             (:func:`~costroute.collect.rebuild_scorer`; nothing loaded until it scores), or
             ``None`` for one that cannot be (a ``CallableScorer``, a model folder that is gone).
         unbuilt : dict of str to str
-            Why each generator or scorer that could not be made again could not.
+            Why each generator that could not be made again with its backend could not.
+        unbuilt_scorers : dict of str to str
+            Why each scorer that could not be made again could not.
         generation_seconds : pandas.DataFrame of shape (n, K)
             Mean measured generation seconds per image.
         frame : pandas.DataFrame
@@ -352,7 +354,8 @@ def load_collection(
         scorer=quality_name,
         scorer_costs={r[2]: (r[3], r[4]) for r in loaded},
         scorer_specs={name: scorer for name, (scorer, _) in scorer_objects.items()},
-        unbuilt={**problems, **{name: why for name, (_, why) in scorer_objects.items() if why is not None}},
+        unbuilt=problems,
+        unbuilt_scorers={name: why for name, (_, why) in scorer_objects.items() if why is not None},
         generation_seconds=frame(np.nanmean(gen_seconds[keep], axis=2)) if len(keep) else frame(np.empty((0, K))),
         frame=long,
         dropped=dropped,

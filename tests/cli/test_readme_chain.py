@@ -101,7 +101,9 @@ def test_the_cascade_chain_generates_what_the_python_api_generates(chain):
     result = cascade.generate(NEW_PROMPTS, seed=0, batch_size=8, progress=False, budget=0.8)
 
     first = pd.read_csv(folder / "first_choices.csv")
-    assert first["generator"].tolist() == cascade.first_choices(NEW_PROMPTS).to_frame()["generator"].tolist()
+    starts = [order[0] for order in result.order]  # what generate started each prompt with
+    assert first["generator"].tolist() == starts
+    assert cascade.first_choices(NEW_PROMPTS, budget=0.8).to_frame()["generator"].tolist() == starts
     table = pd.read_csv(folder / "out-cascade" / "images.csv", keep_default_na=False)
     assert table["returned"].tolist() == result.returned
     assert table["tried"].tolist() == [" > ".join(o) for o in result.order]
@@ -137,7 +139,7 @@ def test_a_store_rebuilds_its_generators_and_scorers_with_their_keys(chain):
     assert {g.name: g.cost for g in data.generators} == gen_costs
     assert all(isinstance(s, CLIPScorer) for s in data.scorer_specs.values())
     assert {n: scorer_key(s) for n, s in data.scorer_specs.items()} == scorer_keys
-    assert data.unbuilt == {}
+    assert data.unbuilt == {} and data.unbuilt_scorers == {}
 
 
 def test_a_generator_that_cannot_be_rebuilt_is_named_at_fit_and_refused_at_generate(tmp_path):
@@ -158,7 +160,8 @@ def test_a_generator_that_cannot_be_rebuilt_is_named_at_fit_and_refused_at_gener
     )
     with pytest.warns(UserWarning, match=r"\['cheap', 'dear'\].*CallableGenerator.*cannot make images"):
         data = load_collection(store)
-    assert set(data.unbuilt) == {"cheap", "dear", "bright"} and data.scorer_specs == {"bright": None}
+    assert set(data.unbuilt) == {"cheap", "dear"} and data.scorer_specs == {"bright": None}
+    assert "CallableScorer" in data.unbuilt_scorers["bright"]
 
     fit = cli("fit", "--dataset", str(store), "--quality-model", "ridge", "-o", str(tmp_path / "r.skops"))
     assert fit.returncode == 0, fit.stderr
@@ -188,12 +191,26 @@ def test_verify_needs_a_store_and_one_of_its_scorers(chain, tmp_path):
     )
     assert unknown.returncode == 2
     assert "--verify 'nope' is not a scorer of the store; its scorers are ['fast', 'judge']" in unknown.stderr
+    itself = cli(
+        "fit",
+        "--dataset",
+        str(folder / "run.sqlite"),
+        "--scorer",
+        "judge",
+        "--verify",
+        "judge",
+        "--quality-model",
+        "ridge",
+        "-o",
+        str(tmp_path / "c.skops"),
+    )
+    assert itself.returncode == 2 and "is the quality scorer itself" in itself.stderr
     assert not (tmp_path / "c.skops").exists()
 
 
 def test_route_says_a_cascade_gives_its_first_choices(chain):
     folder, _, _ = chain
-    run = cli("route", "new_prompts.txt", "--router", "cascade.skops", cwd=folder)
+    run = cli("route", "new_prompts.txt", "--router", "cascade.skops", "--budget", "0.8", cwd=folder)
     assert run.returncode == 0, run.stderr
     assert "holds a CascadeRouter: these are its first choices" in run.stderr
     assert run.stdout == (folder / "first_choices.csv").read_text()
