@@ -7,7 +7,7 @@ import math
 import sys
 import warnings
 
-from ._common import EXIT_FAILURE, EXIT_OK, positive_int, say
+from ._common import EXIT_FAILURE, EXIT_OK, positive_int, report_warnings, say
 from ._prompt_files import InputError, read_prompts
 
 
@@ -72,17 +72,7 @@ def run(args: argparse.Namespace) -> int:
             save_images=args.save_images,
             regenerate=args.regenerate,
         )
-    seen = set()
-    for warning in caught:
-        text = str(warning.message)
-        if (
-            issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
-            or issubclass(warning.category, FailedImagesWarning)
-            or text in seen
-        ):
-            continue  # failures are reported below
-        seen.add(text)
-        print(f"costroute collect: warning: {text}", file=sys.stderr)
+    report_warnings(caught, "collect", skip=(FailedImagesWarning,))  # failures are reported below
     say(args, str(summary))
     if summary.failures:
         for (prompt, generator, seed), why in list(summary.failures.items())[:5]:

@@ -53,12 +53,20 @@ def say(args: argparse.Namespace, message: str) -> None:
         print(f"costroute {args.command}: {message}", file=sys.stderr, flush=True)
 
 
-def report_warnings(caught, command: str = "route") -> None:
-    """Print each distinct warning once, as one line; library deprecation notices are dropped."""
+#: Warnings meant for developers, never printed by the command.
+_DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning)
+
+
+def report_warnings(caught, command: str = "route", skip: tuple[type[Warning], ...] = ()) -> None:
+    """Print each distinct warning once, as one line.
+
+    Deprecation notices and resource warnings (developers' matters) are dropped, and so is any
+    category in ``skip`` (what the command reports in its own words).
+    """
     seen = set()
     for warning in caught:
         text = str(warning.message)
-        if issubclass(warning.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)) or text in seen:
+        if issubclass(warning.category, _DEVELOPER_WARNINGS + tuple(skip)) or text in seen:
             continue
         seen.add(text)
         print(f"costroute {command}: warning: {text}", file=sys.stderr)

@@ -271,15 +271,17 @@ class _Worker:
 
 
 def _quiet_libraries() -> None:
-    """In an actor: drop the libraries' warnings and log lines below ERROR, keep costroute's warnings.
+    """In an actor: drop deprecation notices and log lines below WARNING; every real warning stays.
 
     Ray copies an actor's stderr to the driver, prefixed with ``(_Worker pid=...)``; without
     this every actor repeats the deprecation notices of torch, diffusers and transformers.
-    Errors (log records at ERROR and above, exceptions) still reach the driver.
+    The libraries' known harmless notices are dropped where models load and run
+    (:func:`~costroute.generators._loading.known_notices_filtered`), as in the driver; other
+    warnings (a user's, a NaN, memory) and errors still reach the driver.
     """
-    warnings.filterwarnings("ignore")
-    warnings.filterwarnings("default", module=r"costroute(\.|$)")
-    logging.disable(logging.WARNING)
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    logging.disable(logging.INFO)
 
 
 class _Slot:
