@@ -34,10 +34,10 @@ def _check_output_folder(path: str) -> None:
 def _write_generation(args: argparse.Namespace, plan, result) -> str:
     """Save the images there are and ``images.csv``; returns the CSV's path."""
     os.makedirs(args.out, exist_ok=True)
-    saved = iter(result.save(args.out, missing="skip"))
+    result.save(args.out, missing="skip")
     frame = result.to_frame()
     frame["expected_quality"] = plan.expected_quality
-    frame["file"] = [os.path.basename(next(saved)) if made else "" for made in (s == "made" for s in result.status())]
+    frame["file"] = [result.file_name(i) or "" for i in range(len(result))]
     path = os.path.join(args.out, "images.csv")
     frame.to_csv(path, index=False, float_format="%.6g")
     return path

@@ -206,6 +206,11 @@ class GenerationResult(Sequence):
             }
         )
 
+    def file_name(self, index: int, prefix: str = "image", fmt: str = "png") -> str | None:
+        """The file :meth:`save` writes for prompt ``index`` (``None`` when it has no image)."""
+        gen = self.generators[index]
+        return None if gen is None else f"{prefix}_{index:04d}_{_file_name_part(gen)}.{fmt}"
+
     def save(
         self, folder: str | os.PathLike, prefix: str = "image", fmt: str = "png", missing: str = "raise"
     ) -> list[str]:
@@ -262,7 +267,7 @@ class GenerationResult(Sequence):
         for i, (image, gen) in enumerate(zip(self.images, self.generators)):
             if gen is None:
                 continue
-            path = os.path.join(os.fspath(folder), f"{prefix}_{i:04d}_{_file_name_part(gen)}.{fmt}")
+            path = os.path.join(os.fspath(folder), self.file_name(i, prefix, fmt))
             image.save(path)
             paths.append(path)
         return paths
