@@ -33,8 +33,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), a test file per process at a time:
+# tests run on one thread each (tests/conftest.py), so two workers keep a 2-core machine busy.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint
-	$(PY) -m pytest -q -m "not slow" --doctest-modules costroute tests
+	$(PY) -m pytest -q -m "not slow" --doctest-modules -n $(TEST_WORKERS) --dist loadfile costroute tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/routing_speed.py
