@@ -1,19 +1,23 @@
 """Joint Gaussian model of an image's true quality and its score, given the router's prediction.
 
-For one prompt with router prediction ``q̂`` (K,), the latent vector ``Z = (Q_1..Q_K, S_1..S_K)``
-holds the true quality of each generator's image and the score a scorer would give it. The
-model is
+For one prompt with router prediction ``q̂`` (K,), the latent vector
+``Z = (Q_1..Q_K, S^1_1..S^1_K, ..., S^M_1..S^M_K)`` holds the true quality of each generator's
+image and the score each of ``M`` scorers would give it. The model is
 
-    Q_k = q̂_k + r_k,        S_k = c_k + d_k q̂_k + r_{K+k},        r ~ N(0, Σ),
+    Q_k = q̂_k + r_k,        S^m_k = c_mk + d_mk q̂_k + r_{mK+K+k},        r ~ N(0, Σ),
 
 with the score calibration fitted by least squares on *out-of-fold* router predictions and
-``Σ`` (2K x 2K) the shrunk (Ledoit-Wolf, on standardised residuals) covariance of the
+``Σ`` (K(M+1) x K(M+1)) the shrunk (Ledoit-Wolf, on standardised residuals) covariance of the
 residuals. The prior mean of the quality is the router's own prediction, uncalibrated, so that
 before any score the cascade ranks generators exactly as the router does: with a scorer that
 says nothing, it never escalates and is the router. ``Σ`` carries everything the cascade needs: how uncertain the router is about each
-generator (``Σ_QQ``), how much a score says about its own image (``Cov(Q_k, S_k)``) and about
-the other generators' images through the prompt (``Cov(Q_j, S_k)``, a hard prompt is hard for
-all), and how scores co-vary.
+generator (``Σ_QQ``), how much a score says about its own image (``Cov(Q_k, S^m_k)``) and about
+the other generators' images through the prompt (``Cov(Q_j, S^m_k)``, a hard prompt is hard for
+all), and how scores co-vary, within and across scorers (a second scorer is worth little when
+it says what the first said).
+
+Score cells are indexed scorer-major: cell ``m K + k`` is scorer ``m``'s score of generator
+``k``'s image; with one scorer the cells are the generators.
 
 Observing some scores updates every generator's expected quality by Gaussian conditioning,
 and the *preposterior* of a score not yet seen is a Gaussian whose effect on the expected
@@ -60,21 +64,29 @@ class QualityPosterior:
 
     Attributes
     ----------
-    score_calibration_ : ndarray (K, 2)
-        ``(c_k, d_k)`` of ``E[S_k | q̂] = c_k + d_k q̂_k``.
-    covariance_ : ndarray (2K, 2K)
+    n_generators_ : int
+    n_scorers_ : int
+    score_calibration_ : ndarray (M K, 2)
+        ``(c, d)`` of ``E[S^m_k | q̂] = c + d q̂_k`` per score cell ``m K + k``.
+    covariance_ : ndarray (K (M + 1), K (M + 1))
         Residual covariance of ``(Q, S)``.
 
     Both are set by :meth:`fit`.
     """
 
     def fit(self, predicted: np.ndarray, quality: np.ndarray, scores: np.ndarray) -> QualityPosterior:
+        """Fit on out-of-fold predictions (n, K), true quality (n, K) and scores (n, K) or (n, K, M)."""
         P = np.asarray(predicted, dtype=float)
         Q = np.asarray(quality, dtype=float)
         S = np.asarray(scores, dtype=float)
         n, K = Q.shape
+        if S.ndim == 2:
+            S = S[:, :, None]
+        M = S.shape[2]
+        S = S.transpose(0, 2, 1).reshape(n, M * K)  # scorer-major cells
         self.n_generators_ = K
-        self.score_calibration_ = np.array([_linear_fit(P[:, k], S[:, k]) for k in range(K)])
+        self.n_scorers_ = M
+        self.score_calibration_ = np.array([_linear_fit(P[:, j % K], S[:, j]) for j in range(M * K)])
         mu, nu = self.prior(P)
         R = np.concatenate([Q - mu, S - nu], axis=1)
         scale = R.std(axis=0)
@@ -82,7 +94,7 @@ class QualityPosterior:
         if n >= 2:
             corr = LedoitWolf(assume_centered=True).fit(R / scale).covariance_
         else:
-            corr = np.eye(2 * K)
+            corr = np.eye(R.shape[1])
         self.covariance_ = corr * scale[:, None] * scale[None, :]
         return self
 
@@ -92,10 +104,15 @@ class QualityPosterior:
         return state
 
     def prior(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected quality and expected score of every generator, each (n, K), before any image."""
+        """Expected quality (n, K) and expected score of every cell (n, M K), before any image."""
         P = np.asarray(predicted, dtype=float)
         c, d = self.score_calibration_.T
-        return P.copy(), c + d * P
+        return P.copy(), c + d * np.tile(P, (1, self.scorers))
+
+    @property
+    def scorers(self) -> int:
+        """Number of scorers modelled (1 for a posterior fitted before several were supported)."""
+        return getattr(self, "n_scorers_", 1)
 
     def condition(
         self, predicted: np.ndarray, observed: np.ndarray, scores: np.ndarray
@@ -106,28 +123,30 @@ class QualityPosterior:
         ----------
         predicted : ndarray (n, K)
             Router predictions.
-        observed : ndarray of bool (n, K)
-            Which generators' images have been scored.
-        scores : ndarray (n, K)
+        observed : ndarray of bool (n, M K)
+            Which score cells have been observed (cell ``m K + k``: scorer ``m`` on generator
+            ``k``'s image).
+        scores : ndarray (n, M K)
             Their scores (other cells are ignored).
 
         Returns
         -------
         mean : ndarray (n, K)
             ``E[Q_j | q̂, observed scores]``.
-        gains : ndarray (n, K, K)
-            ``gains[i, j, k]``: observing ``S_k`` (not yet observed) moves ``E[Q_j]`` by
-            ``gains[i, j, k] * Z`` with ``Z ~ N(0, 1)`` (its preposterior); zero for observed
-            ``k``.
+        gains : ndarray (n, K, M K)
+            ``gains[i, j, c]``: observing cell ``c`` (not yet observed) moves ``E[Q_j]`` by
+            ``gains[i, j, c] * Z`` with ``Z ~ N(0, 1)`` (its preposterior); zero for observed
+            cells.
         """
         mu, nu = self.prior(predicted)
         observed = np.asarray(observed, dtype=bool)
         scores = np.asarray(scores, dtype=float)
         n, K = mu.shape
+        C = nu.shape[1]
         mean = mu.copy()
-        gains = np.zeros((n, K, K))
-        codes = observed.astype(np.int64) @ (np.int64(1) << np.arange(K, dtype=np.int64)) if K < 63 else None
-        if codes is None:  # pragma: no cover - more than 62 generators
+        gains = np.zeros((n, K, C))
+        codes = observed.astype(np.int64) @ (np.int64(1) << np.arange(C, dtype=np.int64)) if C < 63 else None
+        if codes is None:  # pragma: no cover - more than 62 score cells
             masks, group = np.unique(observed, axis=0, return_inverse=True)
             groups = [(mask, np.flatnonzero(group.ravel() == g)) for g, mask in enumerate(masks)]
         else:
@@ -162,12 +181,12 @@ class QualityPosterior:
             return cov, None
         s_oo = cov[np.ix_(obs, obs)]
         cross = cov[:, obs]
-        weights = np.linalg.lstsq(s_oo, cross.T, rcond=None)[0].T  # (2K, |obs|)
+        weights = np.linalg.lstsq(s_oo, cross.T, rcond=None)[0].T  # (K (M + 1), |obs|)
         return cov - weights @ cross.T, weights[:K]
 
     def sample_scores(self, predicted: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Scores drawn from the model for every generator (n, K): ``E[S | q̂]`` plus residuals."""
+        """Scores drawn from the model for every cell (n, M K): ``E[S | q̂]`` plus residuals."""
         _, nu = self.prior(predicted)
         K = self.n_generators_
-        draws = rng.multivariate_normal(np.zeros(2 * K), self.covariance_, size=len(nu), method="eigh")
+        draws = rng.multivariate_normal(np.zeros(len(self.covariance_)), self.covariance_, size=len(nu), method="eigh")
         return nu + draws[:, K:]

@@ -1,12 +1,18 @@
 """CascadeRouter: route, generate, score the image, and escalate when another generator pays.
 
 Routing from the prompt alone cannot see which seed gave a good image; a scorer that looks at
-the image can. :class:`CascadeRouter` wraps a :class:`~costroute.CostAwareRouter`: it starts with
-the router's choice, scores the image when what the score may reveal is worth the scoring cost,
-and escalates to another generator while the expected improvement of the best candidate
-exceeds ``λ x`` (that generator's cost + the scoring cost). It returns the candidate with the
-best expected quality. One λ (or one budget) governs both stages; a useless scorer, or a λ so
-large that nothing pays, leaves the plain router.
+the image can. :class:`CascadeRouter` wraps a :class:`~costroute.CostAwareRouter` and searches the
+generators like an optimal stopper (Pandora's box): each generator gets a reservation value
+from its expected quality, how much a score of its image may reveal, and ``λ x`` its cost plus
+the scoring cost; the cascade makes the image of highest reservation value first (the router's
+choice unless a cheaper, more uncertain generator is worth trying first), scores it when what
+the score may reveal is worth the scoring cost, and opens the next generator while its
+reservation value exceeds the best expected quality found. ``policy="myopic"`` keeps the
+earlier rule (start with the router's choice, escalate by net expected improvement). With
+several scorers, each image is scored by the scorer whose information is worth its cost, and
+a second opinion is bought when the decision is close. It returns the candidate with the best
+expected quality. One λ (or one budget) governs every step; a useless scorer, or a λ so large
+that nothing pays, leaves the plain router.
 
 How quality depends on (the router's prediction, the image's score) per generator, and how
 uncertain the router's prediction is, are learned in :meth:`CascadeRouter.fit` from *out-of-fold*
@@ -16,10 +22,8 @@ router predictions (never in-sample residuals) and the measured scores of the tr
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,78 +34,18 @@ from sklearn.utils.validation import check_is_fitted
 from ..plan import RoutingPlan
 from ..router import CostAwareRouter
 from ..routing import (
-    BudgetWarning,
     assign_generators,
     check_budget,
     check_penalty,
     lambda_grid,
-    meets_budget,
 )
-from ._outcome import OutcomeSummary
-from ._policy import PolicyRun, replay
+from ._budget import penalty_for_budget
+from ._outcome import CascadeOutcome
+from ._policy import POLICIES, PolicyRun, replay
 from ._posterior import QualityPosterior
+from ._scorers import score_matrices, scorer_list, scoring_costs
 
 __all__ = ["CascadeOutcome", "CascadeRouter"]
-
-
-@dataclass(frozen=True)
-class CascadeOutcome(OutcomeSummary):
-    """What a cascade did for each prompt of a batch.
-
-    Attributes
-    ----------
-    generator_names : list of str
-        Column order of the generators.
-    order : list of tuple of str
-        Generators tried for each prompt, in order (the first is the router's choice).
-    returned : ndarray of object (n,)
-        Name of the generator whose image is returned.
-    returned_index : ndarray of int (n,)
-    scored : ndarray of bool (n, K)
-        Which images were scored.
-    cost : ndarray (n,)
-        Total normalised cost per prompt: every image generated plus every scoring.
-    quality : ndarray (n,) or None
-        True quality of the returned image, when the true quality was given.
-    cost_penalty : float
-        The λ used. ``math.inf`` when no finite λ meets the budget (a budget below the
-        cheapest generator's normalised cost): every prompt then went to the cheapest
-        generator, unscored, the limit of the policy as λ grows (a
-        :class:`~costroute.BudgetWarning` says so).
-    budget : float or None
-    """
-
-    generator_names: list
-    order: list
-    returned: np.ndarray
-    returned_index: np.ndarray
-    scored: np.ndarray
-    cost: np.ndarray
-    quality: np.ndarray | None
-    cost_penalty: float
-    budget: float | None
-
-    @property
-    def n_images(self) -> np.ndarray:
-        return np.array([len(o) for o in self.order])
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per prompt: generators tried, returned, images, scores, cost (and quality)."""
-        frame = pd.DataFrame(
-            {
-                "tried": [" > ".join(o) for o in self.order],
-                "returned": self.returned,
-                "n_images": self.n_images,
-                "n_scores": self.scored.sum(axis=1),
-                "cost": self.cost,
-            }
-        )
-        if self.quality is not None:
-            frame["quality"] = self.quality
-        return frame
-
-    def __len__(self) -> int:
-        return len(self.order)
 
 
 def _check_positive_int(value, name: str, allow_none: bool = True) -> int | None:
@@ -121,9 +65,11 @@ class CascadeRouter(BaseEstimator):
         The ex-ante router (cloned and fitted in :meth:`fit`). ``None``: a default
         ``CostAwareRouter`` over the generators of ``y``'s columns is not possible, so a router
         is required.
-    scorer : Scorer or None, default=None
-        The image scorer used by :meth:`generate`; its ``cost`` (in the generators' cost unit)
-        is the scoring cost unless ``scoring_cost`` is given.
+    scorer : Scorer, list or dict of Scorers, or None, default=None
+        The image scorer(s) used by :meth:`generate`: one, a list, or a dict name -> scorer.
+        Each one's ``cost`` (in the generators' cost unit) is its scoring cost unless
+        ``scoring_cost`` is given. With several, ``fit`` and ``simulate`` take one score matrix
+        per scorer.
     cost_penalty : float, default=0.0
         λ >= 0, for both the first choice and every escalation.
     budget : float or None, default=None
@@ -133,9 +79,10 @@ class CascadeRouter(BaseEstimator):
         ``budget x n``.
     max_steps : int or None, default=None
         Most images generated per prompt (1 is the plain router); ``None``: every generator.
-    scoring_cost : float or None, default=None
-        Cost of scoring one image, in the generators' cost unit. ``None``: ``scorer.cost`` if a
-        scorer is given, else 0.
+    scoring_cost : float, list or dict of floats, or None, default=None
+        Cost of scoring one image, in the generators' cost unit: one number, or one per scorer
+        (a list in the scorers' order, or a dict by name). ``None``: each scorer's ``cost``,
+        else 0.
     cv : int, default=5
         Folds for the out-of-fold router predictions that the quality model is fitted on:
         an integer >= 2 and at most the number of training prompts (in-sample predictions
@@ -144,6 +91,11 @@ class CascadeRouter(BaseEstimator):
         Simulated scores per prompt when calibrating λ for a budget.
     random_state : int or None, default=None
         Seeds the out-of-fold split and the calibration draws.
+    policy : {"index", "myopic"}, default="index"
+        ``"index"``: open generators by reservation value, the first one included (Pandora's
+        box; optimal when generators are independent and every image is scored);
+        ``"myopic"``: start with the router's choice and escalate to the generator of largest
+        net expected improvement.
 
     Attributes
     ----------
@@ -154,6 +106,12 @@ class CascadeRouter(BaseEstimator):
     generator_names_ : ndarray of str
     normalized_costs_ : ndarray (K,)
     normalized_scoring_cost_ : float
+        The first scorer's normalised scoring cost.
+    normalized_scoring_costs_ : ndarray (M,)
+        Normalised scoring cost per scorer.
+    scorer_names_ : list of str
+        The scorers' names (from ``scorer``, or ``scores``' keys; ``"scorer"`` for one unnamed
+        one).
 
     Examples
     --------
@@ -180,6 +138,7 @@ class CascadeRouter(BaseEstimator):
         cv=5,
         n_draws=16,
         random_state=None,
+        policy="index",
     ):
         self.router = router
         self.scorer = scorer
@@ -190,24 +149,9 @@ class CascadeRouter(BaseEstimator):
         self.cv = cv
         self.n_draws = n_draws
         self.random_state = random_state
+        self.policy = policy
 
     # ------------------------------------------------------------------ fitting
-    def _scoring_cost(self) -> float:
-        if self.scoring_cost is not None:
-            return check_penalty(self.scoring_cost, "scoring_cost")
-        if self.scorer is None:
-            return 0.0
-        unit = self.router_.generators_.cost_unit
-        if hasattr(self.scorer, "cost_in"):  # a costroute Scorer converts its own cost
-            return check_penalty(self.scorer.cost_in(unit), "scorer.cost")
-        scorer_unit = getattr(self.scorer, "cost_unit", None)
-        if scorer_unit is not None and scorer_unit != unit:
-            raise ValueError(
-                f"scorer.cost_unit is {scorer_unit!r} but the generators' costs are in {unit!r}; "
-                "pass scoring_cost in the generators' unit"
-            )
-        return check_penalty(self.scorer.cost, "scorer.cost")
-
     def fit(self, X, y, scores=None):
         """Fit the router, its out-of-fold predictions, and the quality/score model.
 
@@ -216,8 +160,9 @@ class CascadeRouter(BaseEstimator):
         X : prompts (as for :meth:`CostAwareRouter.fit`)
         y : array (n, K) or DataFrame
             Measured quality of each generator's training image.
-        scores : array (n, K) or DataFrame
-            The scorer's score of the same images (same rules as ``y``).
+        scores : array (n, K) or DataFrame, or a list or dict of them
+            The scorer's score of the same images (same rules as ``y``); with several scorers,
+            one matrix per scorer, in the scorers' order or by name.
 
         Returns
         -------
@@ -241,19 +186,43 @@ class CascadeRouter(BaseEstimator):
             )
         cv = int(self.cv)
         _check_positive_int(self.n_draws, "n_draws", allow_none=False)
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        names, scorers = scorer_list(self.scorer)
         self.router_ = clone(self.router).fit(X, y)
         prompts = self.router_._check_X(X, reset=False)
         n = len(prompts)
         if cv > n:
             raise ValueError(f"cv={cv} folds need at least {cv} training prompts, got {n}; lower cv (>= 2)")
         Y = self.router_._check_y(y, n)
-        S = self._check_scores(scores, n)
+        score_names, matrices = score_matrices(scores, names)
+        if names is not None and len(names) != len(matrices):
+            raise ValueError(f"scores has {len(matrices)} matrices for {len(names)} scorers {names}")
+        names = (
+            names or score_names or (["scorer"] if len(matrices) == 1 else [f"scorer{i}" for i in range(len(matrices))])
+        )
+        S = np.stack([self._check_scores(m, n) for m in matrices], axis=2)
+        self.scorer_names_ = names
         self.generator_names_ = self.router_.generator_names_
         self.normalized_costs_ = self.router_.normalized_costs_
-        self.normalized_scoring_cost_ = self._scoring_cost() / float(np.max(self.router_.costs_))
+        unit = self.router_.generators_.cost_unit
+        self.normalized_scoring_costs_ = scoring_costs(self.scoring_cost, scorers, names, unit) / float(
+            np.max(self.router_.costs_)
+        )
+        self.normalized_scoring_cost_ = float(self.normalized_scoring_costs_[0])
         oof = self._out_of_fold(prompts, y, n, cv)
         self.posterior_ = QualityPosterior().fit(oof, Y, S)
         return self
+
+    def _score_cube(self, scores, n: int) -> np.ndarray:
+        """Scores for ``simulate``: (n, K, M) from one matrix, a list or a dict (NaN allowed)."""
+        _, matrices = score_matrices(scores, list(self.scorer_names_))
+        if len(matrices) != len(self.scorer_names_):
+            raise ValueError(
+                f"scores has {len(matrices)} matrices but the cascade was fitted with {len(self.scorer_names_)} "
+                f"scorers {self.scorer_names_}"
+            )
+        return np.stack([self._check_scores(m, n, allow_nan=True) for m in matrices], axis=2)
 
     def _check_scores(self, scores, n: int, allow_nan: bool = False) -> np.ndarray:
         try:
@@ -280,15 +249,16 @@ class CascadeRouter(BaseEstimator):
         K = len(self.generator_names_)
         return K if self.max_steps is None else min(int(self.max_steps), K)
 
-    def _run(self, predicted: np.ndarray, lam: float, spend_limit: float | None = None) -> PolicyRun:
+    def _run(self, predicted: np.ndarray, lam, spend_limit: float | None = None) -> PolicyRun:
         return PolicyRun(
             self.posterior_,
             predicted,
             self.normalized_costs_,
-            self.normalized_scoring_cost_,
+            getattr(self, "normalized_scoring_costs_", np.array([self.normalized_scoring_cost_])),
             lam,
             self._max_images(),
             spend_limit,
+            policy=getattr(self, "policy", "myopic"),
         )
 
     def expected_cost(self, predicted: np.ndarray, cost_penalty: float) -> float:
@@ -304,55 +274,16 @@ class CascadeRouter(BaseEstimator):
         return float(replay(self._run(tiled, cost_penalty), draws).cost.mean())
 
     def penalty_for_budget(self, predicted: np.ndarray, budget: float, floor: float = 0.0) -> float:
-        """Smallest λ >= ``floor`` whose expected mean cost (:meth:`expected_cost`) meets ``budget``.
+        """Smallest λ >= ``floor`` whose expected mean cost under the fitted model meets ``budget``.
 
-        Bisection on λ between an infeasible and a feasible value (the expected cost of an
-        adaptive cascade need not be monotone in λ, so the result is the boundary found by the
-        search, always on the feasible side). A budget below the cheapest generator's cost
-        cannot be met by any finite λ: the result is then ``math.inf``, under which every prompt
-        goes to the cheapest generator, unscored, with a :class:`~costroute.BudgetWarning`.
-        ``math.inf`` is also returned, without a warning, in the rare case where the budget is
-        met only in that limit (no λ up to about 1e9 meets it).
+        See :func:`costroute.cascade._budget.penalty_for_budget`: exact bisection on simulated
+        scores for small batches, and for large ones a vectorised search on a sample of the
+        batch checked on the whole batch. A budget below the cheapest generator's cost cannot
+        be met by any finite λ: the result is then ``math.inf``, under which every prompt goes
+        to the cheapest generator, unscored, with a :class:`~costroute.BudgetWarning`.
         """
-        predicted = np.asarray(predicted, dtype=float)
-        if len(predicted) == 0:
-            return floor
-        tiled = np.repeat(predicted, int(self.n_draws), axis=0)
-        draws = self.posterior_.sample_scores(tiled, np.random.default_rng(self.random_state))
-
-        memo: dict[float, float] = {}
-
-        def cost(lam: float) -> float:
-            if lam not in memo:
-                memo[lam] = float(replay(self._run(tiled, lam), draws).cost.mean())
-            return memo[lam]
-
-        if meets_budget(cost(floor), budget):
-            return floor
-        c_min = float(self.normalized_costs_.min())
-        if not meets_budget(c_min, budget):
-            warnings.warn(
-                f"budget {budget:.6g} is below the cheapest generator's normalised cost {c_min:.6g}; "
-                "every prompt is routed to the cheapest generator and nothing is scored (cost_penalty=inf)",
-                BudgetWarning,
-                stacklevel=3,
-            )
-            return math.inf
-        hi = max(floor, 1e-3)
-        while not meets_budget(cost(hi), budget):
-            hi *= 4.0
-            if hi > 1e9:
-                return math.inf
-        lo = floor
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            if meets_budget(cost(mid), budget):
-                hi = mid
-            else:
-                lo = mid
-            if hi - lo <= 1e-3 * max(1e-3, hi):  # finer than this is below the Monte Carlo noise
-                break
-        return hi
+        check_is_fitted(self, "posterior_")
+        return penalty_for_budget(self, np.asarray(predicted, dtype=float), budget, floor)
 
     def _resolve(self, predicted: np.ndarray, cost_penalty, budget) -> tuple[float, float | None]:
         lam = check_penalty(self.cost_penalty if cost_penalty is None else cost_penalty)
@@ -389,7 +320,7 @@ class CascadeRouter(BaseEstimator):
         prompts = self.router_._check_X(X, reset=False)
         if scores is None:
             raise ValueError("scores is required: the (n, K) scores of every generator's image for these prompts")
-        S = self._check_scores(scores, len(prompts), allow_nan=True)
+        S = self._score_cube(scores, len(prompts))
         Y = None if y is None else self.router_._check_y(y, len(prompts))
         return self.simulate_predicted(
             self.router_.predict_quality(prompts), Y, S, cost_penalty=cost_penalty, budget=budget
@@ -407,8 +338,9 @@ class CascadeRouter(BaseEstimator):
         limit = None if budget is None else budget * len(predicted)
         run = replay(
             self._run(predicted, lam, limit),
-            np.asarray(scores, dtype=float),
+            scores,
             generator_names=[str(g) for g in self.generator_names_],
+            scorer_names=list(getattr(self, "scorer_names_", ["scorer"])),
         )
         return self._outcome(run, None if y is None else np.asarray(y, dtype=float), lam, budget)
 
@@ -438,7 +370,7 @@ class CascadeRouter(BaseEstimator):
         check_is_fitted(self, "posterior_")
         prompts = self.router_._check_X(X, reset=False)
         Y = self.router_._check_y(y, len(prompts))
-        S = self._check_scores(scores, len(prompts), allow_nan=True)
+        S = self._score_cube(scores, len(prompts))
         predicted = self.router_.predict_quality(prompts)
         lams = self.default_lambdas(predicted) if lambdas is None else np.asarray(lambdas, dtype=float)
         points = [self.simulate_predicted(predicted, Y, S, cost_penalty=float(lam)) for lam in lams]
@@ -447,9 +379,9 @@ class CascadeRouter(BaseEstimator):
     def first_choices(self, X, *, cost_penalty=None, budget=None):
         """The generator each prompt starts with, as a :class:`~costroute.RoutingPlan`.
 
-        The router's choice at the cascade's λ: ``cost_penalty``, raised for a ``budget`` as
-        :meth:`generate` does (the budget counts the expected escalations and scorings too, so
-        the first choices are cheaper than a plain router's for the same budget). What
+        At the cascade's λ (``cost_penalty``, raised for a ``budget`` as :meth:`generate` does;
+        the budget counts the expected escalations and scorings too): the router's choice under
+        ``policy="myopic"``, the generator of highest reservation value under ``"index"``. What
         :meth:`generate` then escalates to depends on the scores of the images.
 
         Parameters
@@ -466,7 +398,8 @@ class CascadeRouter(BaseEstimator):
         prompts = self.router_._check_X(X, reset=False)
         predicted = self.router_.predict_quality(prompts)
         lam, budget = self._resolve(predicted, cost_penalty, budget)
-        first = assign_generators(predicted, self.normalized_costs_, lam, generator_names=self.generator_names_)
+        assign_generators(predicted, self.normalized_costs_, lam, generator_names=self.generator_names_)  # validates
+        first = self._run(predicted, lam).first
         return RoutingPlan(prompts, first, self.router_.generators_, predicted, lam, budget)
 
     def generate(
@@ -518,6 +451,13 @@ class CascadeRouter(BaseEstimator):
         _check_args(seed, batch_size, on_error)
         if self.scorer is None:
             raise ValueError("generate needs a scorer: CascadeRouter(router, scorer=CLIPScorer(...))")
+        names, scorers = scorer_list(self.scorer)
+        fitted_names = list(getattr(self, "scorer_names_", names))
+        if len(names) != len(fitted_names):
+            raise ValueError(
+                f"scorer holds {len(names)} scorer(s) {names} but the cascade was fitted with {len(fitted_names)}: "
+                f"{fitted_names}"
+            )
         prompts = self.router_._check_X(X, reset=False)
         predicted = self.router_.predict_quality(prompts)
         lam, budget = self._resolve(predicted, cost_penalty, budget)
@@ -527,18 +467,20 @@ class CascadeRouter(BaseEstimator):
             run,
             list(prompts),
             self.router_.generators_,
-            self.scorer,
+            scorers,
             seed=seed,
             batch_size=batch_size,
             progress=progress,
             on_error=on_error,
             budget=budget,
+            scorer_names=names,
         )
 
     def _outcome(self, run: PolicyRun, Y, lam: float, budget) -> CascadeOutcome:
         names = [str(s) for s in self.generator_names_]
         ret = run.returned()
         rows = np.arange(len(ret))
+        by = run.scored_by()
         return CascadeOutcome(
             generator_names=names,
             order=[tuple(names[k] for k in o) for o in run.order],
@@ -549,6 +491,9 @@ class CascadeRouter(BaseEstimator):
             quality=None if Y is None else Y[rows, ret],
             cost_penalty=lam,
             budget=budget,
+            scorer_names=list(getattr(self, "scorer_names_", ["scorer"])),
+            scored_by=by,
+            scoring_cost=(by * run.scorer_costs[None, None, :]).sum(axis=(1, 2)),
         )
 
 

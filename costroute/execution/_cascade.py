@@ -48,8 +48,13 @@ class CascadeResult(Sequence):
     seed : int
     candidates : list of dict
         Per prompt, every image made, by generator name, in the order tried.
-    scores : DataFrame (n, K)
-        The score of every scored image; NaN where nothing was scored.
+    scorer_names : list of str
+        The scorers, in the order of ``score_cube``'s last axis.
+    score_cube : ndarray (n, K, M)
+        Every score computed, per scorer; NaN where that scorer did not run.
+    scores : DataFrame
+        The score of every scored image, (n, K) with one scorer; NaN where nothing was scored.
+        With several scorers, columns ``(scorer, generator)``.
     order : list of list of str
         Generators tried per prompt, in order (failed ones included).
     returned : list of str or None
@@ -74,6 +79,7 @@ class CascadeResult(Sequence):
         seed: int,
         cost_penalty: float,
         budget: float | None,
+        scorer_names: Sequence[str] = ("scorer",),
     ):
         n, K = len(prompts), len(generator_names)
         self.prompts = list(prompts)
@@ -83,7 +89,8 @@ class CascadeResult(Sequence):
         self.cost_penalty = float(cost_penalty)
         self.budget = budget
         self.candidates: list[dict[str, Any]] = [{} for _ in range(n)]
-        self.score_matrix = np.full((n, K), np.nan)
+        self.scorer_names = list(scorer_names)
+        self.score_cube = np.full((n, K, len(self.scorer_names)), np.nan)
         self.order: list[list[str]] = [[] for _ in range(n)]
         self.returned: list[str | None] = [None] * n
         self.cost = np.zeros(n)
@@ -92,9 +99,21 @@ class CascadeResult(Sequence):
         self.errors: dict[tuple[int, str], str] = {}
 
     @property
+    def score_matrix(self) -> np.ndarray:
+        """(n, K): the first scorer's scores (the only scorer's, usually); NaN where it did not run."""
+        return self.score_cube[:, :, 0]
+
+    @property
     def scores(self) -> pd.DataFrame:
-        """The score of every scored image (n, K); NaN where nothing was scored."""
-        return pd.DataFrame(self.score_matrix, columns=self.generator_names)
+        """The score of every scored image; NaN where nothing was scored.
+
+        (n, K) with one scorer; with several, columns ``(scorer, generator)``.
+        """
+        if len(self.scorer_names) == 1:
+            return pd.DataFrame(self.score_matrix, columns=self.generator_names)
+        n, K, M = self.score_cube.shape
+        columns = pd.MultiIndex.from_product([self.scorer_names, self.generator_names], names=["scorer", "generator"])
+        return pd.DataFrame(self.score_cube.transpose(0, 2, 1).reshape(n, M * K), columns=columns)
 
     @property
     def images(self) -> list:
@@ -115,7 +134,7 @@ class CascadeResult(Sequence):
 
     def to_frame(self) -> pd.DataFrame:
         """One row per prompt: generators tried, returned, images, scores, cost and seconds."""
-        scored = ~np.isnan(self.score_matrix)
+        scored = (~np.isnan(self.score_cube)).sum(axis=2)
         frame = pd.DataFrame(
             {
                 "prompt": self.prompts,
@@ -128,8 +147,10 @@ class CascadeResult(Sequence):
                 "seconds": self.seconds,
             }
         )
-        for name in self.generator_names:
-            frame[f"score_{name}"] = self.score_matrix[:, self.generator_names.index(name)]
+        for s, scorer in enumerate(self.scorer_names):
+            for k, name in enumerate(self.generator_names):
+                column = f"score_{name}" if len(self.scorer_names) == 1 else f"score_{scorer}_{name}"
+                frame[column] = self.score_cube[:, k, s]
         return frame
 
     def file_name(self, index: int, generator: str, prefix: str = "image", fmt: str = "png") -> str:
@@ -187,7 +208,7 @@ class CascadeResult(Sequence):
         made = sum(len(c) for c in self.candidates)
         return (
             f"CascadeResult({len(self)} prompts, {made} images made, "
-            f"{int((~np.isnan(self.score_matrix)).sum())} scored, missing={len(self.missing)}, "
+            f"{int((~np.isnan(self.score_cube)).sum())} scores, missing={len(self.missing)}, "
             f"total_cost={self.total_cost:.4g} {self.cost_unit})"
         )
 
@@ -200,13 +221,14 @@ def generate_cascade(
     run: Any,
     prompts: Sequence,
     registry: Any,
-    scorer: Any,
+    scorers: Any,
     *,
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
     on_error: str = "fallback",
     budget: float | None = None,
+    scorer_names: Sequence[str] | None = None,
 ) -> CascadeResult:
     """Drive the cascade policy ``run`` with real generators and a real scorer.
 
@@ -217,10 +239,13 @@ def generate_cascade(
     prompts : sequence of str
     registry : GeneratorRegistry
         Generators with a backend, in the columns' order.
-    scorer : Scorer
-        Has ``score(prompts, images, batch_size=..., progress=...)`` and a ``name``.
+    scorers : Scorer or list of Scorers
+        Each has ``score(prompts, images, batch_size=..., progress=...)`` and a ``name``; one per
+        scorer the policy models, in its order.
     budget : float or None
         Recorded in the result (the policy state holds the spend limit).
+    scorer_names : sequence of str, optional
+        Names of the scorers in the result; default each scorer's ``name``.
     seed, batch_size, progress, on_error
         As for :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`.
 
@@ -240,13 +265,20 @@ def generate_cascade(
             f"generators {plain} are plain GeneratorSpecs, which cannot make images; cascade over generators "
             "with a backend (DiffusersGenerator, CallableGenerator or a preset)"
         )
-    if scorer is None or not callable(getattr(scorer, "score", None)):
-        raise TypeError(
-            f"generate needs a scorer with a score(prompts, images) method, e.g. CLIPScorer(...); got {scorer!r}"
-        )
+    scorers = list(scorers) if isinstance(scorers, (list, tuple)) else [scorers]
+    for scorer in scorers:
+        if scorer is None or not callable(getattr(scorer, "score", None)):
+            raise TypeError(
+                f"generate needs a scorer with a score(prompts, images) method, e.g. CLIPScorer(...); got {scorer!r}"
+            )
+    if len(scorers) != run.n_scorers:
+        raise ValueError(f"{len(scorers)} scorers given but the policy models {run.n_scorers}")
+    if scorer_names is None:
+        scorer_names = [str(getattr(s, "name", f"scorer{i}")) for i, s in enumerate(scorers)]
+    scorer_names = list(scorer_names)
     n = len(prompts)
     cost_max = float(np.max(registry.costs))
-    result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget)
+    result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget, scorer_names)
     runners: dict[str, BatchRunner] = {}
     failed_loads: dict[str, str] = {}
     if np.isfinite(run.lam):
@@ -304,8 +336,15 @@ def generate_cascade(
                         bad_k.append(int(k))
         return ok_r, ok_k, bad_r, bad_k
 
-    def score(rows: np.ndarray, ks: np.ndarray) -> None:
+    def score(rows: np.ndarray, ks: np.ndarray, ss: np.ndarray) -> None:
+        """Score image ks[j] of prompt rows[j] with scorer ss[j]; batched per scorer."""
+        for s in np.unique(ss):
+            pick = ss == s
+            score_with(int(s), rows[pick], ks[pick])
+
+    def score_with(s: int, rows: np.ndarray, ks: np.ndarray) -> None:
         """Score the images of (rows, ks) in chunks of ``batch_size``; a failing chunk closes only its prompts."""
+        scorer = scorers[s]
         for start in range(0, rows.size, batch_size):
             part, part_k = rows[start : start + batch_size], ks[start : start + batch_size]
             images = [result.candidates[i][names[k]] for i, k in zip(part.tolist(), part_k.tolist())]
@@ -327,8 +366,8 @@ def generate_cascade(
                 run.close(part)  # without a score nothing more can be decided: keep the best so far
                 continue
             result.seconds[part] += (time.perf_counter() - began) / part.size
-            run.observed(part, part_k, values)
-            result.score_matrix[part, part_k] = values
+            run.observed(part, part_k, values, s)
+            result.score_cube[part, part_k, s] = values
 
     try:
         # the router's choices, with fallbacks by utility for prompts whose image fails
@@ -356,19 +395,23 @@ def generate_cascade(
             rows, ks = np.asarray(nxt_r, dtype=np.intp), np.asarray(nxt_k, dtype=np.intp)
         # score, escalate, score
         while True:
-            score_first, escalate, to = run.decide()
-            if score_first.size == 0 and escalate.size == 0:
+            step = run.decide()
+            if step.empty:
                 break
+            escalate, to = step.open_rows, step.open_generators
             ok_r, ok_k, bad_r, bad_k = make(escalate, to) if escalate.size else ([], [], [], [])
             if ok_r:
                 run.generated(np.asarray(ok_r), np.asarray(ok_k))
             if bad_r:
                 run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
-            rows = np.r_[score_first, np.asarray(ok_r, dtype=np.intp)].astype(np.intp)
-            ks = np.r_[run.first[score_first], np.asarray(ok_k, dtype=np.intp)].astype(np.intp)
-            score(rows, ks)
+            planned = dict(zip(zip(escalate.tolist(), to.tolist()), step.open_scorers.tolist()))
+            made_s = [planned[(i, k)] for i, k in zip(ok_r, ok_k)]
+            rows = np.r_[step.look_rows, np.asarray(ok_r, dtype=np.intp)].astype(np.intp)
+            ks = np.r_[step.look_generators, np.asarray(ok_k, dtype=np.intp)].astype(np.intp)
+            ss = np.r_[step.look_scorers, np.asarray(made_s, dtype=np.intp)].astype(np.intp)
+            score(rows, ks, ss)
         _finish(result, run, names, cost_max)
-        _warn_scoring_failures(result, scorer)
+        _warn_scoring_failures(result, scorer_names)
     except BaseException as exc:  # KeyboardInterrupt included: hand back what was made
         _finish(result, run, names, cost_max)
         try:
@@ -381,16 +424,17 @@ def generate_cascade(
     return result
 
 
-def _warn_scoring_failures(result: CascadeResult, scorer: Any) -> None:
+def _warn_scoring_failures(result: CascadeResult, scorer_names: list[str]) -> None:
     """A RuntimeWarning when the scorer failed for any prompt: they were not verified."""
     failed = [(i, why) for (i, where), why in result.errors.items() if where == "scorer"]
     if not failed:
         return
     prompts = sorted({i for i, _ in failed})
     first = min(failed)
+    which = f"Scorer {scorer_names[0]!r}" if len(scorer_names) == 1 else f"Scorers {scorer_names}"
     warnings.warn(
         f"scoring failed for {len(prompts)} prompts; they kept their first image (or the best candidate scored "
-        f"before the failure), unverified. Scorer {getattr(scorer, 'name', scorer)!r}, first error (prompt "
+        f"before the failure), unverified. {which}, first error (prompt "
         f"{first[0]}): {first[1]}. Every error is in result.errors under (index, 'scorer')",
         RuntimeWarning,
         stacklevel=4,
@@ -410,6 +454,6 @@ def _finish(result: CascadeResult, run: Any, names: list[str], cost_max: float) 
         result.returned[i] = name if name in result.candidates[i] else None
     position = {name: k for k, name in enumerate(names)}
     made = np.array([sum(run.costs[position[g]] for g in c) for c in result.candidates], dtype=float)
-    scored = (~np.isnan(result.score_matrix)).sum(axis=1)
-    result.normalized_cost = made + scored * run.scoring_cost
+    scored = (~np.isnan(result.score_cube)).sum(axis=1)  # (n, M)
+    result.normalized_cost = made + scored @ run.scorer_costs
     result.cost = result.normalized_cost * cost_max

@@ -245,7 +245,7 @@ def test_an_interrupted_run_charges_exactly_what_was_made_and_scored():
         return [image_of(3.0) for _ in prompts]
 
     gens = [generator(0), generator(1), CallableGenerator("big", big, cost=10.0, cost_unit="flops")]
-    cascade = cascade_over(gens, cost_penalty=0.3).fit(prompts, Q, scores=S)
+    cascade = cascade_over(gens, cost_penalty=0.3, policy="myopic").fit(prompts, Q, scores=S)
     with pytest.raises(KeyboardInterrupt) as info:
         cascade.generate(test, batch_size=2, progress=False)
     partial = info.value.result
