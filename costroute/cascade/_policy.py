@@ -15,7 +15,8 @@ Two policies choose what to open, and the first image (:mod:`costroute.cascade._
 * ``"index"`` (Pandora's box, Weitzman 1979): each (generator, scorer) pair gets a reservation
   value ``σ`` from its expected quality, the spread of its preposterior and its cost
   (:func:`~costroute.cascade._index.reservation_value`); the first image is the pair of highest
-  ``σ`` (the router's choice on ties), and a prompt opens the unopened pair of highest ``σ``
+  ``σ`` (the router's choice on ties, and wherever the image of highest ``σ`` would not be worth
+  scoring once made), and a prompt opens the unopened pair of highest ``σ``
   while that ``σ`` exceeds the best expected quality found. The indices are recomputed after
   every score, so correlated generators are conditioned on what was seen.
 * ``"myopic"``: the first image is the router's choice, and a prompt opens the pair whose
@@ -172,7 +173,23 @@ class PolicyRun:
         top = sigma.max(axis=1)
         at_router = sigma[np.arange(n), router]
         tie = at_router >= top - 1e-12 * np.maximum(1.0, np.abs(np.where(np.isfinite(top), top, 0.0)))
-        return np.where(tie | ~finite, router, sigma.argmax(axis=1)).astype(np.intp)
+        first = np.where(tie | ~finite, router, sigma.argmax(axis=1)).astype(np.intp)
+        # an image chosen for what its score may reveal is only worth starting with if it will be scored
+        moved = np.flatnonzero(first != router)
+        if moved.size:
+            blocked = np.zeros((moved.size, K), dtype=bool)
+            blocked[np.arange(moved.size), first[moved]] = True
+            _, value = first_look_values(
+                self.posterior,
+                self.predicted[moved],
+                first[moved],
+                blocked,
+                self.box_costs,
+                self.scorer_costs,
+                self.lams[moved],
+            )
+            first[moved[value <= 0]] = router[moved[value <= 0]]
+        return first
 
     # ------------------------------------------------------------------ decisions
     def decide(self) -> Round:

@@ -72,15 +72,12 @@ def box_values(
     cells = own_cells(K, M)  # (K, M)
     own = gains[:, np.arange(K)[:, None], cells]  # (r, K, M): gains[i, k, (s, k)]
     d = (mean - mean[idx, best][:, None])[:, :, None]  # (r, K, 1)
-    if policy == "index":
-        spread = np.abs(own)
-    else:
-        spread = np.abs(own - gains[idx, best][:, cells])
+    spread = np.abs(own - gains[idx, best][:, cells])
     lam_costs = lam[:, None, None] * box_costs[None]
     net = expected_improvement(d, spread) - lam_costs
     net = np.where(blocked[:, :, None], -np.inf, net)
     if policy == "index":
-        sigma = reservation_value(mean[:, :, None], np.abs(own), lam_costs)
+        sigma = mean[idx, best][:, None, None] + reservation_value(d, spread, lam_costs)
         sigma = np.where(blocked[:, :, None], -np.inf, sigma)
         flat = sigma.reshape(r, K * M).argmax(axis=1)
         k, s = np.divmod(flat, M)
