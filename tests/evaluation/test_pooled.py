@@ -174,6 +174,11 @@ def test_an_explicit_lambda_grid_is_pooled_from_the_folds_own_points():
     sizes = np.array([len(res.test_indices[(0, f)]) for f in range(4)])
     expected = sum(curve.costs * k for curve, k in zip(folds, sizes)) / sizes.sum()
     np.testing.assert_allclose(res.pooled_cascade_curves[0]["cascade"].costs, expected, rtol=1e-13)
+    # without routers, curves() and pooled_scores() still have the cascade
+    assert sorted(res.curves(0)) == ["cascade", "oracle", "random mixture"]
+    assert "cascade" in set(res.pooled_scores()["method"])
+    with pytest.raises(ValueError, match=r"repeat must be one of \[0\], got 1"):
+        res.curves(1)
 
 
 class _NoGridCascade(LookupCascade):
