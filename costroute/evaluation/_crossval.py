@@ -109,7 +109,7 @@ class RoutingCVResult:
     pooled_cascade_totals: dict[int, dict[str, PooledCascadeTotals]] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
-        """Mean ± std over folds per method; the same table as :func:`routing_report`."""
+        """Mean ± std and median over folds per method; the same table as :func:`routing_report`."""
         return _add_interaction(_summarise(self.scores, self.metrics), self)
 
     def pooled_scores(self) -> pd.DataFrame:
