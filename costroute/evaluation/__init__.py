@@ -42,8 +42,22 @@ true quality ``Q`` (n x K) and normalised costs ``c̃`` (K,), with ``c̃_min = m
   :func:`noise_ceiling` gives the reliability of individual ratings' interaction and the
   r a perfect predictor could reach against their mean.
 * Figures are always out of sample: :func:`cross_validate_routing` runs repeated K-fold
-  cross-validation by prompt with the same folds for every method and reports mean ± std
-  over the folds (:func:`routing_report`).
+  cross-validation by prompt with the same folds for every method; :func:`routing_report`
+  gives mean ± std and median over the folds.
+* **Pooled out-of-fold curve** -- for each repeat, every prompt is handled by the model of the
+  fold that held it out, and one curve over all prompts goes through the metrics above
+  (``routing_report(result, pooled=True)``). A router routes each prompt with its
+  out-of-fold predicted quality. A cascade is evaluated fold by fold at one sweep grid
+  common to all folds of the repeat (each fold's fitted cascade on its own test prompts);
+  each point is the mean cost and mean true quality over all prompts, from exact per-fold
+  sums (``result.pooled_cascade_curves``). The grid of a λ-sweeping cascade is 0 and 48
+  geometric values from 10⁻³ to 10 times the λ at which the true quality of all prompts
+  sends every prompt to the cheapest generator (evaluation-only, the same for every method),
+  widened to and including each fold's own smallest positive and largest λ; a
+  threshold-sweeping cascade uses the union of the folds' thresholds.
+* **Headline figures** are the pooled ones with the median over the test folds beside them
+  (``report_to_markdown(routing_report(result, pooled=True), median=True)``): a saving is a
+  ratio with a long tail over folds, and a mean of per-fold savings is never reported alone.
 
 Examples
 --------

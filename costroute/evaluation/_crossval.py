@@ -3,12 +3,12 @@
 Every method is scored on the same held-out prompts of every fold: the routers (cloned and
 fitted on the fold's training prompts), the cascades (cloned and fitted on the fold's training
 prompts and the scores of their images), each single generator, the random-mixture hull and
-the oracle. The result keeps the per-fold scores, the out-of-fold predictions and the folds.
+the oracle. The result keeps the per-fold scores, the out-of-fold predictions, the cascades'
+pooled out-of-fold curves and the folds.
 """
 
 from __future__ import annotations
 
-import inspect
 import numbers
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..routing import _as_costs, _as_matrix
+from ._cascades import PooledCascadeTotals, _check_scores, _fit_cascade, _is_cascade, _pool_cascade
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
 from ._noise_ceiling import _add_interaction, _check_ratings
 from ._plot import plot_deferral
@@ -60,9 +61,8 @@ class RoutingCVResult:
     oof_predictions : dict
         ``{router name: [ndarray (n_prompts, n_generators) per repeat]}``: out-of-fold
         predicted quality, each prompt predicted by the model of the fold that held it out.
-        Empty for the split-rater evaluation. Cascades have none (their curves are in
-        ``cascade_curves``), so :meth:`pooled_scores`, :meth:`curves` and :meth:`plot` cover
-        the routers only.
+        Empty for the split-rater evaluation. Cascades have none: their pooled curves are in
+        ``pooled_cascade_curves``.
     models : dict
         ``{(repeat, fold): {method name: fitted router or cascade}}`` when
         ``return_models=True``.
@@ -76,6 +76,18 @@ class RoutingCVResult:
         ``{(repeat, fold): {cascade name: DeferralCurve}}``: each cascade's operating points on
         the test fold (from its ``deferral_points``; costs include every image and every
         scoring, so they may exceed 1). Empty when no cascade was evaluated.
+    pooled_cascade_curves : dict
+        ``{repeat: {cascade name: DeferralCurve}}``: each cascade's pooled out-of-fold curve
+        (int ``cv`` only). At every value of a sweep grid common to all folds of the repeat,
+        every prompt is handled by the fold model that did not see it, and the point is (mean
+        cost, mean true quality) over all prompts. See :func:`cross_validate_routing` for the
+        grid. :meth:`pooled_scores`, :meth:`curves` and :meth:`plot` use these curves.
+    pooled_cascade_totals : dict
+        ``{repeat: {cascade name: PooledCascadeTotals}}``: the exact per-fold sums behind each
+        pooled curve -- the grid (``sweep``, and ``parameter``, the ``deferral_points`` keyword
+        it went through), ``folds``, ``n_prompts`` per fold and ``cost_sums`` /
+        ``quality_sums`` of shape (n_folds, n_points), so that the pooled means weight every
+        prompt equally.
     ratings : ndarray of shape (n_prompts, n_generators, n_raters) or None
         The individual ratings passed as ``cross_validate_routing(..., ratings=)``, in the
         column order of ``quality``; :func:`routing_report` then reports the
@@ -93,9 +105,11 @@ class RoutingCVResult:
     test_indices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = field(default_factory=dict)
     ratings: np.ndarray | None = None
+    pooled_cascade_curves: dict[int, dict[str, DeferralCurve]] = field(default_factory=dict)
+    pooled_cascade_totals: dict[int, dict[str, PooledCascadeTotals]] = field(default_factory=dict)
 
     def summary(self) -> pd.DataFrame:
-        """Mean ± std over folds per method; the same table as :func:`routing_report`."""
+        """Mean ± std and median over folds per method; the same table as :func:`routing_report`."""
         return _add_interaction(_summarise(self.scores, self.metrics), self)
 
     def pooled_scores(self) -> pd.DataFrame:
@@ -104,16 +118,19 @@ class RoutingCVResult:
         For each repeat, every prompt is routed with the out-of-fold prediction of the model
         that did not see it, and the curves of routers, single generators, hull and oracle are
         computed on the whole data set at once (larger test set, less noisy ``q_best`` than
-        per fold). Baselines are the same in every repeat.
+        per fold). Cascades (kind ``"cascade"``) contribute their pooled out-of-fold curves
+        (``pooled_cascade_curves``; quality and cost are the curve's first point, as per
+        fold). Every curve goes through the same metrics as a fold's. Baselines are the same in
+        every repeat.
         """
-        if not self.oof_predictions:
+        if not self.oof_predictions and not self.pooled_cascade_curves:
             raise ValueError(
-                "pooled scores need out-of-fold predictions: run cross_validate_routing with an "
-                "int cv (the split-rater evaluation has none)"
+                "pooled scores need out-of-fold predictions or pooled cascade curves: run "
+                "cross_validate_routing with an int cv (the split-rater evaluation has none)"
             )
         Q, c = self.true_quality, self.normalized_costs
         fractions = self.info.get("fractions", (0.5, 0.8))
-        n_rep = max(len(v) for v in self.oof_predictions.values())
+        n_rep = max([len(v) for v in self.oof_predictions.values()] + [r + 1 for r in self.pooled_cascade_curves])
         base, hull, oracle, points = _baseline_curves(Q, c, self.generator_names, None)
         oq, oc = _lambda0_point(Q, Q, c)
         rows = []
@@ -125,6 +142,8 @@ class RoutingCVResult:
                 p = preds[rep]
                 q0, c0 = _lambda0_point(p, Q, c)
                 routers[name] = ("router", deferral_curve(p, Q, c, label=name), q0, c0)
+            for name, curve in self.pooled_cascade_curves.get(rep, {}).items():
+                routers[name] = ("cascade", curve, float(curve.qualities[0]), float(curve.costs[0]))
             methods = {**base, **routers, "oracle": ("oracle", oracle, oq, oc)}
             for row in _fold_metrics(methods, hull, oracle, points, fractions):
                 row.update(repeat=rep, fold=-1)
@@ -132,10 +151,10 @@ class RoutingCVResult:
         return _tidy_scores(rows, fractions)
 
     def curves(self, repeat: int = 0) -> dict[str, DeferralCurve]:
-        """Pooled out-of-fold curves of repeat ``repeat``: routers, hull and oracle on all prompts.
+        """Pooled out-of-fold curves of repeat ``repeat``: routers, cascades, hull and oracle on all prompts.
 
-        Each prompt is routed with the model that did not see it, so a curve over all prompts
-        is out of sample; the hull and oracle use the full true quality matrix.
+        Each prompt is routed (or cascaded) by the model that did not see it, so a curve over
+        all prompts is out of sample; the hull and oracle use the full true quality matrix.
         """
         c = self.normalized_costs
         Q = self.true_quality
@@ -144,6 +163,9 @@ class RoutingCVResult:
             if not 0 <= repeat < len(preds):
                 raise ValueError(f"repeat must be in [0, {len(preds) - 1}], got {repeat}")
             out[name] = deferral_curve(preds[repeat], Q, c, label=name)
+        if self.pooled_cascade_curves and not self.oof_predictions and repeat not in self.pooled_cascade_curves:
+            raise ValueError(f"repeat must be one of {sorted(self.pooled_cascade_curves)}, got {repeat}")
+        out.update(self.pooled_cascade_curves.get(repeat, {}))
         out["random mixture"] = hull_curve(Q, c)
         out["oracle"] = oracle_curve(Q, c)
         return out
@@ -154,17 +176,13 @@ class RoutingCVResult:
         """Plot pooled out-of-fold curves (see :meth:`curves`) and the single-generator points."""
         curves = self.curves(repeat)
         if routers is not None:
-            unknown = [r for r in routers if r not in self.oof_predictions]
+            valid = [*self.oof_predictions, *self.pooled_cascade_curves.get(repeat, {})]
+            unknown = [r for r in routers if r not in valid]
             if unknown:
-                raise ValueError(f"unknown routers {unknown}; valid: {list(self.oof_predictions)}")
+                raise ValueError(f"unknown routers {unknown}; valid: {valid}")
             curves = {k: v for k, v in curves.items() if k in routers or k in ("random mixture", "oracle")}
         points = single_model_points(self.true_quality, self.normalized_costs, self.generator_names)
         return plot_deferral(curves, points, ax=ax, title=title)
-
-
-def _is_cascade(est: Any) -> bool:
-    """A cascade is evaluated from its ``deferral_points`` (CascadeRouter, ThresholdCascade)."""
-    return hasattr(est, "fit") and callable(getattr(est, "deferral_points", None))
 
 
 def _coerce_routers(routers: Any, allow_cascades: bool = False) -> dict[str, Any]:
@@ -244,62 +262,6 @@ def _fit_predict(name: str, estimator: Any, p_train: list[str], y_train: Any, p_
     return model, pred, (t1 - t0, t2 - t1)
 
 
-def _cascade_grid(estimator: Any, lambdas: Any) -> dict[str, Any]:
-    """Keyword for a cascade's ``deferral_points``: an explicit λ array, when it sweeps λ."""
-    if lambdas is None or (isinstance(lambdas, numbers.Integral) and not isinstance(lambdas, bool)):
-        return {}
-    if "lambdas" not in inspect.signature(estimator.deferral_points).parameters:
-        return {}
-    return {"lambdas": np.asarray(lambdas, dtype=float)}
-
-
-def _fit_cascade(
-    name: str,
-    estimator: Any,
-    p_train: list[str],
-    y_train: Any,
-    s_train: Any,
-    p_test: list[str],
-    y_test: Any,
-    s_test: Any,
-    lambdas: Any,
-):
-    """Clone and fit one cascade on a training fold with its scores; its points on the test fold.
-
-    Returns the fitted clone, ``(sweep values, mean costs, mean qualities)`` and (fit seconds,
-    deferral_points seconds).
-    """
-    model = clone(estimator)
-    t0 = time.perf_counter()
-    model.fit(p_train, y_train, scores=s_train)
-    t1 = time.perf_counter()
-    sweep, costs, quals = model.deferral_points(p_test, y_test, s_test, **_cascade_grid(model, lambdas))
-    t2 = time.perf_counter()
-    points = tuple(np.asarray(v, dtype=float).ravel() for v in (sweep, costs, quals))
-    if not (points[0].size == points[1].size == points[2].size > 0):
-        raise ValueError(
-            f"{name}.deferral_points must return three equal-length, non-empty arrays, got sizes "
-            f"{[p.size for p in points]}"
-        )
-    return model, points, (t1 - t0, t2 - t1)
-
-
-def _check_scores(scores: Any, quality: Any, n: int, K: int) -> None:
-    """``scores`` follows ``quality``'s rules: shape (n, K), finite, named columns if a DataFrame."""
-    S = _as_matrix(scores, "scores")
-    if S.shape != (n, K):
-        raise ValueError(
-            f"scores must have the shape of quality, (n_prompts, n_generators) = ({n}, {K}), got {S.shape}"
-        )
-    if isinstance(scores, pd.DataFrame) and isinstance(quality, pd.DataFrame):
-        extra = sorted(set(map(str, scores.columns)) ^ set(map(str, quality.columns)))
-        if extra:
-            raise ValueError(
-                f"scores columns must be the generator names of quality {[str(c) for c in quality.columns]}; "
-                f"they differ in {extra}"
-            )
-
-
 def _check_method_names(router_names: Iterable[str], generator_names: Iterable[str], reserved: Iterable[str]) -> None:
     taken = set(generator_names) | set(reserved)
     clash = sorted(set(router_names) & taken)
@@ -348,6 +310,24 @@ def cross_validate_routing(
     on ``[c̃_min, 1]`` of the running maximum, APGR against the same hull and one-image
     oracle, saving and cost at quality); its ``quality`` and ``cost`` (at λ = 0) are its
     first point.
+
+    With an int ``cv``, each cascade also gets a *pooled out-of-fold curve* per repeat
+    (``result.pooled_cascade_curves``, scored by :meth:`RoutingCVResult.pooled_scores`): every
+    fold's fitted cascade is evaluated on its own test prompts at one grid common to all
+    folds of the repeat, so that at each grid value every prompt is handled by the fold model
+    that did not see it, and the point is the mean cost and mean true quality over all
+    prompts (exact per-prompt sums are kept in ``result.pooled_cascade_totals``). The grid:
+    the folds' own sweep when they all swept the same values (an explicit ``lambdas`` array);
+    for a cascade that sweeps ``lambdas`` (:class:`~costroute.CascadeRouter`), 0 plus 48
+    values spaced geometrically from a thousandth to ten times the λ at which the true
+    quality of all prompts routes everything to the cheapest generator
+    (``lambda_grid(Q, c, n=2)[-1]``; evaluation-only, the same for every method), widened to
+    and including the smallest positive and the largest λ of each fold's own sweep; for a
+    cascade that sweeps ``thresholds`` (:class:`~costroute.cascade.ThresholdCascade`), the
+    union of the folds' own thresholds. A cascade whose ``deferral_points`` takes no grid
+    and whose folds swept different values has no pooled curve (its name is listed in
+    ``result.info["unpooled_cascades"]``). ``result.info["pooled_cascade_time"]`` is the time
+    these extra evaluations took.
 
     Parameters
     ----------
@@ -400,8 +380,9 @@ def cross_validate_routing(
     -------
     RoutingCVResult
         Per-fold metrics (``result.scores``), out-of-fold predictions, the test folds
-        (``result.test_indices``), the cascades' per-fold curves (``result.cascade_curves``)
-        and ``result.summary()`` (mean ± std over all ``cv * n_repeats`` folds).
+        (``result.test_indices``), the cascades' per-fold and pooled curves
+        (``result.cascade_curves``, ``result.pooled_cascade_curves``) and ``result.summary()``
+        (mean ± std over all ``cv * n_repeats`` folds).
 
     Raises
     ------
@@ -454,8 +435,13 @@ def cross_validate_routing(
     t_start = time.perf_counter()
     test_indices: dict[tuple[int, int], np.ndarray] = {}
     cascade_curves: dict[tuple[int, int], dict[str, DeferralCurve]] = {}
+    pool = isinstance(cv, numbers.Integral) and bool(cascades)
+    pending: dict[str, list[Any]] = {}  # this repeat's fitted cascades and test folds, for pooling
+    pooled_totals: dict[int, dict[str, PooledCascadeTotals]] = {}
+    unpooled: set[str] = set()
+    t_pool = 0.0
     with _Progress(progress, verbose, len(splits) * len(models), "cross-validating") as bar:
-        for repeat, fold, train, test in splits:
+        for i_split, (repeat, fold, train, test) in enumerate(splits):
             t_fold = time.perf_counter()
             test_indices[(repeat, fold)] = test
             y_train = _subset_target(quality, train)
@@ -466,17 +452,12 @@ def cross_validate_routing(
             for name, est in models.items():
                 bar.fitting(f"repeat {repeat} fold {fold}: {name}")
                 if name in cascades:
+                    y_test, s_test = _subset_target(quality, test), _subset_target(scores, test)
                     model, points, timings[name] = _fit_cascade(
-                        name,
-                        est,
-                        p_train,
-                        y_train,
-                        _subset_target(scores, train),
-                        p_test,
-                        _subset_target(quality, test),
-                        _subset_target(scores, test),
-                        lambdas,
+                        name, est, p_train, y_train, _subset_target(scores, train), p_test, y_test, s_test, lambdas
                     )
+                    if pool:
+                        pending.setdefault(name, []).append((fold, model, p_test, y_test, s_test, points))
                 else:
                     model, pred, timings[name] = _fit_predict(name, est, p_train, y_train, p_test, K)
                 bar.fitted()
@@ -511,6 +492,16 @@ def cross_validate_routing(
                 if row["method"] in timings:
                     row["fit_time"], row["predict_time"] = timings[row["method"]]
                 rows.append(row)
+            if pending and (i_split + 1 == len(splits) or splits[i_split + 1][0] != repeat):
+                t0 = time.perf_counter()
+                for name, folds in pending.items():
+                    totals = _pool_cascade(name, folds, Q_eval, c)
+                    if totals is None:
+                        unpooled.add(name)
+                    else:
+                        pooled_totals.setdefault(repeat, {})[name] = totals
+                pending = {}
+                t_pool += time.perf_counter() - t0
             bar.log(
                 f"[cross_validate_routing] repeat {repeat} fold {fold}: "
                 + ", ".join(f"{k} fit {v[0]:.1f}s" for k, v in timings.items())
@@ -529,6 +520,10 @@ def cross_validate_routing(
         test_indices=test_indices,
         cascade_curves=cascade_curves,
         ratings=ratings,
+        pooled_cascade_curves={
+            rep: {name: t.curve(float(c.min()), name) for name, t in per.items()} for rep, per in pooled_totals.items()
+        },
+        pooled_cascade_totals=pooled_totals,
         info={
             "cv": cv if isinstance(cv, numbers.Integral) else repr(cv),
             "n_repeats": n_repeats,
@@ -537,6 +532,8 @@ def cross_validate_routing(
             "lambdas": "exact" if lambdas is None else (lambdas if isinstance(lambdas, int) else "grid"),
             "fractions": fractions,
             "wall_time": time.perf_counter() - t_start,
+            "pooled_cascade_time": t_pool,
+            "unpooled_cascades": sorted(unpooled),
         },
     )
 

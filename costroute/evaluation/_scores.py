@@ -1,8 +1,8 @@
-"""Per-fold scores of every method, and their mean ± std summary.
+"""Per-fold scores of every method, and their mean ± std (and median) summary.
 
 One test fold gives one row per method (single generators, random mixture, routers,
-oracles) with the metrics of :data:`METRICS`; :func:`_summarise` averages the rows of many
-folds into one row per method.
+cascades, oracles) with the metrics of :data:`METRICS`; :func:`_summarise` averages the rows
+of many folds into one row per method.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _is_cost_target(metric: str) -> bool:
 
 
 def _summarise(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Mean ± std per method of per-fold ``scores``; the table :func:`routing_report` returns."""
+    """Mean ± std and median per method of per-fold ``scores``; the table :func:`routing_report` returns."""
     metrics = list(metrics)
     grouped = scores.groupby("method", sort=False)
     finite = scores[metrics].where(np.isfinite(scores[metrics].to_numpy(dtype=float)))
@@ -130,6 +130,7 @@ def _summarise(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
         std = grouped[metrics].std(ddof=1)
         fmean = fgrouped[metrics].mean()
         fstd = fgrouped[metrics].std(ddof=1)
+        median = grouped[metrics].median()  # NaN skipped; an unreached cost target counts as inf
         reached = fgrouped[metrics].count().div(grouped.size(), axis=0)
     out = pd.DataFrame(index=mean.index)
     out["kind"] = grouped["kind"].first()
@@ -138,10 +139,12 @@ def _summarise(scores: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
         if _is_cost_target(m):
             out[f"{m}_mean"] = fmean[m].where(reached[m] > 0, np.inf)
             out[f"{m}_std"] = fstd[m]
+            out[f"{m}_median"] = median[m]
             out[f"{m}_reached"] = reached[m]
         else:
             out[f"{m}_mean"] = mean[m]
             out[f"{m}_std"] = std[m]
+            out[f"{m}_median"] = median[m]
     if "fit_time" in scores.columns:
         out["fit_time_mean"] = grouped["fit_time"].mean()
     # singles by cost, then hull, routers and cascades (each in given order), oracles

@@ -79,3 +79,24 @@ def assert_folds_partition(test_indices, n_prompts: int, cv: int, n_repeats: int
         partitions.append({frozenset(fold.tolist()) for fold in folds})
     for r in range(1, n_repeats):
         assert partitions[r] != partitions[0], f"repeat {r} splits the prompts like repeat 0"
+
+
+class LookupCascade(BaseEstimator):
+    """Cascade with known operating points: at λ < 0.5 prompt ``p`` costs ``table[p][0]`` and
+    returns quality ``table[p][1]``; at λ >= 0.5 every prompt costs ``low[0]`` with quality
+    ``low[1]``. Its own sweep is ``[0, 1]`` on every fold."""
+
+    def __init__(self, table=None, low=(0.2, 1.0)):
+        self.table = table
+        self.low = low
+
+    def fit(self, prompts, y, scores=None):
+        self.n_fit_ = len(prompts)
+        return self
+
+    def deferral_points(self, prompts, y, scores, lambdas=None):
+        lams = np.array([0.0, 1.0]) if lambdas is None else np.asarray(lambdas, dtype=float)
+        t = np.array([self.table[p] for p in prompts])
+        costs = np.array([t[:, 0].mean() if lam < 0.5 else self.low[0] for lam in lams])
+        quals = np.array([t[:, 1].mean() if lam < 0.5 else self.low[1] for lam in lams])
+        return lams, costs, quals

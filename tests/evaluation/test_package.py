@@ -20,6 +20,7 @@ LAYERS = [
     "_plot",
     "_scores",
     "_progress",
+    "_cascades",
     "_crossval",
     "_split_rater",
     "_report",
