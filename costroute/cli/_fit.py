@@ -47,46 +47,63 @@ def _check_output_file(path: str) -> None:
         raise InputError(f"cannot write {path!r}: the folder {folder!r} does not exist")
 
 
-def _fit_cascade(args: argparse.Namespace, data, router):
-    """A CascadeRouter over ``router`` that verifies images with the store's scorer ``--verify``."""
-    from ..cascade import CascadeRouter
-
-    if args.verify not in data.scores:
+def _verifier(args: argparse.Namespace, data, name: str):
+    """The scorer ``name`` of the store, rebuilt (or None), and its cost in the generators' unit (or None)."""
+    if name not in data.scores:
+        raise InputError(f"--verify {name!r} is not a scorer of the store; its scorers are {sorted(data.scores)}")
+    if name == data.scorer:
         raise InputError(
-            f"--verify {args.verify!r} is not a scorer of the store; its scorers are {sorted(data.scores)}"
-        )
-    if args.verify == data.scorer:
-        raise InputError(
-            f"--verify {args.verify!r} is the quality scorer itself (--scorer): a verifier whose scores are the "
+            f"--verify {name!r} is the quality scorer itself (--scorer): a verifier whose scores are the "
             "quality looks perfect to the cascade; verify with another scorer of the store"
         )
-    scorer = data.scorer_specs[args.verify]
-    cost, unit = data.scorer_costs[args.verify]
+    scorer = data.scorer_specs[name]
+    cost, unit = data.scorer_costs[name]
     if scorer is not None and cost is not None and unit != data.cost_unit:
         raise InputError(
-            f"the scorer {args.verify!r} costs {cost:g} {unit} per image and the generators are in "
+            f"the scorer {name!r} costs {cost:g} {unit} per image and the generators are in "
             f"{data.cost_unit!r}: collect both in one unit so that a scoring and an image can be compared"
         )
     scoring_cost = cost if cost is not None and unit == data.cost_unit else None
     if scorer is None and scoring_cost is None:
         raise InputError(
-            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt_scorers[args.verify]}) "
+            f"the scorer {name!r} cannot be rebuilt from the store ({data.unbuilt_scorers[name]}) "
             f"and its cost is not in the generators' unit {data.cost_unit!r}"
         )
-    if scorer is None:
+    return scorer, scoring_cost
+
+
+def _fit_cascade(args: argparse.Namespace, data, router):
+    """A CascadeRouter over ``router`` that verifies images with the store's scorer(s) ``--verify``."""
+    from ..cascade import CascadeRouter
+
+    names = list(dict.fromkeys(args.verify))
+    if len(names) < len(args.verify):
+        raise InputError(f"--verify names a scorer twice: {args.verify}")
+    built = {name: _verifier(args, data, name) for name in names}
+    unbuilt = [name for name, (scorer, _) in built.items() if scorer is None]
+    for name in unbuilt:
         warnings.warn(
-            f"the scorer {args.verify!r} cannot be rebuilt from the store ({data.unbuilt_scorers[args.verify]}): "
+            f"the scorer {name!r} cannot be rebuilt from the store ({data.unbuilt_scorers[name]}): "
             "the saved cascade routes and simulates, but `costroute generate` cannot score with it",
             UserWarning,
             stacklevel=2,
         )
+    costs = [cost for _, cost in built.values()]
+    if any(cost is None for cost in costs):  # each rebuilt scorer then counts its own cost
+        costs = None
+    scorers = None if unbuilt else {name: scorer for name, (scorer, _) in built.items()}
+    if len(names) == 1:
+        scorers = None if scorers is None else scorers[names[0]]
+        costs = None if costs is None else costs[0]
     say(
         args,
         f"fitting a cascade on {len(data.prompts)} rated prompts of {args.dataset!r}: quality {data.scorer!r}, "
-        f"verified by {args.verify!r} (features={args.features}, quality_model={args.quality_model}) ...",
+        f"verified by {', '.join(map(repr, names))} (policy={args.policy}, features={args.features}, "
+        f"quality_model={args.quality_model}) ...",
     )
-    return CascadeRouter(router, scorer=scorer, scoring_cost=scoring_cost, random_state=0).fit(
-        data.prompts, data.quality, scores=data.scores[args.verify]
+    scores = data.scores[names[0]] if len(names) == 1 else {name: data.scores[name] for name in names}
+    return CascadeRouter(router, scorer=scorers, scoring_cost=costs, random_state=0, policy=args.policy).fit(
+        data.prompts, data.quality, scores=scores
     )
 
 
@@ -144,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         save(model, args.output)
     report_warnings(caught, "fit")
     generators = generators_of(model)
-    verified = f", verified by {args.verify!r}" if args.verify is not None else ""
+    verified = f", verified by {', '.join(map(repr, args.verify))}" if args.verify is not None else ""
     say(
         args,
         f"saved the {'cascade' if args.verify is not None else 'router'} to {args.output!r}: generators {', '.join(generators.names)} "
@@ -179,9 +196,17 @@ def add_parser(sub) -> None:
     fit.add_argument(
         "--verify",
         default=None,
+        nargs="+",
         metavar="SCORER",
-        help="with a collection store: fit a CascadeRouter that scores each image with this scorer of "
-        "the store and escalates to another generator when that pays",
+        help="with a collection store: fit a CascadeRouter that scores images with this scorer of the store "
+        "(or these: several, cheap and dear, the cascade choosing per image which to run) and escalates to "
+        "another generator when that pays",
+    )
+    fit.add_argument(
+        "--policy",
+        choices=("index", "myopic"),
+        default="index",
+        help="with --verify: how the cascade searches the generators (default: %(default)s; see docs/cascade.md)",
     )
     fit.add_argument(
         "--drop-incomplete",

@@ -86,8 +86,26 @@ def _fit_cascade(
     return model, _checked_points(name, points), (t1 - t0, t2 - t1)
 
 
+def _subset_scores(scores: Any, idx: np.ndarray, subset) -> Any:
+    """``scores`` (one matrix, or a list or dict of them: several scorers) restricted to rows ``idx``."""
+    if isinstance(scores, dict):
+        return {name: subset(m, idx) for name, m in scores.items()}
+    if isinstance(scores, (list, tuple)):
+        return [subset(m, idx) for m in scores]
+    return subset(scores, idx)
+
+
 def _check_scores(scores: Any, quality: Any, n: int, K: int) -> None:
-    """``scores`` follows ``quality``'s rules: shape (n, K), finite, named columns if a DataFrame."""
+    """``scores`` follows ``quality``'s rules: shape (n, K), finite, named columns if a DataFrame.
+
+    Several scorers: a list or dict of such matrices, each checked.
+    """
+    if isinstance(scores, (dict, list, tuple)):
+        if len(scores) == 0:
+            raise ValueError("scores must hold at least one matrix")
+        for m in scores.values() if isinstance(scores, dict) else scores:
+            _check_scores(m, quality, n, K)
+        return
     S = _as_matrix(scores, "scores")
     if S.shape != (n, K):
         raise ValueError(

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from ..routing import _as_costs, _as_matrix
-from ._cascades import PooledCascadeTotals, _check_scores, _fit_cascade, _is_cascade, _pool_cascade
+from ._cascades import PooledCascadeTotals, _check_scores, _fit_cascade, _is_cascade, _pool_cascade, _subset_scores
 from ._curves import DeferralCurve, _align_columns, deferral_curve, hull_curve, oracle_curve, single_model_points
 from ._noise_ceiling import _add_interaction, _check_ratings
 from ._plot import plot_deferral
@@ -367,9 +367,11 @@ def cross_validate_routing(
     progress : bool, default=True
         Show a tqdm progress bar on stderr over the ``(cv * n_repeats) x n_routers`` fits,
         naming the repeat, fold and router being fitted. ``False`` prints nothing to stderr.
-    scores : DataFrame or array-like of shape (n_prompts, n_generators), optional
+    scores : DataFrame or array-like of shape (n_prompts, n_generators), or a list or dict of them, optional
         A scorer's score of every generator's image for every prompt, with the same column
-        rules as ``quality``. Required when a cascade is evaluated; ignored otherwise.
+        rules as ``quality``; for cascades with several scorers, one such matrix per scorer
+        (a list, or a dict by scorer name), each cut into folds alike. Required when a
+        cascade is evaluated; ignored otherwise.
     ratings : array-like of shape (n_prompts, n_generators, n_raters), optional
         The individual ratings (or seeds' scores) behind ``quality``, generators in the
         column order of ``quality``. Not used for fitting or scoring: kept in
@@ -452,9 +454,17 @@ def cross_validate_routing(
             for name, est in models.items():
                 bar.fitting(f"repeat {repeat} fold {fold}: {name}")
                 if name in cascades:
-                    y_test, s_test = _subset_target(quality, test), _subset_target(scores, test)
+                    y_test, s_test = _subset_target(quality, test), _subset_scores(scores, test, _subset_target)
                     model, points, timings[name] = _fit_cascade(
-                        name, est, p_train, y_train, _subset_target(scores, train), p_test, y_test, s_test, lambdas
+                        name,
+                        est,
+                        p_train,
+                        y_train,
+                        _subset_scores(scores, train, _subset_target),
+                        p_test,
+                        y_test,
+                        s_test,
+                        lambdas,
                     )
                     if pool:
                         pending.setdefault(name, []).append((fold, model, p_test, y_test, s_test, points))
