@@ -159,7 +159,10 @@ def _large(cascade, predicted, budget, floor, c_min, rng) -> float:
         grid, grid_costs = coarse, costs
     else:
         # a little below the sample's bracket too: the checks on the whole batch may step down into it
-        fine = np.geomspace(max(floor, coarse[j - 1] * 0.8) or coarse[j - 1], coarse[j], GRID_SIZE + 1)[1:]
+        low = max(floor, coarse[j - 1] * 0.8)
+        if low <= 0.0:  # the bracket is (0, coarse[1]]: start one coarse step below coarse[1]
+            low = coarse[j] * coarse[j] / coarse[j + 1]
+        fine = np.geomspace(low, coarse[j], GRID_SIZE + 1)[1:]
         fine_costs = _grid_costs(cascade, tiled, scores, fine)
         grid, grid_costs = np.r_[fine, coarse[j + 1 :]], np.r_[fine_costs, costs[j + 1 :]]
     return _checked(grid, grid_costs, budget, full_cost)
