@@ -10,8 +10,8 @@ found on the feasible side (the expected cost of an adaptive cascade need not be
 * **Large batches**: the whole batch is simulated with a few draws per prompt
   (:func:`check_draws`: one at 10,000 prompts); one vectorised replay of a sample of those
   simulated prompts at a grid of λ values (each carries its own λ), a second one on a finer
-  grid inside the bracket found, then checks on the *whole* simulated batch, guided by the
-  sample, until the smallest grid λ that passes is pinned down. The answer thus always meets
+  grid inside the bracket found, then checks on the *whole* simulated batch: guided by the
+  sample until a λ passes, then narrowing the interval between the last failure and it. The answer thus always meets
   the budget on the whole batch's estimate, at the cost of a few fixed-λ replays rather than
   dozens of replays of the batch times its draws.
 
@@ -37,8 +37,8 @@ SAMPLE_ROWS = 384
 GRID_SIZE = 12
 #: Checks on the whole batch guided by the sample before walking up by factors of 4.
 MAX_JUMPS = 3
-#: Further checks bisecting the grid between the last failure and the first pass.
-MAX_REFINE = 2
+#: Further checks narrowing the interval between the last failure and the first pass.
+MAX_REFINE = 3
 
 
 def check_draws(n: int, n_draws: int) -> int:
@@ -165,44 +165,52 @@ def _large(cascade, predicted, budget, floor, c_min, rng) -> float:
         fine = np.geomspace(low, coarse[j], GRID_SIZE + 1)[1:]
         fine_costs = _grid_costs(cascade, tiled, scores, fine)
         grid, grid_costs = np.r_[fine, coarse[j + 1 :]], np.r_[fine_costs, costs[j + 1 :]]
-    return _checked(grid, grid_costs, budget, full_cost)
+    return _checked(grid, grid_costs, budget, full_cost, lower=max(floor, float(grid[0]) / 3.0))
 
 
-def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, full_cost) -> float:
-    """The first λ of ``grid`` whose cost on the whole batch meets ``budget`` (as far as checked).
+def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, full_cost, lower: float) -> float:
+    """The smallest λ, as far as a few checks on the whole batch can tell, whose cost meets ``budget``.
 
-    ``grid_costs`` (the sample's estimates) guide the search: after a failed check at λ, the
-    sample's curve is shifted by the gap between the whole batch and the sample at λ, and the
-    next check is the first λ where the shifted curve meets the budget; once a λ passes, the
-    grid between it and the last failure is bisected with a few more checks.
+    ``grid_costs`` (the sample's estimates on ``grid``) guide the search for a passing λ: after
+    a failed check at λ, the sample's curve is shifted by the gap between the whole batch and
+    the sample at λ, and the next check is the first grid λ where the shifted curve meets the
+    budget. Once a λ passes, the interval between the last failure (or ``lower``, when the
+    first check passed) and it is narrowed with :data:`MAX_REFINE` more checks, each at the
+    point where the whole batch's costs, interpolated in log λ, meet the budget (the geometric
+    midpoint while only one side's cost is known). The answer is the smallest λ that passed.
     """
     if grid_costs is None:
         grid_costs = np.zeros(len(grid))
     j = _first_feasible(grid, grid_costs, budget) or 0
-    failed, passed = -1, None
+    lo, f_lo, hi, f_hi = lower, None, None, None
     for _ in range(MAX_JUMPS):
         if j >= len(grid):
             break
         full = full_cost(float(grid[j]))
         if meets_budget(full, budget):
-            passed = j
+            hi, f_hi = float(grid[j]), full
             break
-        failed = j
+        lo, f_lo = float(grid[j]), full
         shifted = grid_costs + (full - grid_costs[j])
         j = next((i for i in range(j + 1, len(grid)) if meets_budget(float(shifted[i]), budget)), j + 1)
-    if passed is None:  # past the grid, or out of jumps: walk up by factors of 4
-        lam = float(grid[min(max(j, failed + 1), len(grid) - 1)])
+    if hi is None:  # past the grid, or out of jumps: walk up by factors of 4
+        lam = float(grid[min(j, len(grid) - 1)])
         while lam < 1e9:
             if meets_budget(full_cost(lam), budget):
                 return lam
             lam *= 4.0
         return math.inf
-    for _ in range(MAX_REFINE):  # bisect between the last failure and the first pass (or step down)
-        if passed - failed <= 1:
+    for _ in range(MAX_REFINE):
+        if hi <= lo * (1.0 + 1e-3):
             break
-        mid = (failed + passed) // 2 if failed >= 0 else passed - 1
-        if meets_budget(full_cost(float(grid[mid])), budget):
-            passed = mid
+        if f_lo is not None and f_lo > f_hi:
+            t = float(np.clip((f_lo - budget) / (f_lo - f_hi), 0.25, 0.75))
         else:
-            failed = mid
-    return float(grid[passed])
+            t = 0.5
+        mid = lo + t * (hi - lo) if lo <= 0 else lo * (hi / lo) ** t
+        full = full_cost(mid)
+        if meets_budget(full, budget):
+            hi, f_hi = mid, full
+        else:
+            lo, f_lo = mid, full
+    return hi

@@ -8,7 +8,7 @@ image and the score each of ``M`` scorers would give it. The model is
 
 with the score calibration fitted by least squares on *out-of-fold* router predictions and
 ``Σ`` (K(M+1) x K(M+1)) the shrunk (Ledoit-Wolf, on standardised residuals) covariance of the
-residuals. The prior mean of the quality is the router's own prediction, uncalibrated, so that
+residuals, the scorers of one image excepted (:func:`_shrunk_covariance`). The prior mean of the quality is the router's own prediction, uncalibrated, so that
 before any score the cascade ranks generators exactly as the router does: with a scorer that
 says nothing, it never escalates and is the router. ``Σ`` carries everything the cascade needs: how uncertain the router is about each
 generator (``Σ_QQ``), how much a score says about its own image (``Cov(Q_k, S^m_k)``) and about
@@ -59,6 +59,29 @@ def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(y.mean() - b * x.mean()), b
 
 
+def _shrunk_covariance(R: np.ndarray, scale: np.ndarray, K: int) -> np.ndarray:
+    """Correlation of the standardised residuals, shrunk with Ledoit-Wolf, scorers of one image kept.
+
+    ``(1 − δ) C + δ μ I`` (sklearn's ``LedoitWolf``, ``assume_centered=True``), except between two
+    scorers' scores of the same image, where the measured entry is kept: a second scorer that
+    repeats the first must stay perfectly correlated with it, or the model would believe it
+    adds information. (A convex combination of ``C`` and a block-diagonal matrix whose blocks
+    are principal submatrices of ``C``: positive semi-definite.) With one scorer this is
+    exactly Ledoit-Wolf.
+    """
+    n, p = R.shape
+    if n < 2:
+        return np.eye(p)
+    Z = R / scale
+    shrunk = LedoitWolf(assume_centered=True).fit(Z).covariance_
+    if p > 2 * K:  # several scorers
+        empirical = Z.T @ Z / n
+        image = np.r_[np.full(K, -1), np.arange(p - K) % K]
+        same = (image[:, None] == image[None, :]) & (image[:, None] >= 0) & ~np.eye(p, dtype=bool)
+        shrunk = np.where(same, empirical, shrunk)
+    return shrunk
+
+
 class QualityPosterior:
     """Gaussian model of (true quality, score) per generator, fitted on out-of-fold predictions.
 
@@ -91,11 +114,7 @@ class QualityPosterior:
         R = np.concatenate([Q - mu, S - nu], axis=1)
         scale = R.std(axis=0)
         scale = np.where(scale > np.sqrt(_VAR_EPS), scale, 1.0)
-        if n >= 2:
-            corr = LedoitWolf(assume_centered=True).fit(R / scale).covariance_
-        else:
-            corr = np.eye(R.shape[1])
-        self.covariance_ = corr * scale[:, None] * scale[None, :]
+        self.covariance_ = _shrunk_covariance(R, scale, K) * scale[:, None] * scale[None, :]
         return self
 
     def __getstate__(self) -> dict:

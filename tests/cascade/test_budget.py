@@ -39,7 +39,9 @@ def first_positive_lambda(cascade, predicted: np.ndarray) -> float:
 
 
 def assert_near_minimal(cascade, predicted: np.ndarray, lam: float, budget: float) -> None:
-    """A clearly smaller λ (0.7 λ) spends more than the budget on the calibration's own estimate.
+    """A clearly smaller λ (0.7 λ) spends more than the budget on the calibration's own estimate,
+    or λ already spends at least 95 % of the budget (where the cost curve is flat, a smaller λ
+    buys almost nothing).
 
     Except where "smallest" has no use: λ is the floor 0; λ is at or below the grid's first
     positive λ (its resolution: at λ = 0 every image is worth making and the cost drops at
@@ -48,6 +50,8 @@ def assert_near_minimal(cascade, predicted: np.ndarray, lam: float, budget: floa
     prompt on the cheapest generator, unscored), so every λ from there up is the same cascade.
     """
     if lam == 0.0 or lam <= first_positive_lambda(cascade, predicted):
+        return
+    if calibration_estimate(cascade, predicted, lam) >= 0.95 * budget:
         return
     smaller = calibration_estimate(cascade, predicted, 0.7 * lam)
     if smaller > budget or smaller == float(cascade.normalized_costs_.min()):
