@@ -2,7 +2,7 @@
 
 Synthetic batch: 10,000 prompts x 10 generators (numeric prompt features, a ridge router, one
 simulated scorer at within-prompt r of about 0.7), the cascade fitted on 2,000 other prompts.
-For each policy it times ``simulate(..., cost_penalty=λ)`` and
+For each policy it times (best of 3) ``simulate(..., cost_penalty=λ)`` and
 ``simulate(..., budget=B)`` (calibration + the same replay) on the whole batch, the
 calibration alone (``penalty_for_budget``), and checks the guarantee: the expected mean cost
 at the λ found (estimated on ``n_draws`` fresh draws per prompt) and the realised mean cost,
@@ -80,9 +80,9 @@ def main(argv=None):
             X_train, Q_train, scores=S_train
         )
         predicted = cascade.router_.predict_quality(X)
-        t_cal, lam = timed(lambda c=cascade, p=predicted: c.penalty_for_budget(p, args.budget))
-        t_fixed, fixed = timed(lambda c=cascade, lam=lam: c.simulate(X, Q, S, cost_penalty=lam), repeat=2)
-        t_budget, with_budget = timed(lambda c=cascade: c.simulate(X, Q, S, budget=args.budget))
+        t_cal, lam = timed(lambda c=cascade, p=predicted: c.penalty_for_budget(p, args.budget), repeat=3)
+        t_fixed, fixed = timed(lambda c=cascade, lam=lam: c.simulate(X, Q, S, cost_penalty=lam), repeat=3)
+        t_budget, with_budget = timed(lambda c=cascade: c.simulate(X, Q, S, budget=args.budget), repeat=3)
         check = CascadeRouter(router, scoring_cost=0.5, random_state=123, policy=policy)
         check.__dict__.update({k: v for k, v in cascade.__dict__.items() if k.endswith("_")})
         expected = check.expected_cost(predicted, lam)

@@ -176,8 +176,9 @@ def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, ful
     the sample at λ, and the next check is the first grid λ where the shifted curve meets the
     budget. Once a λ passes, the interval between the last failure (or ``lower``, when the
     first check passed) and it is narrowed with :data:`MAX_REFINE` more checks, each at the
-    point where the whole batch's costs, interpolated in log λ, meet the budget (the geometric
-    midpoint while only one side's cost is known). The answer is the smallest λ that passed.
+    point where the whole batch's costs, interpolated in log λ, meet the budget (while only the
+    passing side is known: the smallest grid λ where the sample's curve, shifted onto the
+    passing check, meets it). The answer is the smallest λ that passed.
     """
     if grid_costs is None:
         grid_costs = np.zeros(len(grid))
@@ -205,9 +206,12 @@ def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, ful
             break
         if f_lo is not None and f_lo > f_hi:
             t = float(np.clip((f_lo - budget) / (f_lo - f_hi), 0.25, 0.75))
-        else:
-            t = 0.5
-        mid = lo + t * (hi - lo) if lo <= 0 else lo * (hi / lo) ** t
+            mid = lo + t * (hi - lo) if lo <= 0 else lo * (hi / lo) ** t
+        else:  # only the passing side is known: where the sample, shifted onto it, meets the budget
+            at = int(np.argmin(np.abs(grid - hi)))
+            shifted = grid_costs + (f_hi - grid_costs[at])
+            inside = [i for i in range(len(grid)) if lo < grid[i] < hi and meets_budget(float(shifted[i]), budget)]
+            mid = float(grid[inside[0]]) if inside else (lo + hi) / 2 if lo <= 0 else float(np.sqrt(lo * hi))
         full = full_cost(mid)
         if meets_budget(full, budget):
             hi, f_hi = mid, full
