@@ -38,7 +38,9 @@ GRID_SIZE = 12
 #: Checks on the whole batch guided by the sample before walking up by factors of 4.
 MAX_JUMPS = 3
 #: Further checks narrowing the interval between the last failure and the first pass.
-MAX_REFINE = 3
+MAX_REFINE = 2
+#: λ values of the sample's replay inside that interval before each of those checks.
+REFINE_GRID = 8
 
 
 def check_draws(n: int, n_draws: int) -> int:
@@ -165,20 +167,46 @@ def _large(cascade, predicted, budget, floor, c_min, rng) -> float:
         fine = np.geomspace(low, coarse[j], GRID_SIZE + 1)[1:]
         fine_costs = _grid_costs(cascade, tiled, scores, fine)
         grid, grid_costs = np.r_[fine, coarse[j + 1 :]], np.r_[fine_costs, costs[j + 1 :]]
-    return _checked(grid, grid_costs, budget, full_cost, lower=max(floor, float(grid[0]) / 3.0))
+    return _checked(
+        grid,
+        grid_costs,
+        budget,
+        full_cost,
+        lower=max(floor, float(grid[0]) / 3.0),
+        sample_costs=lambda lams: _grid_costs(cascade, tiled, scores, lams),
+    )
 
 
-def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, full_cost, lower: float) -> float:
+def _next_check(lo: float, f_lo: float | None, hi: float, f_hi: float, budget: float, sample_costs) -> float:
+    """Where to check next inside (lo, hi): the sample replayed on a grid there, corrected by the
+    gaps between the whole batch and the sample at the ends (interpolated in log λ), meets the
+    budget; the geometric midpoint where it never does."""
+    base = lo if lo > 0 else hi * 1e-3
+    lams = np.r_[lo, np.geomspace(base, hi, REFINE_GRID + 2)[1:-1], hi]
+    sample = sample_costs(lams)
+    gap_hi = f_hi - sample[-1]
+    gap_lo = gap_hi if f_lo is None else f_lo - sample[0]
+    where = np.log(lams[1:-1] / base) / np.log(hi / base)
+    corrected = sample[1:-1] + gap_lo + (gap_hi - gap_lo) * where
+    inside = [float(lam) for lam, c in zip(lams[1:-1], corrected) if meets_budget(float(c), budget)]
+    if inside:
+        return inside[0]
+    return (lo + hi) / 2 if lo <= 0 else float(np.sqrt(lo * hi))
+
+
+def _checked(
+    grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, full_cost, lower: float, sample_costs
+) -> float:
     """The smallest λ, as far as a few checks on the whole batch can tell, whose cost meets ``budget``.
 
     ``grid_costs`` (the sample's estimates on ``grid``) guide the search for a passing λ: after
     a failed check at λ, the sample's curve is shifted by the gap between the whole batch and
     the sample at λ, and the next check is the first grid λ where the shifted curve meets the
     budget. Once a λ passes, the interval between the last failure (or ``lower``, when the
-    first check passed) and it is narrowed with :data:`MAX_REFINE` more checks, each at the
-    point where the whole batch's costs, interpolated in log λ, meet the budget (while only the
-    passing side is known: the smallest grid λ where the sample's curve, shifted onto the
-    passing check, meets it). The answer is the smallest λ that passed.
+    first check passed) and it is narrowed with :data:`MAX_REFINE` more checks, each where the
+    sample, replayed on a grid inside the interval and corrected onto the whole batch's checks
+    at its ends, meets the budget (:func:`_next_check`). The answer is the smallest λ that
+    passed.
     """
     if grid_costs is None:
         grid_costs = np.zeros(len(grid))
@@ -204,14 +232,7 @@ def _checked(grid: np.ndarray, grid_costs: np.ndarray | None, budget: float, ful
     for _ in range(MAX_REFINE):
         if hi <= lo * (1.0 + 1e-3):
             break
-        if f_lo is not None and f_lo > f_hi:
-            t = float(np.clip((f_lo - budget) / (f_lo - f_hi), 0.25, 0.75))
-            mid = lo + t * (hi - lo) if lo <= 0 else lo * (hi / lo) ** t
-        else:  # only the passing side is known: where the sample, shifted onto it, meets the budget
-            at = int(np.argmin(np.abs(grid - hi)))
-            shifted = grid_costs + (f_hi - grid_costs[at])
-            inside = [i for i in range(len(grid)) if lo < grid[i] < hi and meets_budget(float(shifted[i]), budget)]
-            mid = float(grid[inside[0]]) if inside else (lo + hi) / 2 if lo <= 0 else float(np.sqrt(lo * hi))
+        mid = _next_check(lo, f_lo, hi, f_hi, budget, sample_costs)
         full = full_cost(mid)
         if meets_budget(full, budget):
             hi, f_hi = mid, full
