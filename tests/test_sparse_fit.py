@@ -175,6 +175,7 @@ def test_a_cascade_with_two_sparse_scorers_fits_and_simulates():
     assert len(out.returned) == 200 and np.isfinite(out.quality).all()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a generator on 2 prompts
 def test_a_cascade_names_what_is_measured_too_rarely():
     X, Q, S, _, served = served_world(200, seed=0)
     S = np.where(served, S, np.nan)
@@ -182,6 +183,13 @@ def test_a_cascade_names_what_is_measured_too_rarely():
     S[5, 1] = 3.0
     with pytest.raises(ValueError, match=r"measured on fewer: 'scorer' scores of 'mid'"):
         cascade().fit(X, np.where(served, Q, np.nan), scores=S)
+    # two measured prompts: the coverage holds, but a training fold of the out-of-fold routers lacks them
+    Q = np.where(served, Q, np.nan)
+    two = np.flatnonzero(served[:, 1])[:2]
+    Q[:, 1], S[:, 1] = np.nan, np.nan
+    Q[two, 1], S[two, 1] = 3.0, 3.5
+    with pytest.raises(ValueError, match=r"the router fitted on training fold \d of cv=5 .*\['mid'\]"):
+        cascade().fit(X, Q, scores=S)
     with pytest.raises(ValueError, match=r"use quality_model=\"lowrank\""):
         CascadeRouter(CostAwareRouter(CASCADE_COSTS, features=None, quality_model="ridge")).fit(
             X, np.where(served, Q, np.nan), scores=S
