@@ -170,7 +170,9 @@ def test_a_cascade_with_two_sparse_scorers_fits_and_simulates():
     only_first = served & (np.arange(3)[None, :] == served.argmax(axis=1)[:, None])  # the second scorer: less
     scores = {"fast": np.where(served, S, np.nan), "slow": np.where(only_first, S2, np.nan)}
     fitted = cascade(scoring_cost=[0.05, 0.01]).fit(X, np.where(served, Q, np.nan), scores=scores)
-    assert fitted.scorer_names_ == ["fast", "slow"] and fitted.posterior_.covariance_.shape == (9, 9)
+    cov = fitted.posterior_.covariance_
+    assert fitted.scorer_names_ == ["fast", "slow"] and cov.shape == (9, 9)
+    assert np.allclose(cov, cov.T) and np.linalg.eigvalsh(cov).min() > -1e-12
     out = fitted.simulate(Xt, Qt, {"fast": St, "slow": S2t})
     assert len(out.returned) == 200 and np.isfinite(out.quality).all()
 
@@ -198,27 +200,37 @@ def test_a_cascade_names_what_is_measured_too_rarely():
 
 # ---------------------------------------------------------------- the covariance estimator
 def todays_posterior(P, Q, S):
-    """The complete-data fit as it was before missing cells were supported: least-squares calibration per
-    cell, then Ledoit-Wolf on residuals standardised by their std."""
-    n, K = Q.shape
+    """The complete-data fit as it is without missing cells: least-squares calibration per score cell, then
+    Ledoit-Wolf on residuals standardised by their std, two scorers' scores of one image left unshrunk."""
+    n, K, M = S.shape
+    S = S.transpose(0, 2, 1).reshape(n, M * K)
     calibration = []
-    for k in range(K):
-        x, y = P[:, k], S[:, k]
+    for j in range(M * K):
+        x, y = P[:, j % K], S[:, j]
         xc = x - x.mean()
         b = float(xc @ (y - y.mean())) / float(xc @ xc)
         calibration.append((float(y.mean() - b * x.mean()), b))
     c, d = np.array(calibration).T
-    R = np.concatenate([Q - P, S - (c + d * P)], axis=1)
+    R = np.concatenate([Q - P, S - (c + d * np.tile(P, (1, M)))], axis=1)
     scale = R.std(axis=0)
-    corr = LedoitWolf(assume_centered=True).fit(R / scale).covariance_
+    Z = R / scale
+    corr = LedoitWolf(assume_centered=True).fit(Z).covariance_
+    for k in range(K):
+        cells = [K + m * K + k for m in range(M)]
+        for i in cells:
+            for j in cells:
+                if i != j:
+                    corr[i, j] = Z[:, i] @ Z[:, j] / n
     return np.array(calibration), corr * scale[:, None] * scale[None, :]
 
 
-def test_dense_data_give_exactly_todays_posterior():
-    X, Q, S, _, _ = served_world(300, seed=4)
+@pytest.mark.parametrize("scorers", [1, 2])
+def test_dense_data_give_exactly_todays_posterior(scorers):
+    X, Q, S, S2, _ = served_world(300, seed=4)
     P = Q + 0.4 * np.random.default_rng(5).normal(size=Q.shape)  # stands for out-of-fold predictions
-    calibration, covariance = todays_posterior(P, Q, S)
-    post = QualityPosterior().fit(P, Q, S)
+    cube = np.stack([S, S2][:scorers], axis=2)
+    calibration, covariance = todays_posterior(P, Q, cube)
+    post = QualityPosterior().fit(P, Q, cube if scorers > 1 else S)
     np.testing.assert_allclose(post.score_calibration_, calibration, rtol=0, atol=1e-12)
     np.testing.assert_allclose(post.covariance_, covariance, rtol=0, atol=1e-12)
     # the pairwise estimator itself reduces to Ledoit-Wolf on complete data
