@@ -18,7 +18,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .features import COMPLEXITY_FEATURES, PromptComplexity, SentenceEmbedder, check_prompts
 from .generators import GeneratorRegistry
 from .plan import RoutingPlan
-from .quality_models import DEFAULT_N_NEIGHBORS, QUALITY_MODEL_CHOICES, build_quality_model, describe_model, reads_text
+from .quality_models import (
+    DEFAULT_N_NEIGHBORS,
+    QUALITY_MODEL_CHOICES,
+    LowRankRegressor,
+    build_quality_model,
+    describe_model,
+    reads_text,
+)
 from .routing import BudgetWarning, assign_generators, check_budget, check_penalty, penalty_for_budget
 
 __all__ = [
@@ -106,7 +113,8 @@ class CostAwareRouter(BaseEstimator):
     """Route each prompt to the generator with the best predicted quality for its cost.
 
     A quality model learns q̂_k(x), the expected quality of generator k's image for prompt
-    x, from prompts whose quality was measured for every generator. Routing picks
+    x, from prompts whose quality was measured for every generator (or, with
+    ``quality_model="lowrank"``, for some of them: NaN where not measured). Routing picks
     ``argmax_k q̂_k(x) − cost_penalty · c̃_k`` with c̃_k = c_k / max_j c_j (ties go to the
     cheaper generator). A ``budget`` on the mean normalised cost of a batch is met by
     raising the penalty until the batch fits (CATImage, 2025).
@@ -220,11 +228,18 @@ class CostAwareRouter(BaseEstimator):
             raise TypeError(f"progress must be True or False, got {type(self.progress).__name__}: {self.progress!r}")
         return bool(self.progress)
 
-    def _check_y(self, y, n_samples: int, allow_nan: bool = False) -> np.ndarray:
+    def _fits_missing(self) -> bool:
+        """Whether the quality model fits a ``y`` with missing (NaN) cells: ``"lowrank"`` or a LowRankRegressor."""
+        return (isinstance(self.quality_model, str) and self.quality_model == "lowrank") or isinstance(
+            self.quality_model, LowRankRegressor
+        )
+
+    def _check_y(self, y, n_samples: int, allow_nan: bool = False, fitting: bool = False) -> np.ndarray:
         """``y`` as a finite (n_samples, K) float array in ``generator_names_`` order.
 
         ``allow_nan=True`` lets NaN cells through (infinities are still refused), for callers
-        that read only some cells and check the ones they read.
+        that read only some cells and check the ones they read, and for a quality model that
+        fits missing cells. ``fitting=True`` words the refusal of NaN for :meth:`fit`.
         """
         names = list(self.generator_names_)
         k = len(names)
@@ -261,14 +276,24 @@ class CostAwareRouter(BaseEstimator):
             where = ", ".join(f"(row {r}, {names[c]})" for r, c in list(zip(rows, cols))[:5])
             what = "inf" if allow_nan else "NaN or inf"
             hint = ""
-            if not allow_nan and np.isnan(Y).any() and self.quality_model == "lowrank":
+            if fitting and not allow_nan and np.isnan(Y).any():
+                spec = self.quality_model
+                shown = repr(spec) if isinstance(spec, str) else describe_model(spec)
                 hint = (
-                    '. quality_model="lowrank" inside the router needs every cell; to fit a matrix with '
-                    "missing (NaN) cells, such as one pooled by costroute.datasets.pool, use "
-                    "costroute.quality_models.LowRankRegressor directly on the prompts' features "
+                    f". quality_model={shown} needs every cell; to fit a quality "
+                    "matrix with missing (NaN) cells, such as a service's store loaded with load_collection(..., "
+                    'missing="nan") or one pooled by costroute.datasets.pool, use quality_model="lowrank" '
                     "(see docs/routing.md), or drop the incomplete rows"
                 )
             raise ValueError(f"y contains {what} at {bad.sum()} cell(s), e.g. {where}{hint}")
+        if fitting and allow_nan:
+            empty = np.flatnonzero(np.isnan(Y).all(axis=0))
+            if empty.size:
+                raise ValueError(
+                    f"y has no measured (non-NaN) cell for generator(s) {[names[c] for c in empty]}: the quality "
+                    "model cannot learn anything about them. Measure some prompts with them, or leave them out "
+                    "of the router's generators"
+                )
         huge = np.abs(Y) > _MAX_ABS_QUALITY
         if huge.any():
             rows, cols = np.nonzero(huge)
@@ -290,7 +315,11 @@ class CostAwareRouter(BaseEstimator):
         y : array of shape (n, K) or DataFrame
             Measured quality of each generator for each prompt. An array's columns follow
             the registry order; a DataFrame's columns must be exactly the generator names
-            (any order).
+            (any order). With ``quality_model="lowrank"`` (or a
+            :class:`~costroute.quality_models.LowRankRegressor`), NaN marks a cell that was
+            not measured -- the sparse matrix of a service that sends each prompt to one or
+            a few generators (``load_collection(..., missing="nan")``); every generator needs
+            at least one measured cell.
 
         Returns
         -------
@@ -302,10 +331,10 @@ class CostAwareRouter(BaseEstimator):
             On a bad X or y (the message names the position or cell), on text X with
             ``features=None``, and when a built-in quality model is given fewer than
             ``MIN_TRAINING_PROMPTS`` (2) rated prompts: one prompt shows nothing about how
-            quality varies between prompts. A custom regressor decides for itself. With
-            ``quality_model="lowrank"`` a y with NaN cells is refused with a pointer to
-            :class:`~costroute.quality_models.LowRankRegressor`, which fits missing cells when
-            used directly.
+            quality varies between prompts. A custom regressor decides for itself. A y with
+            NaN cells is refused, with a pointer to ``quality_model="lowrank"``, by every
+            quality model but the low-rank one, which refuses a generator with no measured
+            cell (naming it).
         TypeError
             On a non-string prompt or a parameter of the wrong type.
 
@@ -325,7 +354,7 @@ class CostAwareRouter(BaseEstimator):
         check_budget(self.budget)
         progress = self._check_progress()
         X = self._check_X(X, reset=True)
-        Y = self._check_y(y, len(X))
+        Y = self._check_y(y, len(X), allow_nan=self._fits_missing(), fitting=True)
         if isinstance(self.quality_model, str) and len(X) < MIN_TRAINING_PROMPTS:
             raise ValueError(
                 f"quality_model={self.quality_model!r} needs at least {MIN_TRAINING_PROMPTS} rated prompts, "
@@ -337,6 +366,8 @@ class CostAwareRouter(BaseEstimator):
         Xt = X if self.features_ is None else self.features_.fit_transform(X)
         self.quality_model_ = build_quality_model(self.quality_model, len(X), self.random_state, progress)
         _warn_if_constant_knn(self.quality_model_, len(X))
+        if isinstance(self.quality_model_, LowRankRegressor):  # its messages then name the generators
+            Y = pd.DataFrame(Y, columns=[str(name) for name in self.generator_names_])
         self.quality_model_.fit(Xt, Y)
         return self
 
@@ -459,13 +490,26 @@ class CostAwareRouter(BaseEstimator):
         """Mean true quality and mean normalised cost of this router's own routing of ``X``.
 
         ``y`` is the measured quality of ``X`` (same rules as in :meth:`fit`); the routing
-        uses the estimator's ``cost_penalty`` and ``budget``.
+        uses the estimator's ``cost_penalty`` and ``budget``. ``y`` may hold NaN in the
+        cells the routing does not choose; a NaN in a chosen cell is a ``ValueError`` that
+        names the prompt and the generator.
         """
         check_is_fitted(self, "quality_model_")
         X = self._check_X(X, reset=False)
-        Y = self._check_y(y, len(X))
+        Y = self._check_y(y, len(X), allow_nan=True)
         plan = self.route(X)
-        return float(Y[np.arange(len(plan)), plan.assignments].mean()), plan.mean_normalized_cost
+        realised = Y[np.arange(len(plan)), plan.assignments]
+        unmeasured = np.flatnonzero(np.isnan(realised))
+        if unmeasured.size:
+            names = [str(name) for name in self.generator_names_]
+            shown = "; ".join(f"{self._describe_row(X, i)} -> {names[plan.assignments[i]]}" for i in unmeasured[:3])
+            more = f"; and {unmeasured.size - 3} more" if unmeasured.size > 3 else ""
+            raise ValueError(
+                f"y is NaN at the generator this router chooses for {unmeasured.size} of {len(plan)} prompt(s): "
+                f"{shown}{more}. The routing outcome needs the measured quality of every chosen image; "
+                "evaluate on prompts measured with every generator"
+            )
+        return float(realised.mean()), plan.mean_normalized_cost
 
     def score(self, X, y) -> float:
         """Mean realised quality of this router's own routing minus ``cost_penalty`` x its mean normalised cost.

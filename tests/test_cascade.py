@@ -220,8 +220,10 @@ def test_bad_input():
         CascadeRouter(KNeighborsRegressor()).fit(X, Q, scores=S)
     with pytest.raises(ValueError, match=r"scores must have shape"):
         CascadeRouter(router()).fit(X, Q, scores=S[:, :2])
-    with pytest.raises(ValueError, match="scores contains NaN"):
-        CascadeRouter(router()).fit(X, Q, scores=np.where(S > 3, np.nan, S))
+    with pytest.raises(ValueError, match="scores contains inf"):  # NaN marks an unscored image; inf is an error
+        CascadeRouter(router()).fit(X, Q, scores=np.where(S > 3, np.inf, S))
+    with pytest.raises(ValueError, match=r"y contains NaN or inf .* use quality_model=\"lowrank\""):
+        CascadeRouter(router()).fit(X, np.where(S > 3, np.nan, Q), scores=S)
     with pytest.raises(ValueError, match="max_steps must be an integer >= 1"):
         CascadeRouter(router(), max_steps=0).fit(X, Q, scores=S)
     with pytest.raises(ValueError, match="cost_penalty must be finite"):

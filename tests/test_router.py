@@ -337,20 +337,18 @@ def test_knn_that_averages_every_training_prompt_warns_with_k_and_n():
         CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, QUALITY)
 
 
-def test_lowrank_with_missing_cells_points_to_lowrank_regressor():
+def test_missing_cells_are_refused_with_a_pointer_to_lowrank_except_by_lowrank():
     Y = np.where(np.eye(6, 3) > 0, np.nan, QUALITY)
-    with pytest.raises(
-        ValueError,
-        match=r"y contains NaN or inf at 3 cell\(s\).*quality_model=\"lowrank\" inside "
-        r"the router needs every cell.*LowRankRegressor directly",
-    ):
-        CostAwareRouter(COSTS, features="complexity", quality_model="lowrank").fit(PROMPTS, Y)
-    with pytest.raises(ValueError, match="NaN or inf") as info:  # other models: no LowRankRegressor advice
-        CostAwareRouter(COSTS, features="complexity", quality_model="ridge").fit(PROMPTS, Y)
-    assert "LowRankRegressor" not in str(info.value)
+    for model in ("ridge", "knn", KNeighborsRegressor(2)):
+        with pytest.raises(
+            ValueError,
+            match=r"y contains NaN or inf at 3 cell\(s\).*needs every cell; to fit a quality matrix with missing "
+            r"\(NaN\) cells.*use quality_model=\"lowrank\"",
+        ):
+            CostAwareRouter(COSTS, features="complexity", quality_model=model).fit(PROMPTS, Y)
     with pytest.raises(ValueError) as info:  # an infinity is not a missing cell
         CostAwareRouter(COSTS, features="complexity", quality_model="lowrank").fit(PROMPTS, np.where(Y > 0, Y, np.inf))
-    assert "LowRankRegressor" not in str(info.value)
+    assert "y contains inf" in str(info.value) and "lowrank" not in str(info.value)
 
 
 def test_routing_plan_accounting():

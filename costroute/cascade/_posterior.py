@@ -8,7 +8,10 @@ image and the score each of ``M`` scorers would give it. The model is
 
 with the score calibration fitted by least squares on *out-of-fold* router predictions and
 ``Σ`` (K(M+1) x K(M+1)) the shrunk (Ledoit-Wolf, on standardised residuals) covariance of the
-residuals, the scorers of one image excepted (:func:`_shrunk_covariance`). The prior mean of the quality is the router's own prediction, uncalibrated, so that
+residuals, the scorers of one image excepted (:func:`_shrunk_covariance`). Training data with
+missing cells (NaN in the quality or a score: a service that made one or a few images per
+prompt) are fitted with a pairwise-complete estimate of ``Σ``, see :func:`pairwise_covariance`.
+The prior mean of the quality is the router's own prediction, uncalibrated, so that
 before any score the cascade ranks generators exactly as the router does: with a scorer that
 says nothing, it never escalates and is the router. ``Σ`` carries everything the cascade needs: how uncertain the router is about each
 generator (``Σ_QQ``), how much a score says about its own image (``Cov(Q_k, S^m_k)``) and about
@@ -27,12 +30,22 @@ those gains, from which the cascade computes expected improvements in closed for
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy.special import ndtr
 from sklearn.covariance import LedoitWolf
 
 #: Variances below this are treated as zero (a constant score carries no information).
 _VAR_EPS = 1e-12
+
+#: Fewest rows in which two residuals are both observed for their covariance to be estimated;
+#: below it the two are taken as uncorrelated (missing cells only).
+MIN_PAIRS = 5
+
+#: Fewest rows with a score for its calibration to get a slope; below it the slope is 0 and
+#: the intercept the mean observed score (missing cells only).
+MIN_CALIBRATION_ROWS = 3
 
 
 def expected_improvement(d: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -76,10 +89,87 @@ def _shrunk_covariance(R: np.ndarray, scale: np.ndarray, K: int) -> np.ndarray:
     shrunk = LedoitWolf(assume_centered=True).fit(Z).covariance_
     if p > 2 * K:  # several scorers
         empirical = Z.T @ Z / n
-        image = np.r_[np.full(K, -1), np.arange(p - K) % K]
-        same = (image[:, None] == image[None, :]) & (image[:, None] >= 0) & ~np.eye(p, dtype=bool)
-        shrunk = np.where(same, empirical, shrunk)
+        shrunk = np.where(_same_image(p, K), empirical, shrunk)
     return shrunk
+
+
+def _same_image(p: int, K: int) -> np.ndarray:
+    """(p, p) mask of the pairs of distinct score cells of one image (two scorers of generator ``k``)."""
+    image = np.r_[np.full(K, -1), np.arange(p - K) % K]
+    return (image[:, None] == image[None, :]) & (image[:, None] >= 0) & ~np.eye(p, dtype=bool)
+
+
+def _calibration(p: np.ndarray, s: np.ndarray, min_rows: int) -> tuple[float, float]:
+    """:func:`_linear_fit` of ``s`` on ``p`` over the rows where ``s`` is observed; slope 0 (the mean)
+    with fewer than ``min_rows`` of them."""
+    seen = ~np.isnan(s)
+    if seen.sum() >= min_rows:
+        return _linear_fit(p[seen], s[seen])
+    return float(s[seen].mean()), 0.0
+
+
+def pairwise_covariance(Z: np.ndarray, min_pairs: int = MIN_PAIRS, keep: np.ndarray | None = None) -> np.ndarray:
+    """Ledoit-Wolf shrunk second-moment matrix of ``Z`` (n, p) with NaN for missing entries.
+
+    The estimator of :class:`sklearn.covariance.LedoitWolf` (``assume_centered=True``),
+    computed from pairwise-complete rows:
+
+    1. each entry ``E[z_i z_j]`` is the mean of ``z_i z_j`` over the ``n_ij`` rows where both
+       are observed; an off-diagonal entry with ``n_ij < min_pairs`` is set to 0 (no
+       correlation), as too few pairs say nothing reliable about it;
+    2. that matrix, which need not be positive semidefinite any more, is replaced by the
+       nearest positive-semidefinite one in Frobenius norm (negative eigenvalues clipped to 0);
+    3. it is shrunk toward ``μ I`` (``μ`` its mean eigenvalue) with the Ledoit-Wolf intensity,
+       whose sampling-variance term sums each entry's ``Var(z_i z_j) / n_ij`` -- the complete-data
+       formula with each entry's own number of rows.
+
+    On a complete ``Z`` every step reduces to :class:`~sklearn.covariance.LedoitWolf` (up to
+    rounding in step 2). Every column needs at least one observed entry. The entries in
+    ``keep`` are left unshrunk (the projected matrix's), as :func:`_shrunk_covariance` keeps
+    two scorers' scores of one image (and, should that make the matrix indefinite, it is
+    projected once more).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, p)
+        Residuals (standardised), NaN where not observed.
+    min_pairs : int, default=MIN_PAIRS
+        Fewest co-observed rows for an off-diagonal entry to be estimated.
+    keep : ndarray of bool of shape (p, p) or None, default=None
+        Off-diagonal entries not to shrink.
+
+    Returns
+    -------
+    ndarray of shape (p, p)
+        Symmetric, positive semidefinite (positive definite when the shrinkage is positive).
+    """
+    seen = ~np.isnan(Z)
+    X = np.where(seen, Z, 0.0)
+    O = seen.astype(float)  # noqa: E741 - the indicator matrix
+    counts = O.T @ O
+    if np.any(np.diag(counts) == 0):
+        raise ValueError(f"columns {np.flatnonzero(np.diag(counts) == 0).tolist()} have no observed entry")
+    enough = counts >= min_pairs
+    np.fill_diagonal(enough, True)
+    safe = np.where(enough, counts, 1.0)
+    emp = np.where(enough, (X.T @ X) / safe, 0.0)
+    fourth = np.where(enough, ((X * X).T @ (X * X)) / safe, 0.0)
+    evals, evecs = np.linalg.eigh(emp)
+    psd = (evecs * np.clip(evals, 0.0, None)) @ evecs.T
+    psd = (psd + psd.T) / 2
+    p = len(psd)
+    mu = float(np.trace(psd)) / p
+    delta = float(np.sum((psd - mu * np.eye(p)) ** 2)) / p
+    beta = min(float(np.sum(np.where(enough, (fourth - emp**2) / safe, 0.0))) / p, delta)
+    shrinkage = 0.0 if beta <= 0 else beta / delta
+    shrunk = (1.0 - shrinkage) * psd + shrinkage * mu * np.eye(p)
+    if keep is None:
+        return shrunk
+    kept = np.where(keep, psd, shrunk)
+    evals, evecs = np.linalg.eigh(kept)
+    if evals.min() >= 0:
+        return kept
+    return (evecs * np.clip(evals, 0.0, None)) @ evecs.T  # keeping entries unshrunk can lose definiteness
 
 
 class QualityPosterior:
@@ -97,8 +187,21 @@ class QualityPosterior:
     Both are set by :meth:`fit`.
     """
 
-    def fit(self, predicted: np.ndarray, quality: np.ndarray, scores: np.ndarray) -> QualityPosterior:
-        """Fit on out-of-fold predictions (n, K), true quality (n, K) and scores (n, K) or (n, K, M)."""
+    def fit(
+        self, predicted: np.ndarray, quality: np.ndarray, scores: np.ndarray, *, min_pairs: int = MIN_PAIRS
+    ) -> QualityPosterior:
+        """Fit on out-of-fold predictions (n, K), true quality (n, K) and scores (n, K) or (n, K, M).
+
+        ``quality`` and ``scores`` may hold NaN where an image was not made or not scored (the
+        predictions are complete). Each score cell's calibration is then fitted on the rows
+        where it is observed (slope 0, the mean, with fewer than ``MIN_CALIBRATION_ROWS``),
+        the residuals are standardised by their observed standard deviations, and ``Σ`` is
+        :func:`pairwise_covariance` of them: pairs of cells observed together on fewer than
+        ``min_pairs`` rows are uncorrelated, and two scorers' scores of one image keep their
+        (projected) pairwise entry unshrunk, as in the complete-data fit. Every quality and
+        score cell needs at least 2 observed rows. Without NaN the fit is the complete-data
+        one (:func:`_shrunk_covariance`), exactly.
+        """
         P = np.asarray(predicted, dtype=float)
         Q = np.asarray(quality, dtype=float)
         S = np.asarray(scores, dtype=float)
@@ -109,12 +212,35 @@ class QualityPosterior:
         S = S.transpose(0, 2, 1).reshape(n, M * K)  # scorer-major cells
         self.n_generators_ = K
         self.n_scorers_ = M
+        if np.isnan(Q).any() or np.isnan(S).any():
+            return self._fit_incomplete(P, Q, S, min_pairs)
         self.score_calibration_ = np.array([_linear_fit(P[:, j % K], S[:, j]) for j in range(M * K)])
         mu, nu = self.prior(P)
         R = np.concatenate([Q - mu, S - nu], axis=1)
         scale = R.std(axis=0)
         scale = np.where(scale > np.sqrt(_VAR_EPS), scale, 1.0)
         self.covariance_ = _shrunk_covariance(R, scale, K) * scale[:, None] * scale[None, :]
+        return self
+
+    def _fit_incomplete(self, P: np.ndarray, Q: np.ndarray, S: np.ndarray, min_pairs: int) -> QualityPosterior:
+        """:meth:`fit` when ``Q`` or ``S`` (n, M K) hold NaN: per-cell calibrations and a pairwise covariance."""
+        K = self.n_generators_
+        seen = np.concatenate([~np.isnan(Q), ~np.isnan(S)], axis=1).sum(axis=0)
+        few = np.flatnonzero(seen < 2)
+        if few.size:
+            cells = [f"quality of generator {c}" if c < K else f"score cell {c - K}" for c in few]
+            raise ValueError(f"every quality and score cell needs at least 2 observed rows; too few: {cells}")
+        if isinstance(min_pairs, bool) or not isinstance(min_pairs, numbers.Integral) or min_pairs < 2:
+            raise ValueError(f"min_pairs must be an int >= 2, got {min_pairs!r}")
+        self.score_calibration_ = np.array(
+            [_calibration(P[:, j % K], S[:, j], MIN_CALIBRATION_ROWS) for j in range(S.shape[1])]
+        )
+        mu, nu = self.prior(P)
+        R = np.concatenate([Q - mu, S - nu], axis=1)
+        scale = np.nanstd(R, axis=0)
+        scale = np.where(scale > np.sqrt(_VAR_EPS), scale, 1.0)
+        corr = pairwise_covariance(R / scale, int(min_pairs), keep=_same_image(R.shape[1], K))
+        self.covariance_ = corr * scale[:, None] * scale[None, :]
         return self
 
     def __getstate__(self) -> dict:

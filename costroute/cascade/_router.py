@@ -159,10 +159,16 @@ class CascadeRouter(BaseEstimator):
         ----------
         X : prompts (as for :meth:`CostAwareRouter.fit`)
         y : array (n, K) or DataFrame
-            Measured quality of each generator's training image.
+            Measured quality of each generator's training image; NaN where no image was made,
+            when the router's quality model fits missing cells (``quality_model="lowrank"``).
         scores : array (n, K) or DataFrame, or a list or dict of them
             The scorer's score of the same images (same rules as ``y``); with several scorers,
-            one matrix per scorer, in the scorers' order or by name.
+            one matrix per scorer, in the scorers' order or by name. NaN marks an image not
+            made or not scored (any router). With NaN in ``y`` or ``scores`` the quality/score
+            model is fitted on pairwise-complete rows
+            (:func:`~costroute.cascade._posterior.pairwise_covariance`); every generator's
+            quality and every scorer's score of every generator needs at least 2 measured
+            prompts.
 
         Returns
         -------
@@ -194,14 +200,15 @@ class CascadeRouter(BaseEstimator):
         n = len(prompts)
         if cv > n:
             raise ValueError(f"cv={cv} folds need at least {cv} training prompts, got {n}; lower cv (>= 2)")
-        Y = self.router_._check_y(y, n)
+        Y = self.router_._check_y(y, n, allow_nan=True)  # NaN only gets here when the router fitted it
         score_names, matrices = score_matrices(scores, names)
         if names is not None and len(names) != len(matrices):
             raise ValueError(f"scores has {len(matrices)} matrices for {len(names)} scorers {names}")
         names = (
             names or score_names or (["scorer"] if len(matrices) == 1 else [f"scorer{i}" for i in range(len(matrices))])
         )
-        S = np.stack([self._check_scores(m, n) for m in matrices], axis=2)
+        S = np.stack([self._check_scores(m, n, allow_nan=True) for m in matrices], axis=2)
+        self._check_coverage(Y, S, names)
         self.scorer_names_ = names
         self.generator_names_ = self.router_.generator_names_
         self.normalized_costs_ = self.router_.normalized_costs_
@@ -213,6 +220,24 @@ class CascadeRouter(BaseEstimator):
         oof = self._out_of_fold(prompts, y, n, cv)
         self.posterior_ = QualityPosterior().fit(oof, Y, S)
         return self
+
+    def _check_coverage(self, Y: np.ndarray, S: np.ndarray, names: list[str]) -> None:
+        """Every generator's quality and every (scorer, generator) score measured on at least 2 prompts."""
+        generators = [str(g) for g in self.router_.generator_names_]
+        few = [f"quality of {g!r}" for g, c in zip(generators, (~np.isnan(Y)).sum(axis=0)) if c < 2]
+        counts = (~np.isnan(S)).sum(axis=0)  # (K, M)
+        few += [
+            f"{names[m]!r} scores of {g!r}"
+            for m in range(S.shape[2])
+            for g, c in zip(generators, counts[:, m])
+            if c < 2
+        ]
+        if few:
+            raise ValueError(
+                f"the cascade's model of quality and scores needs every generator's quality and every scorer's "
+                f"score of every generator measured on at least 2 training prompts; measured on fewer: "
+                f"{', '.join(few)}. Measure more prompts with them (NaN marks a cell not measured)"
+            )
 
     def _score_cube(self, scores, n: int) -> np.ndarray:
         """Scores for ``simulate``: (n, K, M) from one matrix, a list or a dict (NaN allowed)."""
@@ -235,12 +260,19 @@ class CascadeRouter(BaseEstimator):
         take = (
             (lambda obj, idx: obj.iloc[idx]) if isinstance(y, pd.DataFrame) else (lambda obj, idx: np.asarray(obj)[idx])
         )
-        for train, test in KFold(folds, shuffle=True, random_state=self.random_state).split(np.arange(n)):
+        split = KFold(folds, shuffle=True, random_state=self.random_state).split(np.arange(n))
+        for fold, (train, test) in enumerate(split):
             with warnings.catch_warnings():  # the router fitted on all the data has said it already
                 warnings.filterwarnings(
                     "ignore", message="quality_model k-nearest neighbours with k=", category=UserWarning
                 )
-                router = clone(self.router).fit(_subset(prompts, train), take(y, train))
+                try:
+                    router = clone(self.router).fit(_subset(prompts, train), take(y, train))
+                except ValueError as exc:  # a sparse y: a fold may lack a generator's measured cells
+                    raise ValueError(
+                        f"the router fitted on training fold {fold + 1} of cv={folds} (for the out-of-fold "
+                        f"predictions) failed: {exc}. Lower cv, or measure more prompts with that generator"
+                    ) from exc
             oof[test] = router.predict_quality(_subset(prompts, test))
         return oof
 
@@ -299,7 +331,8 @@ class CascadeRouter(BaseEstimator):
         ----------
         X : prompts
         y : array (n, K) or DataFrame, optional
-            True quality of every generator's image (for ``outcome.quality``).
+            True quality of every generator's image (for ``outcome.quality``); NaN is
+            allowed in cells of images the cascade does not return.
         scores : array (n, K) or DataFrame
             The score each generator's image would get; only the cells the policy asks for are
             read, so cells it never reads may be NaN (unmeasured). Infinite values are refused.
@@ -314,17 +347,27 @@ class CascadeRouter(BaseEstimator):
         ------
         ValueError
             When the policy asks for a score that is NaN (the message names the prompt and the
-            generator), and on bad ``X``, ``y`` or ``scores`` (same rules as :meth:`fit`).
+            generator), when ``y`` is NaN at a returned image, and on bad ``X``, ``y`` or
+            ``scores`` (same rules as :meth:`fit`).
         """
         check_is_fitted(self, "posterior_")
         prompts = self.router_._check_X(X, reset=False)
         if scores is None:
             raise ValueError("scores is required: the (n, K) scores of every generator's image for these prompts")
         S = self._score_cube(scores, len(prompts))
-        Y = None if y is None else self.router_._check_y(y, len(prompts))
-        return self.simulate_predicted(
+        Y = None if y is None else self.router_._check_y(y, len(prompts), allow_nan=True)
+        outcome = self.simulate_predicted(
             self.router_.predict_quality(prompts), Y, S, cost_penalty=cost_penalty, budget=budget
         )
+        if Y is not None and np.isnan(outcome.quality).any():
+            rows = np.flatnonzero(np.isnan(outcome.quality))
+            shown = ", ".join(f"prompt {i} -> {outcome.returned[i]!r}" for i in rows[:3])
+            raise ValueError(
+                f"y is NaN at the image the cascade returns for {rows.size} of {len(Y)} prompt(s) "
+                f"({shown}{', ...' if rows.size > 3 else ''}); pass the measured quality of every image it may "
+                "return, or y=None"
+            )
+        return outcome
 
     def simulate_predicted(self, predicted, y, scores, *, cost_penalty=None, budget=None) -> CascadeOutcome:
         """:meth:`simulate` from the router's predicted quality (n, K) instead of prompts.

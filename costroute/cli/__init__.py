@@ -67,7 +67,8 @@ Exit status
     generators cannot make images (``generate``); an output folder that cannot be used;
     ``fit --dataset STORE.sqlite`` with a store that is missing, a directory, not a store, or
     whose ratings cannot be fitted (fewer than 2 prompts, missing cells without
-    ``--drop-incomplete``, infinite scores); ``--scorer`` or ``--drop-incomplete`` without a
+    ``--drop-incomplete`` or ``--missing``, infinite scores); ``--missing nan`` without
+    ``--quality-model lowrank``; ``--scorer``, ``--drop-incomplete`` or ``--missing`` without a
     store.
 130
     Interrupted (Ctrl-C).

@@ -19,6 +19,16 @@ def _dataset(text: str) -> str:
     )
 
 
+def _missing(args: argparse.Namespace) -> str:
+    """What ``load_collection`` does with missing cells: ``--missing``, or ``drop`` for ``--drop-incomplete``."""
+    missing = getattr(args, "missing", None) or "raise"
+    if getattr(args, "drop_incomplete", False):
+        if missing == "nan":
+            raise InputError("--drop-incomplete is --missing drop; it contradicts --missing nan: pass one of them")
+        return "drop"
+    return missing
+
+
 def _load_store(args: argparse.Namespace):
     """A collection store as a dataset (the scorer given by ``--scorer`` is the quality)."""
     path = args.dataset
@@ -34,7 +44,7 @@ def _load_store(args: argparse.Namespace):
     from ..datasets import load_collection
 
     try:
-        return load_collection(path, scorer=getattr(args, "scorer", None), drop_incomplete=args.drop_incomplete)
+        return load_collection(path, scorer=getattr(args, "scorer", None), missing=_missing(args))
     except ValueError as exc:  # an ambiguous or unknown scorer, missing cells: the arguments or the store
         raise InputError(str(exc)) from None
 
@@ -120,19 +130,38 @@ def run(args: argparse.Namespace) -> int:
         )
     if not store:
         given = [
-            flag for flag, value in (("--scorer", args.scorer), ("--drop-incomplete", args.drop_incomplete)) if value
+            flag
+            for flag, value in (
+                ("--scorer", args.scorer),
+                ("--drop-incomplete", args.drop_incomplete),
+                ("--missing", args.missing),
+            )
+            if value
         ]
         if given:
             raise InputError(
                 f"{' and '.join(given)} apply to a collection store STORE.sqlite, not to the shipped "
                 f"dataset {args.dataset!r}: drop {'them' if len(given) > 1 else 'it'}"
             )
+    if store and _missing(args) == "nan" and args.quality_model != "lowrank":
+        raise InputError(
+            f"--missing nan loads the store with NaN where no image was made or scored, and only "
+            f"--quality-model lowrank fits such a matrix (--quality-model {args.quality_model} needs every "
+            "cell): add --quality-model lowrank, or use --drop-incomplete to keep the complete prompts only"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if store:
             data = _load_store(args)
             dropped = list(getattr(data, "dropped", None) or [])
-            if dropped:
+            if _missing(args) == "nan":
+                nan = int(data.quality.isna().to_numpy().sum())
+                say(
+                    args,
+                    f"--missing nan: {nan} of {data.quality.size} quality cells are NaN (no image made or scored)"
+                    + (f"; left out {len(dropped)} prompt(s) with no cell at all" if dropped else ""),
+                )
+            elif dropped:
                 say(args, f"left out {len(dropped)} prompt(s) with missing cells (--drop-incomplete)")
             router = CostAwareRouter(
                 data.generators,
@@ -213,6 +242,15 @@ def add_parser(sub) -> None:
         action="store_true",
         help="with a collection store: leave out the prompts missing a generator's score (an interrupted "
         "or failed collect) instead of refusing the store",
+    )
+    fit.add_argument(
+        "--missing",
+        choices=("raise", "drop", "nan"),
+        default=None,
+        help="with a collection store: what to do with missing cells: refuse the store (raise, the default), "
+        "leave out the prompts that lack one (drop, as --drop-incomplete), or load NaN there (nan: the "
+        "sparse store of a service that sends each prompt to one or a few generators; needs "
+        "--quality-model lowrank)",
     )
     fit.add_argument("-o", "--output", required=True, metavar="ROUTER.skops", help="the file to write")
     fit.add_argument(

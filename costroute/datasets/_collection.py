@@ -12,10 +12,13 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from sklearn.utils import Bunch
 
-__all__ = ["AGGREGATES", "load_collection"]
+__all__ = ["AGGREGATES", "MISSING", "load_collection"]
 
 #: How the per-seed values of a (prompt, generator) become one quality value.
 AGGREGATES = ("mean", "median", "min", "max")
+
+#: What :func:`load_collection` does with a missing cell: refuse, drop its prompt, or keep NaN.
+MISSING = ("raise", "drop", "nan")
 
 _SHOWN = 10
 
@@ -52,6 +55,15 @@ def _pick(rows: list[tuple], wanted: Any, what: str, option: str, allow_empty: b
     return picked
 
 
+def _seconds(seconds: np.ndarray, frame, K: int):
+    """Mean generation seconds per (prompt, generator) over the seeds that have them; NaN where none."""
+    if not len(seconds):
+        return frame(np.empty((0, K)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return frame(np.nanmean(seconds, axis=2))
+
+
 def _check_score(
     value: Any, path: str, prompt_id: int, prompt: str, generator: str, seed_index: int, scorer: str
 ) -> float:
@@ -83,6 +95,7 @@ def load_collection(
     generators: Iterable[str] | None = None,
     seeds: Iterable[int] | None = None,
     drop_incomplete: bool = False,
+    missing: str = "raise",
 ) -> Bunch:
     """Load a store written by :func:`costroute.collect.collect` as a quality matrix.
 
@@ -114,8 +127,19 @@ def load_collection(
     seeds : list of int or None, default=None
         Seed indices to use; ``None``: every seed index stored for these generators.
     drop_incomplete : bool, default=False
-        Leave out the prompts that lack a cell (a generator, seed or loaded scorer); by
-        default a missing cell is an error that names it.
+        The same as ``missing="drop"`` (kept for existing code).
+    missing : {"raise", "drop", "nan"}, default="raise"
+        What to do with a cell (prompt, generator, seed, loaded scorer) that is not in the
+        store. ``"raise"``: an error that names the missing cells. ``"drop"``: leave out the
+        prompts that lack any cell. ``"nan"``: keep every prompt and put NaN where nothing was
+        made or scored -- the sparse matrix of a service that sends each prompt to one or a
+        few generators, which ``CostAwareRouter(quality_model="lowrank")`` and a
+        :class:`~costroute.CascadeRouter` over it fit directly (see docs/routing.md). A
+        (prompt, generator) value is then aggregated over the seeds it has (so values may
+        rest on different numbers of seeds) and is NaN when it has none, in ``quality`` and
+        in every ``scores`` matrix; ``ratings`` keeps NaN per seed. A prompt with no cell at
+        all (no score of any loaded scorer for any loaded generator and seed) is left out and
+        listed in ``dropped``.
 
     Returns
     -------
@@ -167,7 +191,8 @@ def load_collection(
             generator, seed_index, seed, scorer, score, cost, generation_seconds,
             scoring_seconds, path.
         dropped : list of str
-            Prompts left out by ``drop_incomplete``.
+            Prompts left out: those with a missing cell under ``missing="drop"``, those with no
+            cell at all under ``missing="nan"``.
         path : str
             The store that was read.
         description : str
@@ -179,7 +204,7 @@ def load_collection(
         No store at ``store``.
     ValueError
         Bad arguments, an unknown or ambiguous scorer or generator, or missing cells (the
-        message names them) without ``drop_incomplete``.
+        message names them) under ``missing="raise"``.
 
     Examples
     --------
@@ -187,6 +212,12 @@ def load_collection(
     >>> from costroute.datasets import load_collection
     >>> data = load_collection("run.sqlite")                                    # doctest: +SKIP
     >>> router = CostAwareRouter(data.generators).fit(data.prompts, data.quality)   # doctest: +SKIP
+
+    A service's store, one or two generators per prompt:
+
+    >>> data = load_collection("service.sqlite", missing="nan")                 # doctest: +SKIP
+    >>> router = CostAwareRouter(data.generators, quality_model="lowrank").fit(
+    ...     data.prompts, data.quality)                                         # doctest: +SKIP
     """
     import pandas as pd
     from sklearn.utils import Bunch
@@ -198,6 +229,14 @@ def load_collection(
         raise ValueError(f"aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}")
     if not isinstance(drop_incomplete, (bool, np.bool_)):
         raise TypeError(f"drop_incomplete must be True or False, got {drop_incomplete!r}")
+    if not isinstance(missing, str) or missing not in MISSING:
+        raise ValueError(f"missing must be one of {list(MISSING)}, got {missing!r}")
+    if drop_incomplete:
+        if missing == "nan":
+            raise ValueError(
+                'drop_incomplete=True is missing="drop" and contradicts missing="nan"; pass only missing=...'
+            )
+        missing = "drop"
     if scorer is not None and not isinstance(scorer, str):
         raise TypeError(f"scorer must be a scorer name (str) or None, got {type(scorer).__name__}: {scorer!r}")
     with CollectionStore(store, create=False) as db:
@@ -269,32 +308,51 @@ def load_collection(
         frame_rows.append(
             (str(pid), prompt_rows[i][1], gens[k][2], s, seed, loaded[m][2], value, cost, gsec, ssec, img_path)
         )
-    missing = np.isnan(values)
-    incomplete = missing.any(axis=(0, 2, 3))
+    absent = np.isnan(values)
     dropped: list[str] = []
-    if incomplete.any():
-        if not drop_incomplete:
-            cells = np.argwhere(missing)
-            shown = [
-                f"({prompt_rows[i][1][:40]!r}, generator {gens[k][2]!r}, seed {seed_list[j]}, scorer {loaded[m][2]!r})"
-                for m, i, k, j in cells[:_SHOWN]
-            ]
-            more = f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else ""
+    if missing == "nan":
+        incomplete = absent.all(axis=(0, 2, 3))  # prompts with no cell at all
+        if incomplete.all():
             raise ValueError(
-                f"the store {path!r} lacks {len(cells)} cell(s) of {int(incomplete.sum())} prompt(s): "
-                f"{', '.join(shown)}{more}. Run collect again with these prompts, generators, seeds and scorers to "
-                "fill them, choose what to load (generators=, seeds=, scorers=), or pass drop_incomplete=True "
-                "(`--drop-incomplete` on the command line) to leave those prompts out"
+                f"the store {path!r} holds no scored image of these generators, seeds and scorers for any "
+                "prompt; run costroute.collect.collect, or choose what to load (generators=, seeds=, scorers=)"
             )
+    else:
+        incomplete = absent.any(axis=(0, 2, 3))
+    if incomplete.any() and missing == "raise":
+        cells = np.argwhere(absent)
+        shown = [
+            f"({prompt_rows[i][1][:40]!r}, generator {gens[k][2]!r}, seed {seed_list[j]}, scorer {loaded[m][2]!r})"
+            for m, i, k, j in cells[:_SHOWN]
+        ]
+        more = f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else ""
+        raise ValueError(
+            f"the store {path!r} lacks {len(cells)} cell(s) of {int(incomplete.sum())} prompt(s): "
+            f"{', '.join(shown)}{more}. Run collect again with these prompts, generators, seeds and scorers to "
+            "fill them, choose what to load (generators=, seeds=, scorers=), pass drop_incomplete=True "
+            "(`--drop-incomplete` on the command line) to leave those prompts out, or, for a store that "
+            'holds only some generators per prompt (a service\'s), missing="nan" (`--missing nan`) to load '
+            'NaN in the missing cells: quality_model="lowrank" fits such a matrix'
+        )
+    if incomplete.any():
         dropped = [prompt_rows[i][1] for i in np.flatnonzero(incomplete)]
         if incomplete.all():
             raise ValueError(
                 f"every prompt of the store {path!r} lacks some cell (generator, seed or scorer), so "
-                "drop_incomplete=True leaves nothing; run collect to fill the store"
+                "drop_incomplete=True leaves nothing; run collect to fill the store, or load the cells "
+                'there are with missing="nan"'
             )
     keep = np.flatnonzero(~incomplete)
     kept_ids = {prompt_rows[i][0] for i in keep}
-    reduce = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[aggregate]
+    if missing == "nan":  # over the seeds a cell has; NaN (quietly) where it has none
+        nan_reduce = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax}[aggregate]
+
+        def reduce(array: np.ndarray, axis: int) -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return nan_reduce(array, axis=axis)
+    else:
+        reduce = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}[aggregate]
     prompt_ids = [str(prompt_rows[i][0]) for i in keep]
     index = pd.Index(prompt_ids, name="prompt_id")
     columns = pd.Index([r[2] for r in gens], name="generator")
@@ -339,7 +397,13 @@ def load_collection(
         f"Collection store {path}\n\n{len(keep)} prompts x {K} generators ({', '.join(columns)}) x {S} seed(s) "
         f"{seed_list}; quality: scorer {quality_name!r}, {aggregate} over seeds; scores: "
         f"{', '.join(repr(r[2]) for r in loaded)}."
-        + (f" {len(dropped)} incomplete prompt(s) left out." if dropped else "")
+        + (
+            f" missing='nan': {int(np.isnan(scores[quality_row[2]].to_numpy()).sum())} of {len(keep) * K} quality "
+            "cells are NaN (nothing made or scored)."
+            if missing == "nan"
+            else ""
+        )
+        + (f" {len(dropped)} {'empty' if missing == 'nan' else 'incomplete'} prompt(s) left out." if dropped else "")
     )
     return Bunch(
         prompts=[prompt_rows[i][1] for i in keep],
@@ -356,7 +420,7 @@ def load_collection(
         scorer_specs={name: scorer for name, (scorer, _) in scorer_objects.items()},
         unbuilt=problems,
         unbuilt_scorers={name: why for name, (_, why) in scorer_objects.items() if why is not None},
-        generation_seconds=frame(np.nanmean(gen_seconds[keep], axis=2)) if len(keep) else frame(np.empty((0, K))),
+        generation_seconds=_seconds(gen_seconds[keep], frame, K),
         frame=long,
         dropped=dropped,
         path=path,
