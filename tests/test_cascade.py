@@ -5,43 +5,13 @@ import warnings
 
 import numpy as np
 import pytest
+from cascade._worlds import COSTS, NC, fitted, make_world, router  # tests/cascade: the worlds these tests share
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.neighbors import KNeighborsRegressor
 
 from costroute import BudgetWarning, CascadeRouter, CostAwareRouter
-
-COSTS = {"cheap": 1.0, "mid": 4.0, "big": 10.0}
-NC = np.array([0.1, 0.4, 1.0])
-
-
-def make_world(n=300, seed=0, noise=0.3):
-    """Prompts (one numeric feature), true quality of one image per generator, and its score.
-
-    The cheap generator is as good as the big one on average but fails on a random third of
-    its images (a bad seed): only the image's score can tell which.
-    """
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(0, 1, size=(n, 1))
-    base = 3.0 + X[:, 0]
-    fail = rng.uniform(size=n) < 1 / 3
-    Q = np.c_[
-        base - 2.0 * fail + 0.1 * rng.normal(size=n),
-        base - 0.8 + 0.1 * rng.normal(size=n),
-        base + 0.1 + 0.1 * rng.normal(size=n),
-    ]
-    S = Q + noise * rng.normal(size=Q.shape)
-    return X, Q, S
-
-
-def router(**params):
-    return CostAwareRouter(COSTS, features=None, quality_model=KNeighborsRegressor(n_neighbors=25), **params)
-
-
-def fitted(X, Q, S, **params):
-    params.setdefault("random_state", 0)
-    return CascadeRouter(router(), **params).fit(X, Q, scores=S)
 
 
 # ---------------------------------------------------------------- exact decisions
