@@ -85,8 +85,10 @@ class PolicyRun:
         generator (the best predicted among equally cheap ones) and closes it unscored.
     max_images : int
         Most images generated per prompt (1: the plain router).
-    spend_limit : float or None
-        Hard limit on the batch's total normalised cost.
+    spend_limit : float, ndarray (n,) or None
+        Hard limit on the batch's total normalised cost (a float), or on each prompt's own
+        (an array: a prompt takes no action that would take its cost past its limit; the
+        first image is not limited, the caller chooses it to fit).
     policy : {"index", "myopic"}
     """
 
@@ -98,7 +100,7 @@ class PolicyRun:
         scoring_cost,
         cost_penalty: float,
         max_images: int,
-        spend_limit: float | None = None,
+        spend_limit: float | np.ndarray | None = None,
         policy: str = "index",
     ):
         if policy not in POLICIES:
@@ -256,7 +258,11 @@ class PolicyRun:
         value = np.r_[f_value, l_value]
         cost = np.r_[self.scorer_costs[f_scorer], l_cost]
         take = np.r_[f_value > 0, kind > 0]
-        if self.spend_limit is not None and take.any():
+        if self.spend_limit is not None and np.ndim(self.spend_limit) == 1 and take.any():
+            # a limit per prompt: an action that does not fit its prompt's limit is not taken
+            limits = np.asarray(self.spend_limit, dtype=float)[rows]
+            take &= cost <= limits - self.cost[rows] + 1e-12 * np.maximum(1.0, np.abs(limits))
+        elif self.spend_limit is not None and take.any():
             ratio = np.where(cost > 0, value / np.where(cost > 0, cost, 1.0), np.inf)
             order = np.flatnonzero(take)[np.argsort(-ratio[take], kind="stable")]
             room = self.spend_limit - self.cost.sum() + 1e-12 * max(1.0, abs(self.spend_limit))

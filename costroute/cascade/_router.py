@@ -281,7 +281,7 @@ class CascadeRouter(BaseEstimator):
         K = len(self.generator_names_)
         return K if self.max_steps is None else min(int(self.max_steps), K)
 
-    def _run(self, predicted: np.ndarray, lam, spend_limit: float | None = None) -> PolicyRun:
+    def _run(self, predicted: np.ndarray, lam, spend_limit=None) -> PolicyRun:
         return PolicyRun(
             self.posterior_,
             predicted,

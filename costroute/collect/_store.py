@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["SCHEMA", "CollectionStore", "NewImage", "NewScore", "check_store_file"]
+__all__ = ["SCHEMA", "AppendedImage", "CollectionStore", "NewImage", "NewScore", "check_store_file"]
 
 #: Version tag stored in the ``meta`` table.
 SCHEMA = "costroute.collect/1"
@@ -93,6 +93,23 @@ class NewScore:
     scorer_id: int
     value: float
     seconds: float
+    path: str | None = None
+
+
+@dataclass
+class AppendedImage:
+    """An image to insert at the next free seed index of its (prompt, generator) (:meth:`CollectionStore.append`).
+
+    ``scores`` holds ``(scorer_id, value, seconds)``; the prompt is given by its text and
+    registered with the image.
+    """
+
+    prompt: str
+    generator_id: int
+    seed: int
+    cost: float
+    seconds: float
+    scores: list[tuple[int, float, float]] = field(default_factory=list)
     path: str | None = None
 
 
@@ -347,6 +364,42 @@ class CollectionStore:
             for image_id, path in paths:
                 conn.execute("UPDATE images SET path = ? WHERE id = ?", (path, image_id))
         return n_images, n_scores
+
+    def append(self, images: Sequence[AppendedImage]) -> list[tuple[int, int]]:
+        """Insert images made outside :func:`~costroute.collect.collect` (a server's), in one transaction.
+
+        Each image goes to the next free seed index of its (prompt, generator) -- one more than
+        the largest stored, 0 for the first -- so it never takes the place of another image,
+        whoever wrote that one; its ``seed`` is recorded as given. Prompts are registered in
+        the same transaction, so a failure (or a killed process) leaves nothing of the batch.
+
+        Returns
+        -------
+        list of (int, int)
+            ``(image_id, seed_index)`` of each image, in order.
+        """
+        out: list[tuple[int, int]] = []
+        conn = self._conn
+        with self.transaction():
+            for image in images:
+                conn.execute("INSERT OR IGNORE INTO prompts (text) VALUES (?)", (image.prompt,))
+                prompt_id = conn.execute("SELECT id FROM prompts WHERE text = ?", (image.prompt,)).fetchone()[0]
+                seed_index = conn.execute(
+                    "SELECT COALESCE(MAX(seed_index) + 1, 0) FROM images WHERE prompt_id = ? AND generator_id = ?",
+                    (prompt_id, image.generator_id),
+                ).fetchone()[0]
+                cur = conn.execute(
+                    "INSERT INTO images (prompt_id, generator_id, seed_index, seed, cost, seconds, path) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (prompt_id, image.generator_id, seed_index, image.seed, image.cost, image.seconds, image.path),
+                )
+                for scorer_id, value, seconds in image.scores:
+                    conn.execute(
+                        "INSERT INTO scores (image_id, scorer_id, value, seconds) VALUES (?, ?, ?, ?)",
+                        (cur.lastrowid, scorer_id, value, seconds),
+                    )
+                out.append((int(cur.lastrowid), int(seed_index)))
+        return out
 
     # ------------------------------------------------------------------ life cycle
     def close(self) -> None:

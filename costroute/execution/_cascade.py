@@ -48,6 +48,11 @@ class CascadeResult(Sequence):
     seed : int
     candidates : list of dict
         Per prompt, every image made, by generator name, in the order tried.
+    candidate_seeds : list of dict
+        Per prompt, the seed of every image made, by generator name.
+    candidate_seconds : list of dict
+        Per prompt, the generation wall time of every image made (its batch's time divided by
+        the batch size), by generator name.
     scorer_names : list of str
         The scorers, in the order of ``score_cube``'s last axis.
     score_cube : ndarray (n, K, M)
@@ -65,6 +70,9 @@ class CascadeResult(Sequence):
         The same divided by the most expensive generator's cost (the cascade's cost measure).
     seconds : ndarray (n,)
         Generation and scoring wall time attributed to each prompt.
+    score_seconds : ndarray (n, K, M)
+        Scoring wall time of every score computed (its batch's time divided by the batch
+        size); NaN where that scorer did not run.
     errors : dict
         ``{(index, generator or "scorer"): "ExceptionType: message"}``.
     cost_penalty : float
@@ -89,6 +97,8 @@ class CascadeResult(Sequence):
         self.cost_penalty = float(cost_penalty)
         self.budget = budget
         self.candidates: list[dict[str, Any]] = [{} for _ in range(n)]
+        self.candidate_seeds: list[dict[str, int]] = [{} for _ in range(n)]
+        self.candidate_seconds: list[dict[str, float]] = [{} for _ in range(n)]
         self.scorer_names = list(scorer_names)
         self.score_cube = np.full((n, K, len(self.scorer_names)), np.nan)
         self.order: list[list[str]] = [[] for _ in range(n)]
@@ -96,6 +106,7 @@ class CascadeResult(Sequence):
         self.cost = np.zeros(n)
         self.normalized_cost = np.zeros(n)
         self.seconds = np.zeros(n)
+        self.score_seconds = np.full((n, K, len(self.scorer_names)), np.nan)
         self.errors: dict[tuple[int, str], str] = {}
 
     @property
@@ -229,6 +240,7 @@ def generate_cascade(
     on_error: str = "fallback",
     budget: float | None = None,
     scorer_names: Sequence[str] | None = None,
+    seed_keys: Sequence[tuple[int, int]] | None = None,
 ) -> CascadeResult:
     """Drive the cascade policy ``run`` with real generators and a real scorer.
 
@@ -246,6 +258,11 @@ def generate_cascade(
         Recorded in the result (the policy state holds the spend limit).
     scorer_names : sequence of str, optional
         Names of the scorers in the result; default each scorer's ``name``.
+    seed_keys : sequence of (int, int), optional
+        Per prompt, the ``(seed, index)`` its candidates are seeded from
+        (:func:`~costroute.execution.candidate_seed` of them and the generator); default
+        ``(seed, i)`` for prompt ``i``. ``(s, 0)`` makes prompt ``i``'s images those of a
+        one-prompt run seeded with ``s``: how a server batches independent requests.
     seed, batch_size, progress, on_error
         As for :meth:`RoutingPlan.generate <costroute.RoutingPlan.generate>`.
 
@@ -277,16 +294,27 @@ def generate_cascade(
         scorer_names = [str(getattr(s, "name", f"scorer{i}")) for i, s in enumerate(scorers)]
     scorer_names = list(scorer_names)
     n = len(prompts)
+    if seed_keys is None:
+        seed_keys = [(int(seed), i) for i in range(n)]
+    elif len(seed_keys) != n:
+        raise ValueError(f"seed_keys must hold one (seed, index) pair per prompt ({n}), got {len(seed_keys)}")
     cost_max = float(np.max(registry.costs))
     result = CascadeResult(prompts, names, registry.cost_unit, seed, run.lam, budget, scorer_names)
     runners: dict[str, BatchRunner] = {}
     failed_loads: dict[str, str] = {}
-    if np.isfinite(run.lam):
-        fallback_order = np.argsort(-(run.predicted - run.lam * run.costs[None, :]), axis=1, kind="stable")
-    else:  # λ = inf (no finite λ meets the budget): cheapest first, then by predicted quality
-        fallback_order = np.array([np.lexsort((-q, run.costs)) for q in run.predicted], dtype=np.intp).reshape(
-            run.predicted.shape
-        )
+    # fallback order per prompt, at its own λ; λ = inf (no finite λ meets the budget): cheapest
+    # first, then by predicted quality
+    finite = np.isfinite(run.lams)
+    utility = run.predicted - np.where(finite, run.lams, 0.0)[:, None] * run.costs[None, :]
+    fallback_order = np.argsort(-utility, axis=1, kind="stable")
+    for i in np.flatnonzero(~finite):
+        fallback_order[i] = np.lexsort((-run.predicted[i], run.costs))
+    limits = np.asarray(run.spend_limit, dtype=float) if np.ndim(run.spend_limit) == 1 else None
+
+    def fits(i: int, k: int) -> bool:
+        """Whether a fallback to generator k keeps prompt i within its own spend limit (if it has one)."""
+        return limits is None or run.cost[i] + run.costs[k] <= limits[i] + 1e-12 * max(1.0, abs(limits[i]))
+
     bar = tqdm(total=None, unit="img", desc="cascade", file=sys.stderr, disable=not progress)
 
     def stop(index: int, where: str, exc: BaseException) -> GenerationError:
@@ -318,12 +346,14 @@ def generate_cascade(
                 bad_k += [int(k)] * len(idx)
                 continue
             runner = runners.setdefault(name, BatchRunner(spec, batch_size))
-            seeds = {i: candidate_seed(seed, i, name) for i in idx}
+            seeds = {i: candidate_seed(*seed_keys[i], name) for i in idx}
             for outcomes in runner.run(idx, prompts, seeds):
                 for o in outcomes:
                     result.order[o.index].append(name)
                     if o.ok:
                         result.candidates[o.index][name] = o.image
+                        result.candidate_seeds[o.index][name] = seeds[o.index]
+                        result.candidate_seconds[o.index][name] = o.seconds
                         result.seconds[o.index] += 0.0 if np.isnan(o.seconds) else o.seconds
                         ok_r.append(o.index)
                         ok_k.append(int(k))
@@ -365,7 +395,9 @@ def generate_cascade(
                     raise stop(int(part[0]), f"scorer {getattr(scorer, 'name', scorer)!r}", exc) from exc
                 run.close(part)  # without a score nothing more can be decided: keep the best so far
                 continue
-            result.seconds[part] += (time.perf_counter() - began) / part.size
+            per_image = (time.perf_counter() - began) / part.size
+            result.seconds[part] += per_image
+            result.score_seconds[part, part_k, s] = per_image
             run.observed(part, part_k, values, s)
             result.score_cube[part, part_k, s] = values
 
@@ -386,7 +418,11 @@ def generate_cascade(
                     run.failed_image(np.asarray(bad_r), np.asarray(bad_k))
             nxt_r, nxt_k = [], []
             for i in bad_r:
-                left = [k for k in fallback_order[i] if not run.tried[i, k] and names[k] not in failed_loads]
+                left = [
+                    k
+                    for k in fallback_order[i]
+                    if not run.tried[i, k] and names[k] not in failed_loads and fits(i, int(k))
+                ]
                 if left:
                     nxt_r.append(i)
                     nxt_k.append(int(left[0]))
