@@ -25,7 +25,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(PIP_TORCH_INDEX) "$(TORCH_PIN)" -e ".[dev,plot,ray,docs]"
+	$(PY) -m pip install --quiet $(PIP_TORCH_INDEX) "$(TORCH_PIN)" -e ".[dev,plot,ray,docs,serve]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,6 +16,7 @@ Examples
         --scorer judge=clip:models/judge fast=clip:models/clip --store run.sqlite --save-images images
     costroute fit --dataset run.sqlite --scorer judge --verify fast -o cascade.skops   # a CascadeRouter
     costroute generate prompts.txt --router cascade.skops --out images/   # generate, score, escalate
+    costroute serve cascade.skops --budget 0.3 --store served.sqlite --api-key-env COSTROUTE_KEY
 
 Routers
 -------
@@ -36,6 +37,14 @@ Cascades
 prints the generator each prompt starts with, and says so; ``generate --router`` runs the
 cascade and writes the returned images, every other candidate (``*_candidate.png``) and
 ``images.csv`` (generators tried, returned, every score, cost). See ``docs/cascade.md``.
+
+Serving
+-------
+``serve ROUTER.skops`` runs :func:`costroute.serve.create_app` with uvicorn: OpenAI's Images API
+on ``/v1``, dynamic batching, a budget over a sliding window, a collection store. The API key
+is read from the environment variable ``--api-key-env`` names (never from the command line);
+without one the command refuses a host other than loopback (status 2). SIGTERM finishes the
+requests in flight, writes their rows and exits. See ``docs/serving.md``.
 
 Input
 -----
@@ -84,13 +93,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import _collect, _costs, _fit, _generate, _route, _tiny
+from . import _collect, _costs, _fit, _generate, _route, _serve, _tiny
 from ._common import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from ._prompt_files import InputError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (_route, _fit, _generate, _costs, _collect, _tiny)
+_COMMANDS = (_route, _fit, _generate, _costs, _collect, _tiny, _serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,143 @@
+"""A budget over a stream: every window of images stays within B x window, and its mean stays near B."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+
+import httpx
+import numpy as np
+import pytest
+
+from costroute.scoring import CallableScorer
+from costroute.serve import SpendWindow, create_app
+from costroute.serve._jobs import ImageJob
+
+from ._helpers import Counting, ServerThread, brightness, make_cascade, make_router
+
+WORDS = "red blue cat dog tree house two three under above left right at dusk night with a the of and".split()
+
+
+def stream(n: int, seed: int = 1) -> list[str]:
+    """Prompts of 1 to 15 words: short ones are cheap to route well, long ones gain from dear generators."""
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 16))) for _ in range(n)]
+
+
+def rolling_sums(costs, window: int) -> np.ndarray:
+    """Spend of every window of ``window`` consecutive images, the first ones included (fewer images)."""
+    c = np.r_[np.zeros(window - 1), np.asarray(costs, dtype=float)]
+    return np.convolve(c, np.ones(window), "valid")
+
+
+def served_costs(engine, prompts, per_batch: int) -> list[float]:
+    """Run ``prompts`` through the engine in batches, as the batcher would; the images' normalised costs, in order."""
+    engine.start()
+    costs = []
+    for start in range(0, len(prompts), per_batch):
+        jobs = [ImageJob(p, 1, None, start + i) for i, p in enumerate(prompts[start : start + per_batch])]
+        for result in engine.run_batch(jobs):
+            costs += [im.normalized_cost for im in result.images]
+    engine.close()
+    return costs
+
+
+# ---------------------------------------------------------------- the window itself
+def test_the_guard_never_lets_a_window_past_its_limit_whatever_is_reserved():
+    rng = np.random.default_rng(0)
+    window = SpendWindow(budget=0.3, size=16, floor=0.1)
+    spent = []
+    for _ in range(60):  # batches of reservations, some settled cheaper, some failed
+        slots = []
+        for _ in range(int(rng.integers(1, 6))):
+            wanted = float(rng.choice([0.1, 0.3, 1.0]))
+            slots.append((window.reserve(wanted if wanted <= window.room() else 0.1), wanted))
+        for slot, _ in slots:
+            outcome = rng.choice(["as planned", "failed", "headroom"])
+            cost = {"as planned": None, "failed": None, "headroom": min(1.0, window.headroom(slot))}[outcome]
+            if outcome == "as planned":
+                cost = window._guard[slot - window._base]
+            window.settle(slot, cost)
+            spent.append(0.0 if cost is None else max(cost, 0.1))
+    assert rolling_sums(spent, 16).max() <= 0.3 * 16 + 1e-9
+    spend, n = window.spend()
+    assert n == 16 and spend <= 0.3 * 16 + 1e-9
+
+
+def test_room_fits_and_headroom_agree():
+    window = SpendWindow(budget=0.5, size=4, floor=0.1)
+    assert window.room() == pytest.approx(2.0 - 0.3)  # starts full of the cheapest
+    assert window.fits([1.0, 0.1]) and not window.fits([1.0, 1.0, 1.0])
+    a = window.reserve(1.0)
+    b = window.reserve(0.5)
+    assert window.headroom(a) == pytest.approx(1.0 + (2.0 - 1.7))  # its own cost plus the slack of its windows
+    window.settle(a, 1.0)
+    window.settle(b, None)  # failed: spends nothing, counts as the cheapest in the guard
+    assert window.spend() == (1.0, 2)
+    assert window.room() == pytest.approx(2.0 - 1.2)
+
+
+# ---------------------------------------------------------------- a router's stream
+@pytest.mark.parametrize("explore", [0.0, 0.2])
+def test_a_routers_window_mean_stays_at_or_under_the_budget_and_near_it(explore):
+    scorer = CallableScorer("bright", brightness, cost=0.5)  # 0.05 normalised per image, charged too
+    app = create_app(make_router(), budget=0.4, window=64, explore=explore, scorer=scorer, seed=0)
+    costs = served_costs(app.state.service.engine, stream(640), per_batch=8)
+    sums = rolling_sums(costs, 64)
+    assert sums.max() <= 0.4 * 64 + 1e-9  # the hard guard, in every window
+    assert sums[64:].mean() / 64 > 0.9 * 0.4  # and the budget is used, not wasted
+    without = np.asarray(costs) - 0.05
+    assert (without > 0.1 + 1e-9).any() and (np.abs(without - 0.1) < 1e-9).any()  # routing still chooses
+
+
+def test_fallbacks_to_dearer_generators_stay_within_the_guard():
+    failing = Counting(fail_on="dog")  # the cheapest fails on some prompts: they fall back to dearer ones
+    app = create_app(make_router([failing, Counting(), Counting()]), budget=0.35, window=32, seed=0)
+    costs = served_costs(app.state.service.engine, stream(320, seed=2), per_batch=8)
+    assert rolling_sums(costs, 32).max() <= 0.35 * 32 + 1e-9
+    assert failing.calls > 0
+
+
+def test_a_cascades_window_counts_escalations_and_scoring():
+    cascade = make_cascade(scoring_cost=0.5, cost_penalty=0.0)
+    app = create_app(cascade, budget=0.5, window=32, seed=0)
+    engine = app.state.service.engine
+    costs = served_costs(engine, stream(192, seed=3), per_batch=6)
+    sums = rolling_sums(costs, 32)
+    assert sums.max() <= 0.5 * 32 + 1e-9
+    plain = np.isclose(np.asarray(costs)[:, None], [0.1, 0.3, 1.0]).any(axis=1)
+    assert (~plain).sum() >= 5  # some images were scored, some escalated: charged beyond one image
+    assert sums[32:].mean() / 32 > 0.85 * 0.5
+
+
+# ---------------------------------------------------------------- over HTTP, with the store and the metrics
+def test_a_served_stream_holds_the_budget_and_the_metrics_show_the_window(tmp_path):
+    store = tmp_path / "served.sqlite"
+    app = create_app(make_router(), budget=0.3, window=32, store=store, max_batch_size=4, seed=0)
+    prompts = stream(160, seed=4)
+    with ServerThread(app) as server:
+
+        def ask(i: int) -> httpx.Response:
+            return httpx.post(
+                f"{server.url}/v1/images/generations", json={"prompt": prompts[i], "costroute": {"seed": i}}, timeout=30
+            )
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(ask, range(len(prompts))))
+        metrics = httpx.get(f"{server.url}/metrics").text
+        route = httpx.post(f"{server.url}/v1/route", json={"prompt": prompts[0]}).json()
+    assert all(r.status_code == 200 for r in responses)
+    with sqlite3.connect(store) as db:  # the order the server charged them in
+        costs = [c / 10.0 for (c,) in db.execute("SELECT cost FROM images ORDER BY id")]
+    assert len(costs) == 160 and rolling_sums(costs, 32).max() <= 0.3 * 32 + 1e-9
+    window_mean = float(np.mean(costs[-32:]))
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line and not line.startswith("#") and "{" not in line.split()[0]
+    }
+    assert values["costroute_window_mean_cost"] == pytest.approx(window_mean)
+    assert values["costroute_window_images"] == 32 and values["costroute_budget"] == 0.3
+    assert values["costroute_window_cost_penalty"] > 0
+    assert values["costroute_spend_total"] == pytest.approx(sum(costs))
+    assert route["budget"] == 0.3 and route["data"][0]["cost_penalty"] > 0
