@@ -13,9 +13,10 @@ per image over a sliding window of the last ``window`` images at or under the bu
   out of it (anti-windup).
 * **Hard guard** (:class:`SpendWindow`): no image may take the spend of any window of
   ``window`` consecutive images past ``B x window``; an image that would goes to the cheapest
-  generator. The window starts full of images at the cheapest cost, and a failed image counts
-  at that cost in the guard (never in the spend reported), so the cheapest generator always
-  fits: replacing the image that leaves the window by the cheapest one never raises its spend.
+  generator. The window starts full of images at cost ``B`` (so the first images, too, average
+  at most ``B``), and a failed image counts at the cheapest cost in the guard (never in the
+  spend reported), so the cheapest generator always fits: replacing the image that leaves the
+  window by the cheapest one never raises its spend.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class SpendWindow:
     size : int
         Images in the window (>= 1).
     floor : float
-        The cheapest generator's normalised cost: the window starts full of it, and a failed
-        image counts as it in the guard.
+        The cheapest generator's normalised cost: a failed image counts as it in the guard.
+        The window starts full of images at ``max(budget, floor)``, so that the mean of the
+        images served so far never exceeds the budget either.
     """
 
     def __init__(self, budget: float, size: int, floor: float):
@@ -55,7 +57,9 @@ class SpendWindow:
         self.size = int(size)
         self.floor = float(floor)
         self.limit = self.budget * self.size
-        self._guard: list[float] = [self.floor] * self.size  # what the guard counts (reservations included)
+        # what the guard counts (reservations included); it starts full of images at the budget, so
+        # that also the first images average at most the budget
+        self._guard: list[float] = [max(self.budget, self.floor)] * self.size
         self._actual: list[float] = [math.nan] * self.size  # what was spent (NaN: the initial padding, pending)
         self._base = -self.size  # slot of _guard[0]
 
@@ -185,8 +189,8 @@ class StreamBudget:
         """λ for an image whose predicted quality is ``row`` (K,); ``peek=True`` changes nothing."""
         if not self.feasible:
             return math.inf
-        if peek and self._since < self.recompute_every:
-            return self.penalty
+        if peek and self.recompute_every > 1 and self._since < self.recompute_every:
+            return self.penalty  # a slow calibration is reused, also by decisions that change nothing
         if peek or self._since >= self.recompute_every:
             rows = np.vstack([*self.rows, np.asarray(row, dtype=float)[None, :]])
             with warnings.catch_warnings():  # a target below the cheapest is clipped above; nothing to say

@@ -308,6 +308,8 @@ class Engine:
         rows = np.vstack([predicted[p] for p in job.prompts])
         if job.cost_penalty is not None:
             lams = np.full(len(rows), float(job.cost_penalty))
+        elif self.budget is not None and self.is_cascade:  # one calibration (slow) for the whole request
+            lams = np.full(len(rows), self.budget.penalty_for(rows[0], peek=True))
         elif self.budget is not None:
             lams = np.array([self.budget.penalty_for(r, peek=True) for r in rows])
         else:

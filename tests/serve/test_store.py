@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
+from costroute import CostAwareRouter
 from costroute.collect import collect, generator_key, scorer_key
 from costroute.datasets import load_collection
 from costroute.scoring import CallableScorer
@@ -75,14 +76,24 @@ def test_the_store_holds_exactly_the_served_images_and_scores(tmp_path):
     assert [idx for idx, _ in again] == [0, 1]
     routed = sorted(idx for p, _, idx, _, _, _ in images if p in NEW_PROMPTS[3:])
     assert set(routed) <= {0, 1}
-    # and it reads as a dataset: the three complete prompts at seed index 0
+    # and it reads as a dataset, NaN where nothing was made, each cell the mean over its seeds
     with pytest.warns(UserWarning, match="CallableGenerator"):  # callables are not rebuilt from a store
-        data = load_collection(path, scorer="bright", seeds=[0], drop_incomplete=True)
-    assert data.prompts == NEW_PROMPTS[:3]
-    expected = {(p, e["generator"]): e["scores"]["bright"][e["generator"]] for p, e in served[:9]}
+        data = load_collection(path, scorer="bright", missing="nan")
+    assert data.prompts == NEW_PROMPTS
+    values: dict[tuple[str, str], list[float]] = {}
+    for prompt, e in served:
+        values.setdefault((prompt, e["generator"]), []).append(e["scores"]["bright"][e["generator"]])
     for i, prompt in enumerate(data.prompts):
         for name in data.quality.columns:
-            assert data.quality.loc[data.prompt_ids[i], name] == pytest.approx(expected[(prompt, name)])
+            cell = data.quality.iloc[i][name]
+            if (prompt, name) in values:
+                assert cell == pytest.approx(np.mean(values[(prompt, name)]))
+            else:
+                assert np.isnan(cell)
+    assert int(data.quality.isna().to_numpy().sum()) == 3 * 3 - len({k for k in values if k[0] in NEW_PROMPTS[3:]})
+    # the next router is fitted on what was served (the low-rank model fits the missing cells)
+    again = CostAwareRouter(router.generators_, features="complexity", quality_model="lowrank")
+    assert again.fit(data.prompts, data.quality).predict(NEW_PROMPTS).shape == (len(NEW_PROMPTS),)
 
 
 def test_serving_into_a_collected_store_adds_rows_under_the_same_keys(tmp_path):
