@@ -65,6 +65,7 @@ API_MODULES = [
     "costroute.execution",
     "costroute.scoring",
     "costroute.collect",
+    "costroute.serve",
     "costroute.costs",
     "costroute.features",
     "costroute.quality_models",
