@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..features._validation import check_prompt_text
 from ._batcher import Batcher
 from ._engine import Engine
 from ._errors import APIError, install_error_handlers
@@ -170,6 +171,10 @@ class Service:
     def check_prompt(self, prompt: str, param: str) -> str:
         if not prompt.strip():
             raise APIError(400, f"{param} must not be empty", param=param, code="invalid_value")
+        try:  # the router's own rule (e.g. no lone surrogate), so that one prompt cannot fail a batch
+            check_prompt_text([prompt], name=param)
+        except ValueError as exc:
+            raise APIError(400, str(exc).replace(f"{param}[0]", param), param=param, code="invalid_value") from None
         if len(prompt) > self.max_prompt_chars:
             raise APIError(
                 400,

@@ -149,6 +149,11 @@ def test_every_error_is_openai_error_json(server):
         ),
         httpx.post(f"{server.url}/v1/images/generations", json={"prompt": 42}),
         httpx.post(f"{server.url}/v1/images/generations", json={"prompt": "   "}),
+        httpx.post(
+            f"{server.url}/v1/images/generations",
+            content=b'{"prompt": "a \\ud800 cat"}',  # a lone surrogate: not text a tokenizer can read
+            headers={"content-type": "application/json"},
+        ),
         httpx.post(f"{server.url}/v1/route", json={"prompts": []}),
         httpx.post(f"{server.url}/v1/route", json={"prompt": "a", "prompts": ["b"]}),
     ):
