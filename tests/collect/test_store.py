@@ -125,3 +125,32 @@ def test_a_store_closed_after_a_failed_batch_keeps_nothing_of_it(store):
     store.close()
     with CollectionStore(store.path, create=False) as reopened:
         assert dump(reopened.query) == before
+
+
+def test_append_takes_the_next_free_seed_index_and_registers_its_prompt(store):
+    from costroute.collect._store import AppendedImage
+
+    (pids, gid, sid) = store.ids
+    ids = store.append(
+        [
+            AppendedImage("a red cat", gid, 21, 1.0, 0.3, [(sid, 0.5, 0.01)]),  # index 0 is taken
+            AppendedImage("a red cat", gid, 22, 1.0, 0.3),
+            AppendedImage("a new prompt", gid, 23, 1.0, 0.3, [(sid, 0.9, 0.01)]),
+        ]
+    )
+    assert [index for _, index in ids] == [1, 2, 0]
+    rows = store.query(
+        "SELECT p.text, i.seed_index, i.seed FROM images i JOIN prompts p ON p.id = i.prompt_id ORDER BY i.id"
+    )
+    assert rows[-3:] == [("a red cat", 1, 21), ("a red cat", 2, 22), ("a new prompt", 0, 23)]
+    assert store.counts()["scores"] == 3
+
+
+def test_an_append_that_fails_leaves_nothing_not_even_its_prompt(store):
+    from costroute.collect._store import AppendedImage
+
+    before = dump(store.query)
+    (pids, gid, sid) = store.ids
+    with pytest.raises(sqlite3.IntegrityError):
+        store.append([AppendedImage("another prompt", gid, 5, 1.0, 0.3), AppendedImage("x", 999, 6, 1.0, 0.3)])
+    assert dump(store.query) == before

@@ -269,3 +269,44 @@ def test_a_generator_that_cannot_load_is_in_every_order_it_was_tried_for():
     tried_big = [i for i, o in enumerate(result.order) if "big" in o]
     assert tried_big and all((i, "big") in result.errors for i in tried_big)
     assert all("big" not in c for c in result.candidates)
+
+
+def test_per_prompt_seeds_limits_and_penalties_make_each_prompt_what_it_makes_alone():
+    """What a server relies on: a batch run with (seed, 0) per prompt and a λ per prompt equals one-prompt runs."""
+    from costroute.execution import generate_cascade
+
+    prompts, Q, S = world()
+    cascade = cascade_over([generator(k) for k in range(3)], cost_penalty=0.4).fit(prompts, Q, scores=S)
+    test = [f"p{i}" for i in range(N, N + 12)]
+    seeds = [100 + 7 * i for i in range(len(test))]
+    lams = np.array([0.0, 0.4, 1.3] * 4)
+    predicted = cascade.router_.predict_quality(test)
+    batch = generate_cascade(
+        cascade._run(predicted, lams),
+        test,
+        cascade.router_.generators_,
+        [cascade.scorer],
+        progress=False,
+        seed_keys=[(s, 0) for s in seeds],
+    )
+    for i, (prompt, seed) in enumerate(zip(test, seeds)):
+        alone = cascade.generate([prompt], seed=seed, cost_penalty=float(lams[i]), progress=False)
+        assert batch.order[i] == alone.order[0] and batch.returned[i] == alone.returned[0]
+        assert batch.candidate_seeds[i] == alone.candidate_seeds[0]
+        assert batch.candidate_seeds[i] == {g: candidate_seed(seed, 0, g) for g in batch.candidates[i]}
+        assert np.asarray(batch[i]).tolist() == np.asarray(alone[0]).tolist()
+        assert set(batch.candidate_seconds[i]) == set(batch.candidates[i])
+    assert np.isfinite(batch.score_seconds[~np.isnan(batch.score_cube)]).all()
+    # a spend limit per prompt: room to score the first image, not to escalate
+    free = cascade._run(predicted, 0.0)
+    unlimited = generate_cascade(free, test, cascade.router_.generators_, [cascade.scorer], progress=False)
+    limits = cascade.normalized_costs_[free.first] + 0.06
+    limited = generate_cascade(
+        cascade._run(predicted, 0.0, limits), test, cascade.router_.generators_, [cascade.scorer], progress=False
+    )
+    assert (unlimited.normalized_cost > limits + 1e-9).any()
+    assert (limited.normalized_cost <= limits + 1e-9).all()
+    with pytest.raises(ValueError, match="seed_keys"):
+        generate_cascade(
+            cascade._run(predicted, 0.0), test, cascade.router_.generators_, [cascade.scorer], seed_keys=[(0, 0)]
+        )
