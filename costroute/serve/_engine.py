@@ -198,6 +198,30 @@ class Engine:
                 out[pos] = planned
             else:
                 items += planned
+        try:
+            self._make(items)
+        except BaseException:  # an unexpected error: the batch's reservations must not stay in the window
+            if self.budget is not None:
+                for it in items:
+                    if it.slot is not None:
+                        self.budget.window.settle(it.slot, None)
+            raise
+        for it in items:
+            it.served.cost = it.served.normalized_cost * self.cost_max
+            if self.budget is not None and it.slot is not None:
+                cost = it.served.normalized_cost if it.served.image is not None else None
+                self.budget.record(it.slot, cost, it.served.guarded)
+        stored = self._store(items)
+        self._count(items, time.perf_counter() - started)
+        by_job: dict[int, list[ServedImage]] = {}
+        for it in items:
+            by_job.setdefault(it.job, []).append(it.served)
+        for pos, images in by_job.items():
+            out[pos] = stored if isinstance(stored, APIError) else ImageJobResult(images)
+        return out
+
+    def _make(self, items: list[Item]) -> None:
+        """Make (and score) every item's image: one image each, or a cascade over the routed items."""
         verified = [it for it in items if self.is_cascade and it.served.routed and not it.served.explored]
         direct = [it for it in items if not (self.is_cascade and it.served.routed and not it.served.explored)]
         if direct:
@@ -214,19 +238,6 @@ class Engine:
         if verified:
             window = None if self.budget is None else self.budget.window
             run_cascade(self.router, verified, self.scorers, self.max_batch_size, window)
-        for it in items:
-            it.served.cost = it.served.normalized_cost * self.cost_max
-            if self.budget is not None and it.slot is not None:
-                cost = it.served.normalized_cost if it.served.image is not None else None
-                self.budget.record(it.slot, cost, it.served.guarded)
-        stored = self._store(items)
-        self._count(items, time.perf_counter() - started)
-        by_job: dict[int, list[ServedImage]] = {}
-        for it in items:
-            by_job.setdefault(it.job, []).append(it.served)
-        for pos, images in by_job.items():
-            out[pos] = stored if isinstance(stored, APIError) else ImageJobResult(images)
-        return out
 
     # ------------------------------------------------------------------ deciding
     def _image_seed(self, item: Item, name: str) -> int:
