@@ -5,6 +5,7 @@ The chain runs on tiny random-weight models (``costroute tiny``); the images and
 two scorers rebuilt from the store.
 """
 
+import os
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from costroute import CascadeRouter, CostAwareRouter
+from costroute.cli import main
 from costroute.datasets import load_collection
 from costroute.io import load
 
@@ -29,29 +31,36 @@ def cli(*args, cwd):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
+    """Tiny models and a store with three scorers, written by the CLI's own code in this process
+    (``costroute.cli.main``; the commands under test below run as real subprocesses)."""
     folder = tmp_path_factory.mktemp("several")
     (folder / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
     (folder / "new.txt").write_text("\n".join(NEW) + "\n")
-    for args in (
-        ("tiny", "models"),
-        (
-            "collect",
-            "prompts.txt",
-            "--generators",
-            "small=diffusers:models/sd:2",
-            "large=diffusers:models/sd:6",
-            "--scorer",
-            "judge=clip:models/judge",
-            "fast=clip:models/clip",
-            "strict=clip:models/judge",
-            "--store",
-            "run.sqlite",
-            "--seeds",
-            "2",
-        ),
-    ):
-        run = cli(*args, "--quiet", cwd=folder) if args[0] == "collect" else cli(*args, cwd=folder)
-        assert run.returncode == 0, run.stderr[-3000:]
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["tiny", "models"]) == 0
+        status = main(
+            [
+                "collect",
+                "prompts.txt",
+                "--generators",
+                "small=diffusers:models/sd:2",
+                "large=diffusers:models/sd:6",
+                "--scorer",
+                "judge=clip:models/judge",
+                "fast=clip:models/clip",
+                "strict=clip:models/judge",
+                "--store",
+                "run.sqlite",
+                "--seeds",
+                "2",
+                "--quiet",
+            ]
+        )
+        assert status == 0
+    finally:
+        os.chdir(here)
     return folder
 
 
