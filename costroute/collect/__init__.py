@@ -24,9 +24,10 @@ from ._local import LocalBackend
 from ._ray import RayBackend
 from ._rebuild import REBUILT_GENERATORS, REBUILT_SCORERS, rebuild_generator, rebuild_scorer
 from ._specs import BACKENDS, parse_generator, parse_scorer
-from ._store import SCHEMA, CollectionStore
+from ._store import APPENDED_SEED_INDEX, SCHEMA, CollectionStore
 
 __all__ = [
+    "APPENDED_SEED_INDEX",
     "BACKENDS",
     "IGNORED_SETTINGS",
     "REBUILT_GENERATORS",

@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS scores (
 
 _EXPECTED = {"meta", "prompts", "generators", "scorers", "images", "scores"}
 
+#: First seed index of images appended outside ``collect`` (a server's): far above any
+#: ``--seeds`` a collection uses, so the two never meet.
+APPENDED_SEED_INDEX = 1_000_000
+
 
 @dataclass
 class NewImage:
@@ -368,9 +372,11 @@ class CollectionStore:
     def append(self, images: Sequence[AppendedImage]) -> list[tuple[int, int]]:
         """Insert images made outside :func:`~costroute.collect.collect` (a server's), in one transaction.
 
-        Each image goes to the next free seed index of its (prompt, generator) -- one more than
-        the largest stored, 0 for the first -- so it never takes the place of another image,
-        whoever wrote that one; its ``seed`` is recorded as given. Prompts are registered in
+        Each image goes to the next free seed index of its (prompt, generator) from
+        :data:`APPENDED_SEED_INDEX` (1,000,000) up, so it never takes the place of another image,
+        and :func:`~costroute.collect.collect`, whose seed indices count up from 0, never
+        mistakes it for one of its own seeded images; its ``seed`` is recorded as given.
+        ``load_collection`` reads every seed index, appended ones included. Prompts are registered in
         the same transaction, so a failure (or a killed process) leaves nothing of the batch.
 
         Returns
@@ -385,8 +391,9 @@ class CollectionStore:
                 conn.execute("INSERT OR IGNORE INTO prompts (text) VALUES (?)", (image.prompt,))
                 prompt_id = conn.execute("SELECT id FROM prompts WHERE text = ?", (image.prompt,)).fetchone()[0]
                 seed_index = conn.execute(
-                    "SELECT COALESCE(MAX(seed_index) + 1, 0) FROM images WHERE prompt_id = ? AND generator_id = ?",
-                    (prompt_id, image.generator_id),
+                    "SELECT COALESCE(MAX(seed_index) + 1, ?) FROM images "
+                    "WHERE prompt_id = ? AND generator_id = ? AND seed_index >= ?",
+                    (APPENDED_SEED_INDEX, prompt_id, image.generator_id, APPENDED_SEED_INDEX),
                 ).fetchone()[0]
                 cur = conn.execute(
                     "INSERT INTO images (prompt_id, generator_id, seed_index, seed, cost, seconds, path) "

@@ -348,6 +348,7 @@ def create_app(
         lifespan=service.lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # the schema would be the one /v1 path open without the key
     )
     app.state.service = service
     install_error_handlers(app)

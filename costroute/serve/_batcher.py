@@ -127,7 +127,7 @@ class Batcher:
                 break
             try:
                 nxt = self.queue.get_nowait() if left <= 0 else await asyncio.wait_for(self.queue.get(), left)
-            except (asyncio.QueueEmpty, TimeoutError):
+            except (asyncio.QueueEmpty, asyncio.TimeoutError, TimeoutError):  # distinct classes before 3.11
                 break
             batch.append(nxt)
             images += nxt.job.size

@@ -189,16 +189,14 @@ class Engine:
             )
             return [error] * len(jobs)
         items: list[Item] = []
-        for pos, job in enumerate(jobs):
-            if isinstance(job, RouteJob):
-                out[pos] = self._route(job, predicted)
-                continue
-            planned = self._plan(pos, job, predicted[job.prompt])
-            if isinstance(planned, APIError):
-                out[pos] = planned
-            else:
-                items += planned
         try:
+            for pos, job in enumerate(jobs):
+                if isinstance(job, RouteJob):
+                    out[pos] = self._route(job, predicted)
+                    continue
+                planned = self._plan(pos, job, predicted[job.prompt], items)
+                if isinstance(planned, APIError):
+                    out[pos] = planned
             self._make(items)
         except BaseException:  # an unexpected error: the batch's reservations must not stay in the window
             if self.budget is not None:
@@ -222,8 +220,15 @@ class Engine:
 
     def _make(self, items: list[Item]) -> None:
         """Make (and score) every item's image: one image each, or a cascade over the routed items."""
-        verified = [it for it in items if self.is_cascade and it.served.routed and not it.served.explored]
-        direct = [it for it in items if not (self.is_cascade and it.served.routed and not it.served.explored)]
+        verified = [it for it in items if it.verified]
+        direct = [it for it in items if not it.verified]
+        if verified:  # first: the cascade reserves its images in order, then the direct images are guarded
+            window = None if self.budget is None else self.budget.window
+            run_cascade(self.router, verified, self.scorers, self.max_batch_size, window)
+        if direct and self.is_cascade and self.budget is not None:
+            scoring = float(self.scoring_costs.sum())
+            for it in direct:
+                self._guard(it, scoring)
         if direct:
             seed_of = self._candidate_seed if self.is_cascade else self._image_seed
             make_images(direct, self.registry, self.runners, self.max_batch_size, seed_of, self._fits, {})
@@ -235,9 +240,6 @@ class Engine:
                     it.score_seconds.values()
                 )
                 it.served.predicted_quality = float(it.row[it.k]) if made else math.nan
-        if verified:
-            window = None if self.budget is None else self.budget.window
-            run_cascade(self.router, verified, self.scorers, self.max_batch_size, window)
 
     # ------------------------------------------------------------------ deciding
     def _image_seed(self, item: Item, name: str) -> int:
@@ -251,8 +253,10 @@ class Engine:
             return float(asked)
         return self.penalty if self.budget is None else self.budget.penalty_for(row)
 
-    def _plan(self, pos: int, job: ImageJob, row: np.ndarray) -> list[Item] | APIError:
-        """The job's images, decided one after another (each sees the window as the previous left it)."""
+    def _plan(self, pos: int, job: ImageJob, row: np.ndarray, items: list[Item]) -> None | APIError:
+        """Append the job's images to ``items``, decided one after another (each sees the window as the
+        previous left it); each is appended as soon as it holds a reservation, so that an error later in
+        the batch settles it."""
         forced = None if job.model is None else self.names.index(job.model)
         scoring = float(self.scoring_costs.sum())
         if forced is not None and self.budget is not None:
@@ -267,7 +271,6 @@ class Engine:
                     code="budget_exhausted",
                     type="insufficient_quota",
                 )
-        items = []
         for j in range(job.n):
             served = ServedImage(index=j, routed=forced is None)
             lam = self._penalty(row, job.cost_penalty)
@@ -282,10 +285,11 @@ class Engine:
             served.cost_penalty = lam
             verified = self.is_cascade and forced is None and not served.explored
             item = Item(pos, job.prompt, row, (job.seed, j), k, lam, bool(self.scorers) and not verified, served)
-            if self.budget is not None and not verified:
-                self._guard(item, scoring)
+            item.verified = verified
             items.append(item)
-        return items
+            if self.budget is not None and not self.is_cascade:
+                self._guard(item, scoring)
+        return None
 
     def _guard(self, item: Item, scoring: float) -> None:
         """Reserve the item's planned cost; one that does not fit goes to the cheapest generator."""

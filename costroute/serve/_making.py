@@ -45,6 +45,8 @@ class Item:
     scoring_cost: float = 0.0
     # a cascade's other candidates: generator -> (seed, seconds, {scorer: (value, seconds)})
     candidates: dict[str, tuple[int, float, dict[str, tuple[float, float]]]] = dataclasses.field(default_factory=dict)
+    #: made by the cascade (routed, not explored, not redirected), fixed when the item is planned
+    verified: bool = False
 
 
 def _describe(exc: BaseException) -> str:

@@ -25,6 +25,14 @@ __all__ = ["CountRequests", "LimitBody", "RequireKey"]
 ENDPOINTS = ("/v1/images/generations", "/v1/route", "/v1/models", "/healthz", "/metrics")
 
 
+def route_path(scope: dict) -> str:
+    """The path the app's routes see: ``scope["path"]`` without ``root_path`` (a mount or a proxy prefix)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
 class CountRequests:
     """Count every HTTP request by endpoint and status, and time it."""
 
@@ -36,7 +44,7 @@ class CountRequests:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
+        path = route_path(scope)
         endpoint = path if path in ENDPOINTS else "other"
         status = {"code": 500}
         started = time.perf_counter()
@@ -58,15 +66,16 @@ class RequireKey:
 
     def __init__(self, app: Any, api_key: str | None):
         self.app = app
-        self.expected = None if api_key is None else f"Bearer {api_key}".encode()
+        self.expected = None if api_key is None else api_key.encode()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
+        path = route_path(scope)
         if self.expected is None or scope["type"] != "http" or not (path.startswith("/v1/") or path == "/metrics"):
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers") or []).get(b"authorization")
-        if given is None or not hmac.compare_digest(given, self.expected):
+        scheme, _, token = (given or b"").partition(b" ")
+        if given is None or scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.expected):
             error = APIError(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>'"
@@ -102,7 +111,7 @@ class LimitBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope.get("path", ""), self.default)
+        limit = self.per_path.get(route_path(scope), self.default)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             try:

@@ -5,9 +5,10 @@ under :func:`~costroute.collect.generator_key` and :func:`~costroute.collect.sco
 the same identities, one image row per image made (its seed, its cost per image in the
 generators' unit, its generation seconds) and one score row per score -- so
 :func:`costroute.datasets.load_collection` and ``costroute fit --dataset STORE`` read a served
-store like a collected one. An image takes the next free seed index of its (prompt,
+store like a collected one. An image takes the next free seed index from 1,000,000 up of its (prompt,
 generator) (:meth:`CollectionStore.append <costroute.collect.CollectionStore.append>`): it
-never collides with a collected image or another served one. Each batch of requests is
+never collides with a collected image or another served one, and ``collect`` (indices from 0)
+never takes it for one of its own. Each batch of requests is
 written in one transaction, so a stopped process leaves no partial row.
 
 The store lives in the server's worker thread: SQLite connections stay in the thread that

@@ -127,22 +127,23 @@ def test_a_store_closed_after_a_failed_batch_keeps_nothing_of_it(store):
         assert dump(reopened.query) == before
 
 
-def test_append_takes_the_next_free_seed_index_and_registers_its_prompt(store):
+def test_append_takes_the_next_free_seed_index_above_collects_and_registers_its_prompt(store):
     from costroute.collect._store import AppendedImage
 
     (pids, gid, sid) = store.ids
     ids = store.append(
         [
-            AppendedImage("a red cat", gid, 21, 1.0, 0.3, [(sid, 0.5, 0.01)]),  # index 0 is taken
+            AppendedImage("a red cat", gid, 21, 1.0, 0.3, [(sid, 0.5, 0.01)]),  # collect's index 0 is stored
             AppendedImage("a red cat", gid, 22, 1.0, 0.3),
             AppendedImage("a new prompt", gid, 23, 1.0, 0.3, [(sid, 0.9, 0.01)]),
         ]
     )
-    assert [index for _, index in ids] == [1, 2, 0]
+    base = 1_000_000  # never an index collect counts up to
+    assert [index for _, index in ids] == [base, base + 1, base]
     rows = store.query(
         "SELECT p.text, i.seed_index, i.seed FROM images i JOIN prompts p ON p.id = i.prompt_id ORDER BY i.id"
     )
-    assert rows[-3:] == [("a red cat", 1, 21), ("a red cat", 2, 22), ("a new prompt", 0, 23)]
+    assert rows[-3:] == [("a red cat", base, 21), ("a red cat", base + 1, 22), ("a new prompt", base, 23)]
     assert store.counts()["scores"] == 3
 
 

@@ -120,12 +120,14 @@ class ServerThread:
     stops it on exit (the app's shutdown runs); ``server.url`` is ``http://127.0.0.1:PORT``.
     """
 
-    def __init__(self, app, timeout: float = 60.0):
+    def __init__(self, app, timeout: float = 60.0, root_path: str = ""):
         self.app = app
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.timeout = timeout
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", root_path=root_path
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)
 

@@ -143,3 +143,25 @@ def test_a_served_stream_holds_the_budget_and_the_metrics_show_the_window(tmp_pa
     assert values["costroute_window_cost_penalty"] > 0
     assert values["costroute_spend_total"] == pytest.approx(sum(costs))
     assert route["budget"] == 0.3 and route["data"][0]["cost_penalty"] > 0
+
+
+def test_a_cascade_with_exploration_holds_the_window_and_leaks_no_reservation():
+    """Explored images (made directly, scored) beside the cascade's: every window of reservations, in the
+    order the window took them, stays within B x window, and nothing is left pending."""
+    cascade = make_cascade(scoring_cost=0.5, cost_penalty=0.0)
+    app = create_app(cascade, budget=0.5, window=16, explore=0.5, seed=0)
+    engine = app.state.service.engine
+    window = engine.budget.window
+    settled: dict[int, float] = {}
+    settle = window.settle
+
+    def recording(slot, cost):
+        settled[slot] = 0.0 if cost is None else float(cost)
+        settle(slot, cost)
+
+    window.settle = recording
+    costs = served_costs(engine, stream(240, seed=5), per_batch=6)
+    assert len(settled) == len(costs) and sum(settled.values()) == pytest.approx(sum(costs))
+    in_order = [settled[slot] for slot in sorted(settled)]
+    assert rolling_sums(in_order, 16).max() <= 0.5 * 16 + 1e-9
+    assert len(window._guard) <= 16 + 6  # trimmed as it goes: no reservation left pending

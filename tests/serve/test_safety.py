@@ -129,3 +129,23 @@ def test_bad_settings_are_refused_naming_them():
         create_app("router.skops")
     with pytest.raises(ValueError, match="not fitted"):
         create_app(type(router)(router.generators))
+
+
+@pytest.mark.parametrize("how", ["mounted", "root_path"])
+def test_the_key_is_required_when_the_app_is_mounted_or_behind_a_root_path(how):
+    from fastapi import FastAPI
+
+    served = create_app(make_router(), api_key="sekrit")
+    if how == "mounted":
+        host = FastAPI()
+        host.mount("/img", served)
+        app, prefix, root = host, "/img", ""
+    else:  # behind a proxy that strips /api: uvicorn puts it back into the path the middleware sees
+        app, prefix, root = served, "", "/api"
+    with ServerThread(app, root_path=root) as server:
+        url = f"{server.url}{prefix}/v1/images/generations"
+        body = {"prompt": "a red cat", "costroute": {"seed": 0}}
+        assert httpx.post(url, json=body, timeout=30).status_code == 401
+        assert httpx.get(f"{server.url}{prefix}/metrics", timeout=30).status_code == 401
+        ok = httpx.post(url, json=body, headers={"Authorization": "bearer sekrit"}, timeout=30)
+        assert ok.status_code == 200, ok.text

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from costroute import CostAwareRouter
-from costroute.collect import collect, generator_key, scorer_key
+from costroute.collect import APPENDED_SEED_INDEX, collect, generator_key, scorer_key
 from costroute.datasets import load_collection
 from costroute.scoring import CallableScorer
 from costroute.serve import create_app
@@ -73,9 +73,10 @@ def test_the_store_holds_exactly_the_served_images_and_scores(tmp_path):
     assert keys["scorers"] == {"bright": scorer_key(scorer)}
     # a (prompt, generator) served again takes the next seed index, never another image's place
     again = [(idx, seed) for p, g, idx, seed, _, _ in images if p == NEW_PROMPTS[0] and g == "mid"]
-    assert [idx for idx, _ in again] == [0, 1]
+    base = APPENDED_SEED_INDEX  # above every index collect counts up to
+    assert [idx for idx, _ in again] == [base, base + 1]
     routed = sorted(idx for p, _, idx, _, _, _ in images if p in NEW_PROMPTS[3:])
-    assert set(routed) <= {0, 1}
+    assert set(routed) <= {base, base + 1}
     # and it reads as a dataset, NaN where nothing was made, each cell the mean over its seeds
     with pytest.warns(UserWarning, match="CallableGenerator"):  # callables are not rebuilt from a store
         data = load_collection(path, scorer="bright", missing="nan")
@@ -107,7 +108,7 @@ def test_serving_into_a_collected_store_adds_rows_under_the_same_keys(tmp_path):
     after, scores, keys_after = stored(path)
     assert keys_after == keys_before  # the same generators and scorer, not new ones
     new = [row for row in after if row not in before]
-    assert [(p, g, idx) for p, g, idx, _, _, _ in new] == [(NEW_PROMPTS[0], "cheap", 1)]
+    assert [(p, g, idx) for p, g, idx, _, _, _ in new] == [(NEW_PROMPTS[0], "cheap", APPENDED_SEED_INDEX)]
     assert len(scores) == len(after)
 
 
