@@ -40,6 +40,7 @@ from ._images import encode_png, format_size, generator_size, parse_size
 from ._jobs import ImageJob, ImageJobResult, RouteJob, ServedImage
 from ._metrics import Metrics
 from ._middleware import CountRequests, LimitBody, RequireKey
+from ._page import add_page_routes
 from ._schemas import MAX_SEED, ImageRequest, RouteRequest
 
 __all__ = [
@@ -365,6 +366,7 @@ def create_app(
     app.add_middleware(RequireKey, api_key=api_key)
     app.add_middleware(CountRequests, metrics=metrics)
     _add_routes(app, service)
+    add_page_routes(app)
     return app
 
 
