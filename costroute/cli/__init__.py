@@ -17,6 +17,7 @@ Examples
     costroute fit --dataset run.sqlite --scorer judge --verify fast -o cascade.skops   # a CascadeRouter
     costroute generate prompts.txt --router cascade.skops --out images/   # generate, score, escalate
     costroute serve cascade.skops --budget 0.3 --store served.sqlite --api-key-env COSTROUTE_KEY
+    costroute serve --demo                              # a tiny cascade fitted on the spot; open http://127.0.0.1:8000/
 
 Routers
 -------
@@ -44,7 +45,10 @@ Serving
 on ``/v1``, dynamic batching, a budget over a sliding window, a collection store. The API key
 is read from the environment variable ``--api-key-env`` names (never from the command line);
 without one the command refuses a host other than loopback (status 2). SIGTERM finishes the
-requests in flight, writes their rows and exits. See ``docs/serving.md``.
+requests in flight, writes their rows and exits. ``GET /`` is a playground page that calls the
+API and shows every candidate; ``serve --demo`` (instead of a router) builds tiny offline
+models, collects a small matrix and fits a cascade in a temporary folder (seconds), and serves
+that. See ``docs/serving.md``.
 
 Input
 -----

@@ -10,29 +10,37 @@ with uvicorn. Any OpenAI client can call it::
 
 Requests that arrive together are batched per generator, a budget is held over a sliding
 window of recent images, and every image made and score computed can be written to a
-collection store to fit the next router on (``docs/serving.md``).
+collection store to fit the next router on (``docs/serving.md``). ``GET /`` is a playground
+page that calls the API and shows every candidate; :func:`demo_app` serves a cascade of tiny
+offline models fitted on the spot (``costroute serve --demo``).
 
 The package is organised by concept: ``_app`` (the app and its endpoints), ``_batcher``
 (dynamic batching into one worker thread), ``_engine`` (a batch's decisions, images, costs
 and rows), ``_making`` (generating and scoring a batch), ``_budget`` (the stream budget and
 its hard guard), ``_store`` (the collection store writer), ``_middleware`` (API key, body
 limit, request metrics), ``_errors`` (OpenAI's error JSON), ``_metrics`` (Prometheus),
-``_schemas`` (the request bodies), ``_jobs`` (what the endpoints and the worker exchange) and
-``_images`` (PNG encoding, image sizes). Importing :mod:`costroute` does not import this
+``_schemas`` (the request bodies), ``_jobs`` (what the endpoints and the worker exchange),
+``_images`` (PNG encoding, image sizes), ``_page`` (the playground page) and ``_demo`` (the
+tiny demo cascade). Importing :mod:`costroute` does not import this
 package; importing it imports FastAPI and prometheus_client (``pip install costroute[serve]``).
 """
 
 from ._app import DEFAULT_MAX_N, DEFAULT_MAX_PROMPT_CHARS, DEFAULT_MAX_ROUTE_PROMPTS, Service, create_app
 from ._budget import SpendWindow, StreamBudget
+from ._demo import DEMO_PROMPTS, Demo, build_demo, demo_app
 from ._errors import APIError
 
 __all__ = [
     "DEFAULT_MAX_N",
+    "DEMO_PROMPTS",
     "DEFAULT_MAX_PROMPT_CHARS",
     "DEFAULT_MAX_ROUTE_PROMPTS",
     "APIError",
+    "Demo",
     "Service",
     "SpendWindow",
     "StreamBudget",
+    "build_demo",
     "create_app",
+    "demo_app",
 ]

@@ -2,9 +2,11 @@
 
 ``POST /v1/images/generations`` speaks OpenAI's Images API (``prompt``, ``n``, ``model``,
 ``size``, ``response_format="b64_json"``) with a ``costroute`` extension object in the
-request (``seed``, ``cost_penalty``) and in the response (per image: the generator, the
-generators tried, scores, cost, seconds, seed). ``POST /v1/route`` returns the decisions
-only. ``GET /v1/models``, ``GET /healthz`` and ``GET /metrics`` (Prometheus) complete it.
+request (``seed``, ``cost_penalty``, ``candidates``) and in the response (per image: the
+generator, the generators tried, scores, cost, seconds, seed and, when asked, every candidate
+made with its pixels). ``POST /v1/route`` returns the decisions only. ``GET /v1/models``,
+``GET /healthz`` and ``GET /metrics`` (Prometheus) complete it, and ``GET /`` serves the
+playground page (:mod:`._page`).
 
 The app holds a :class:`Service`: the engine (the router, the budget window, the store) in a
 one-thread executor, and the batcher that feeds it. Its lifespan loads the models before the
@@ -35,9 +37,10 @@ from ._batcher import Batcher
 from ._engine import Engine
 from ._errors import APIError, install_error_handlers
 from ._images import encode_png, format_size, generator_size, parse_size
-from ._jobs import ImageJob, ImageJobResult, RouteJob
+from ._jobs import ImageJob, ImageJobResult, RouteJob, ServedImage
 from ._metrics import Metrics
 from ._middleware import CountRequests, LimitBody, RequireKey
+from ._page import add_page_routes
 from ._schemas import MAX_SEED, ImageRequest, RouteRequest
 
 __all__ = [
@@ -230,6 +233,14 @@ def _number(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def _encode(image: ServedImage, candidates: bool) -> tuple[str, list[str]]:
+    """The image's PNG as base64, and (when asked) each of its candidates' (the returned one's reused)."""
+    b64 = encode_png(image.image)
+    if not candidates:
+        return b64, []
+    return b64, [b64 if c.image is image.image else encode_png(c.image) for c in image.candidates or []]
+
+
 def create_app(
     router: Any,
     *,
@@ -356,6 +367,7 @@ def create_app(
     app.add_middleware(RequireKey, api_key=api_key)
     app.add_middleware(CountRequests, metrics=metrics)
     _add_routes(app, service)
+    add_page_routes(app)
     return app
 
 
@@ -390,7 +402,8 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         seed = options.seed if options is not None and options.seed is not None else None
         if seed is None:
             seed = int(service.rng.integers(0, MAX_SEED, endpoint=True))
-        job = ImageJob(prompt, n, model, seed, None if options is None else options.cost_penalty)
+        keep = bool(options is not None and options.candidates)
+        job = ImageJob(prompt, n, model, seed, None if options is None else options.cost_penalty, keep)
         result: ImageJobResult = await service.submit(job)
         made = result.made
         failed = [{"index": im.index, "error": im.error} for im in result.images if im.image is None]
@@ -400,11 +413,17 @@ def _add_routes(app: FastAPI, service: Service) -> None:
                 "no image could be made: " + "; ".join(f["error"] or "unknown error" for f in failed),
                 code="generation_failed",
             )
-        encoded = await asyncio.to_thread(lambda: [encode_png(im.image) for im in made])
+        encoded = await asyncio.to_thread(lambda: [_encode(im, keep) for im in made])
         sizes = sorted({f"{im.image.size[0]}x{im.image.size[1]}" for im in made if hasattr(im.image, "size")})
+        data = []
+        for (b64, others), im in zip(encoded, made):
+            extension = im.extension(unit)
+            if keep:
+                extension["candidates"] = [c.extension(b, unit) for c, b in zip(im.candidates or [], others)]
+            data.append({"b64_json": b64, "costroute": extension})
         body = {
             "created": int(time.time()),
-            "data": [{"b64_json": b64, "costroute": im.extension(unit)} for b64, im in zip(encoded, made)],
+            "data": data,
             "output_format": "png",
             "costroute": {
                 "seed": seed,

@@ -33,7 +33,7 @@ from ..router import CostAwareRouter
 from ..routing import assign_generators, penalty_for_budget
 from ._budget import StreamBudget
 from ._errors import APIError
-from ._jobs import ImageJob, ImageJobResult, RouteDecision, RouteJob, RouteJobResult, ServedImage
+from ._jobs import Candidate, ImageJob, ImageJobResult, RouteDecision, RouteJob, RouteJobResult, ServedImage
 from ._making import Item, make_images, run_cascade, score_images
 from ._metrics import Metrics
 from ._store import ServedRow, StoreWriter
@@ -206,6 +206,8 @@ class Engine:
             raise
         for it in items:
             it.served.cost = it.served.normalized_cost * self.cost_max
+            for c in it.served.candidates or ():
+                c.cost = c.normalized_cost * self.cost_max
             if self.budget is not None and it.slot is not None:
                 cost = it.served.normalized_cost if it.served.image is not None else None
                 self.budget.record(it.slot, cost, it.served.guarded)
@@ -240,6 +242,8 @@ class Engine:
                     it.score_seconds.values()
                 )
                 it.served.predicted_quality = float(it.row[it.k]) if made else math.nan
+                if it.keep and made:
+                    it.served.candidates = [_direct_candidate(it)]
 
     # ------------------------------------------------------------------ deciding
     def _image_seed(self, item: Item, name: str) -> int:
@@ -286,6 +290,7 @@ class Engine:
             verified = self.is_cascade and forced is None and not served.explored
             item = Item(pos, job.prompt, row, (job.seed, j), k, lam, bool(self.scorers) and not verified, served)
             item.verified = verified
+            item.keep = job.candidates
             items.append(item)
             if self.budget is not None and not self.is_cascade:
                 self._guard(item, scoring)
@@ -400,6 +405,20 @@ class Engine:
             m.window_mean.set(spend / n if n else math.nan)
             m.window_images.set(n)
             m.window_penalty.set(lam)
+
+
+def _direct_candidate(item: Item) -> Candidate:
+    """The one image a router (or a named model, or exploration) made for ``item``, as its only candidate."""
+    served = item.served
+    return Candidate(
+        generator=served.generator,
+        image=served.image,
+        seed=served.seed,
+        scores={name: by[served.generator] for name, by in served.scores.items() if served.generator in by},
+        normalized_cost=served.normalized_cost,
+        seconds=served.seconds,
+        returned=True,
+    )
 
 
 def _finite(x: float) -> float:

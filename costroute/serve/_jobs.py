@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
-__all__ = ["ImageJob", "ImageJobResult", "ServedImage", "RouteDecision", "RouteJob", "RouteJobResult"]
+__all__ = ["Candidate", "ImageJob", "ImageJobResult", "ServedImage", "RouteDecision", "RouteJob", "RouteJobResult"]
 
 
 @dataclasses.dataclass
@@ -21,7 +21,8 @@ class ImageJob:
 
     Image ``j`` is seeded from ``(seed, j)``: :func:`~costroute.execution.image_seed` for a
     router, :func:`~costroute.execution.candidate_seed` with each generator for a cascade, the
-    seeds of ``generate`` on ``[prompt] * n`` with run seed ``seed``.
+    seeds of ``generate`` on ``[prompt] * n`` with run seed ``seed``. With ``candidates``,
+    each image keeps every candidate made for it (:class:`Candidate`), pixels included.
     """
 
     prompt: str
@@ -29,6 +30,7 @@ class ImageJob:
     model: str | None
     seed: int
     cost_penalty: float | None = None
+    candidates: bool = False
 
     @property
     def size(self) -> int:
@@ -48,6 +50,44 @@ class RouteJob:
         return 1
 
 
+def _number(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One image made for a served image: the one returned, or another a cascade made and scored.
+
+    ``scores`` maps a scorer's name to this image's score (only the scorers that scored it);
+    ``normalized_cost`` is its generation plus those scorings, divided by the dearest
+    generator's cost, so that the candidates of an image add up to the image's own
+    ``normalized_cost``; ``cost`` is the same in the generators' unit.
+    """
+
+    generator: str
+    image: Any
+    seed: int | None
+    scores: dict[str, float]
+    normalized_cost: float
+    seconds: float
+    returned: bool
+    cost: float = math.nan
+
+    def extension(self, b64_json: str, cost_unit: str) -> dict[str, Any]:
+        """The candidate in the response (``costroute.candidates``), its PNG given as ``b64_json``."""
+        return {
+            "generator": self.generator,
+            "b64_json": b64_json,
+            "returned": self.returned,
+            "seed": self.seed,
+            "scores": {s: float(v) for s, v in self.scores.items()},
+            "cost": _number(self.cost),
+            "cost_unit": cost_unit,
+            "normalized_cost": float(self.normalized_cost),
+            "seconds": _number(self.seconds),
+        }
+
+
 @dataclasses.dataclass
 class ServedImage:
     """One image of an :class:`ImageJob`: the image (or why there is none) and what it took.
@@ -55,7 +95,8 @@ class ServedImage:
     ``scores`` maps a scorer's name to ``{generator: score}`` for every image of this prompt
     it scored (a cascade's other candidates included); ``cost`` is in the generators' unit,
     ``normalized_cost`` divided by the most expensive generator's cost, both counting every
-    image made for it and every scoring.
+    image made for it and every scoring. ``candidates`` holds every image made for it (the
+    returned one included, in the order made) when its job asked for them, else ``None``.
     """
 
     index: int
@@ -75,13 +116,10 @@ class ServedImage:
     cost_penalty: float = math.nan
     error: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    candidates: list[Candidate] | None = None
 
     def extension(self, cost_unit: str) -> dict[str, Any]:
-        """The image's ``costroute`` object in the response."""
-
-        def number(x: float) -> float | None:
-            return None if x is None or not math.isfinite(x) else float(x)
-
+        """The image's ``costroute`` object in the response (without ``candidates``, which the endpoint encodes)."""
         return {
             "generator": self.generator,
             "generators_tried": list(self.tried),
@@ -89,14 +127,14 @@ class ServedImage:
             "explored": self.explored,
             "budget_guard": self.guarded,
             "fallbacks": list(self.fallbacks),
-            "predicted_quality": number(self.predicted_quality),
+            "predicted_quality": _number(self.predicted_quality),
             "scores": {s: {g: float(v) for g, v in by.items()} for s, by in self.scores.items()},
             "cost": float(self.cost),
             "cost_unit": cost_unit,
             "normalized_cost": float(self.normalized_cost),
             "seconds": float(self.seconds),
             "seed": self.seed,
-            "cost_penalty": number(self.cost_penalty),
+            "cost_penalty": _number(self.cost_penalty),
             "warnings": list(self.warnings),
         }
 

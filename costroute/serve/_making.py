@@ -22,14 +22,17 @@ from typing import Any
 import numpy as np
 
 from ..execution import BatchRunner, generate_cascade
-from ._jobs import ServedImage
+from ._jobs import Candidate, ServedImage
 
 __all__ = ["Item", "make_images", "run_cascade", "score_images"]
 
 
 @dataclasses.dataclass
 class Item:
-    """One image to make in a batch: its prompt, predicted quality row, seed key, plan and outcome."""
+    """One image to make in a batch: its prompt, predicted quality row, seed key, plan and outcome.
+
+    ``keep``: keep every candidate made for it, pixels included, in ``served.candidates``.
+    """
 
     job: int
     prompt: str
@@ -47,6 +50,7 @@ class Item:
     candidates: dict[str, tuple[int, float, dict[str, tuple[float, float]]]] = dataclasses.field(default_factory=dict)
     #: made by the cascade (routed, not explored, not redirected), fixed when the item is planned
     verified: bool = False
+    keep: bool = False
 
 
 def _describe(exc: BaseException) -> str:
@@ -261,4 +265,29 @@ def run_cascade(cascade: Any, items: Sequence[Item], scorers: dict[str, Any], ma
         served.generator = returned
         served.seed = result.candidate_seeds[i][returned]
         served.predicted_quality = float(item.row[generators.index(returned)])
+        if item.keep:
+            served.candidates = _cascade_candidates(result, i, run, names)
     return result
+
+
+def _cascade_candidates(result: Any, i: int, run: Any, names: list[str]) -> list[Candidate]:
+    """Every image the cascade made for prompt ``i``, in the order made, each charged its generation and scorings."""
+    generators = list(result.generator_names)
+    out = []
+    for g in dict.fromkeys(result.order[i]):
+        if g not in result.candidates[i]:  # a generator that failed on it: in the fallbacks, no pixels
+            continue
+        k = generators.index(g)
+        scored = ~np.isnan(result.score_cube[i, k])
+        out.append(
+            Candidate(
+                generator=g,
+                image=result.candidates[i][g],
+                seed=result.candidate_seeds[i][g],
+                scores={name: float(result.score_cube[i, k, s]) for s, name in enumerate(names) if scored[s]},
+                normalized_cost=float(run.costs[k] + run.scorer_costs[scored].sum()),
+                seconds=float(np.nansum([result.candidate_seconds[i][g], *result.score_seconds[i, k]])),
+                returned=g == result.returned[i],
+            )
+        )
+    return out

@@ -22,7 +22,7 @@ from ._metrics import Metrics
 __all__ = ["CountRequests", "LimitBody", "RequireKey"]
 
 #: Endpoints with their own label in the metrics (anything else counts as "other").
-ENDPOINTS = ("/v1/images/generations", "/v1/route", "/v1/models", "/healthz", "/metrics")
+ENDPOINTS = ("/v1/images/generations", "/v1/route", "/v1/models", "/healthz", "/metrics", "/")
 
 
 def route_path(scope: dict) -> str:

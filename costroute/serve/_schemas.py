@@ -9,7 +9,7 @@ the endpoints, which name the field at fault.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 __all__ = ["CostrouteOptions", "ImageRequest", "RouteRequest"]
 
@@ -18,7 +18,7 @@ MAX_SEED = 2**63 - 1
 
 
 class CostrouteOptions(BaseModel):
-    """The ``costroute`` object of a request: this request's seed and cost penalty."""
+    """The ``costroute`` object of a request: its seed, its cost penalty, whether to return every candidate."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,6 +30,11 @@ class CostrouteOptions(BaseModel):
         ge=0,
         allow_inf_nan=False,
         description="λ for this request, instead of the server's (or its budget's); the hard guard still applies.",
+    )
+    candidates: StrictBool | None = Field(
+        default=None,
+        description="Return, per image, every candidate made for it (a cascade's other images too) with its "
+        "pixels, scores and cost, in costroute.candidates.",
     )
 
 
