@@ -21,16 +21,19 @@
    calls per request (``costroute_batch_seconds`` from ``/metrics`` minus the model time
    of the responses) is given beside it. Throughput at the highest concurrency is compared
    with ``router.route(prompts).generate(batch_size=--max-batch-size)`` on the same prompts
-   in this process (run before the server starts and after it stops; their mean). To tell
-   the causes apart, the pipeline calls alone are timed in this process for both batch
+   in this process: once before the server starts, paired with the first round, and before
+   each of ``--soak-rounds`` more rounds at that concurrency (the server idle meanwhile); the
+   ratio is the median over these pairs, taken minutes apart on a machine shared with other
+   work. (A last baseline after the server stops is reported too.) To tell the causes apart, the pipeline calls alone are timed in this process for both batch
    shapes (``generate``'s: each generator's prompts in calls of ``--max-batch-size``; the
    server's: batches of ``--max-batch-size`` requests in arrival order, each split per
    generator), and the CPU time of the server process and of the client is read. The
-   server's RSS (``/proc/PID/status``) is read after the 200th and the last request of each
-   concurrency.
+   server's RSS (``/proc/PID/status``) is read every 100 requests, and compared after the 200th
+   and the last request of each concurrency; the extra rounds show whether it settles.
 2. **Budget over a stream, through ``/v1/route``.** A ``CostAwareRouter`` (``complexity``
-   features, ``--quality-model``) fitted on all of GenAI-Bench (human ratings, costs in
-   ``--cost-unit``, USD by default) is served with ``--budget`` and a window of 256;
+   features; each of ``--quality-models``, the first -- knn, the router's default -- the
+   headline) fitted on all of GenAI-Bench (human ratings, costs in ``--cost-unit``, USD by
+   default) is served with ``--budget`` and a window of 256;
    ``--stream`` distinct DiffusionDB prompts are sent one at a time to ``/v1/route``, which
    charges each decision's predicted cost to the budget window. Reported: the mean
    normalised cost of every window of 256 decisions after the first (sliding, and the
@@ -350,7 +353,8 @@ def check_one_image(url: str, prompt: str) -> str:
 
 def run_phase(server: ServeProcess, prompts, seeds, concurrency: int, args, label: str) -> dict:
     n = len(prompts)
-    checkpoints = {min(200, n // 2), n}
+    early = min(200, n // 2)
+    checkpoints = {early, n, *range(100, n, 100)}
     before = scrape(server.url)
     cpu_server, cpu_client = cpu_seconds(server.pid), time.process_time()
     with progress_bar(n, f"load {label}", args.progress) as bar:
@@ -384,7 +388,8 @@ def run_phase(server: ServeProcess, prompts, seeds, concurrency: int, args, labe
         "images_per_batch": metric_delta(before, after, "costroute_batch_images_sum") / max(batches, 1),
         "generator_share": shares,
         "cpu_s": {"server": cpu_server, "client": cpu_client, "cores_busy": (cpu_server + cpu_client) / out["wall"]},
-        "rss_mib": {str(k): v for k, v in sorted(out["rss"].items())},
+        "rss_mib": {str(k): out["rss"][k] for k in (early, n)},
+        "rss_trace_mib": {str(k): v for k, v in sorted(out["rss"].items())},
     }
 
 
@@ -487,6 +492,21 @@ def part_load(args, tmp: Path, log) -> dict:
                 f"{p['latency_minus_model_ms']['p50']:.1f} ms, RSS {p['rss_mib']}"
             )
         doc["phases"] = phases
+        top_c = max(args.concurrency)
+        # more rounds at the highest concurrency, each after an in-process baseline (the server idle): pairs
+        # measured minutes apart on a shared machine, and RSS over more requests (does it settle?)
+        pairs = [(first["images_per_s"], phases[f"c{top_c}"]["throughput_rps"])]
+        doc["soak"] = []
+        for r in range(args.soak_rounds):
+            base = baseline_generate(router, prompts, args.max_batch_size)
+            p = run_phase(server, prompts, seeds, top_c, args, f"round {r + 2}")
+            keep = ("concurrency", "requests", "failed", "throughput_rps", "rss_mib", "cpu_s")
+            doc["soak"].append({**{k: p[k] for k in keep}, "baseline_images_per_s": base["images_per_s"]})
+            pairs.append((base["images_per_s"], p["throughput_rps"]))
+            log(
+                f"load round {r + 2} (c={top_c}): {p['throughput_rps']:.1f} req/s against {base['images_per_s']:.1f} "
+                f"images/s in process, failed {p['failed']}, RSS {p['rss_mib']}"
+            )
     finally:
         server.stop()
     # the same at concurrency 1 without the batch wait: the server's own work alone
@@ -502,19 +522,17 @@ def part_load(args, tmp: Path, log) -> dict:
         server.stop()
     log("load: in-process RoutingPlan.generate (after)")
     second = baseline_generate(router, prompts, args.max_batch_size)
-    rate = (first["images_per_s"] + second["images_per_s"]) / 2
     doc["baseline"] = {
         "before_server": first,
         "after_server": second,
-        "images_per_s_mean": rate,
+        "pairs_images_per_s_and_server_rps": pairs,
         "model_calls_s": model_call_seconds(router, prompts, args.max_batch_size),
     }
-    top = phases[f"c{max(args.concurrency)}"]
-    ratio = top["throughput_rps"] / rate
+    ratio = float(np.median([srv / base for base, srv in pairs]))
     c1 = phases.get("c1")
     memory = {}
     for name, p in phases.items():  # RSS after the 200th (or middle) request and after the last
-        (early, a), (late, b) = sorted(((int(k), v) for k, v in p["rss_mib"].items()))[:: len(p["rss_mib"]) - 1]
+        (early, a), (late, b) = ((int(k), v) for k, v in p["rss_mib"].items())
         memory[name] = {
             "after_request": [early, late],
             "rss_mib": [a, b],
@@ -524,22 +542,28 @@ def part_load(args, tmp: Path, log) -> dict:
     worst_growth = max(
         (m["growth_share"] for m in memory.values() if m["after_request"][0] < m["after_request"][1]), default=math.nan
     )
-    last = phases[f"c{args.concurrency[-1]}"]["rss_mib"]
+    ends = [p["rss_mib"][str(p["requests"])] for p in [*phases.values(), *doc["soak"]]]
     memory["over_all_phases"] = {
         "after_warm_up": doc["rss_mib_after_warm_up"],
-        "after_last_phase": last[max(last, key=int)],
-        "requests": len(prompts) * len(args.concurrency),
+        "after_each_phase": ends,
+        "requests": len(prompts) * (len(args.concurrency) + args.soak_rounds),
     }
+    top_end = phases[f"c{max(args.concurrency)}"]["rss_mib"][str(len(prompts))]
+    soak_growth = ends[-1] / top_end - 1 if doc["soak"] else math.nan  # after the soak rounds vs before them
+    memory["soak_growth_share"] = soak_growth
     doc["memory"] = memory
+    failed = sum(p["failed"] for p in [*phases.values(), *doc["soak"], doc["c1_batch_wait_0"]])
     doc["verdicts"] = {
-        "failed_requests": sum(p["failed"] for p in phases.values()) + doc["c1_batch_wait_0"]["failed"],
+        "failed_requests": failed,
         "overhead_p50_ms_c1": None if c1 is None else c1["latency_minus_model_ms"]["p50"],
         "overhead_p50_ms_c1_batch_wait_0": doc["c1_batch_wait_0"]["latency_minus_model_ms"]["p50"],
         "overhead_met": None if c1 is None else c1["latency_minus_model_ms"]["p50"] <= TARGETS["overhead_p50_ms"],
         "throughput_ratio": ratio,
         "throughput_met": ratio >= TARGETS["throughput_ratio"],
         "worst_rss_growth_share": worst_growth,
-        "memory_met": worst_growth <= TARGETS["memory_growth_share"],
+        "soak_rss_growth_share": soak_growth,
+        "memory_met": worst_growth <= TARGETS["memory_growth_share"]
+        and not soak_growth > TARGETS["memory_growth_share"],
     }
     return doc
 
@@ -589,19 +613,39 @@ def replay_without_guard(router, rows: np.ndarray, budget: float, window: int) -
 
 
 def part_budget(args, log) -> dict:
+    from costroute.datasets import load_prompts
+
+    prompts = distinct(load_prompts("diffusiondb").prompts, args.stream, np.random.default_rng(1))
+    routers = {qm: budget_stream(args, qm, prompts, log) for qm in args.quality_models}
+    first = routers[args.quality_models[0]]
+    return {
+        "setup": {
+            "router": "CostAwareRouter(features='complexity', quality_model=each of quality_models) fitted on all "
+            f"{first.pop('n_train')} GenAI-Bench prompts (mean human rating); the first is the headline",
+            "quality_models": args.quality_models,
+            "cost_unit": args.cost_unit,
+            "generators": first.pop("generators"),
+            "budget": args.budget,
+            "window": args.window,
+            "prompts": f"{len(prompts)} distinct DiffusionDB prompts, one per request, in a random order",
+        },
+        "routers": routers,
+        "verdicts": {qm: doc.pop("verdicts") for qm, doc in routers.items()},
+    }
+
+
+def budget_stream(args, quality_model: str, prompts: list[str], log) -> dict:
+    """One router's stream of ``/v1/route`` decisions under the budget, and what to compare it with."""
     import httpx
 
-    from costroute.datasets import load_prompts
     from costroute.routing import assign_generators
     from costroute.serve import create_app
 
-    router, data = genai_router(args.cost_unit, args.quality_model)
-    rng = np.random.default_rng(1)
-    prompts = distinct(load_prompts("diffusiondb").prompts, args.stream, rng)
+    router, data = genai_router(args.cost_unit, quality_model)
     W, B = args.window, args.budget
     app = create_app(router, budget=B, window=W, seed=0)
     decisions, latency = [], []
-    log(f"budget: {len(prompts)} prompts one at a time through /v1/route, budget {B}, window {W}")
+    log(f"budget ({quality_model}): {len(prompts)} prompts one at a time through /v1/route, budget {B}, window {W}")
     with (
         ServerThread(app) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,
@@ -630,24 +674,17 @@ def part_budget(args, log) -> dict:
     mean_cost = float(charged.mean())
     plan = router.route(prompts, budget=mean_cost)
     gap = float(quality.mean() - plan.mean_expected_quality)
-    # what the guard took: the generator the λ rule chose, against the cheapest it served instead
+    # what the guard gave up: the generator the λ rule chose, against the cheapest it served instead
     intended = np.array([int(assign_generators(r[None, :], costs, lam)[0]) for r, lam in zip(rows, lams)])
-    lost = float((rows[guarded, intended[guarded]] - rows[guarded, served[guarded]]).sum() / len(prompts))
+    given_up = rows[guarded, intended[guarded]] - rows[guarded, served[guarded]]
     unguarded = replay_without_guard(router, rows, B, W)
     free_costs = costs[unguarded]
     free_plan = router.route(prompts, budget=float(free_costs.mean()))
     free_means = window_means(free_costs, W)[W:]
     plan_means = window_means(plan.normalized_costs, W)[W:]
     doc = {
-        "setup": {
-            "router": f"CostAwareRouter(features='complexity', quality_model={args.quality_model!r}) fitted on all "
-            f"{len(data.prompts)} GenAI-Bench prompts (mean human rating)",
-            "cost_unit": args.cost_unit,
-            "generators": dict(zip(names, costs.tolist())),
-            "budget": B,
-            "window": W,
-            "prompts": f"{len(prompts)} distinct DiffusionDB prompts, one per request, in a random order",
-        },
+        "n_train": len(data.prompts),
+        "generators": dict(zip(names, costs.tolist())),
         "route_latency_ms": quantiles_ms(latency),
         "windows_after_first": {
             "count": int(after_first.size),
@@ -674,7 +711,8 @@ def part_budget(args, log) -> dict:
         "metrics_window_mean_cost": metrics.get("costroute_window_mean_cost"),
         "diagnostics": {
             "guarded_decisions": int(guarded.sum()),
-            "predicted_quality_lost_to_guard_per_prompt": lost,
+            "predicted_quality_given_up_per_guarded_decision": float(given_up.mean()) if given_up.size else 0.0,
+            "predicted_quality_p5_p95_per_generator": np.percentile(rows, [5, 95], axis=0).T.tolist(),
             "batch_plan_window_means_in_stream_order": {
                 "min": float(plan_means.min()) if plan_means.size else math.nan,
                 "max": float(plan_means.max()) if plan_means.size else math.nan,
@@ -693,7 +731,7 @@ def part_budget(args, log) -> dict:
     }
     w = doc["windows_after_first"]
     log(
-        f"budget: windows after the first in [{w['min']:.4f}, {w['max']:.4f}] (target [{lo:.4f}, {hi:.4f}]), "
+        f"budget ({quality_model}): windows after the first in [{w['min']:.4f}, {w['max']:.4f}] (target [{lo:.4f}, {hi:.4f}]), "
         f"mean cost {mean_cost:.4f}, quality gap {gap:+.4f}, guarded {int(guarded.sum())}"
     )
     return doc
@@ -701,17 +739,21 @@ def part_budget(args, log) -> dict:
 
 # ---------------------------------------------------------------------------------------------- 3. loop
 def encode_rating(rating: float):
-    """An 8x8 RGB image whose every pixel is 16 x (3 x rating): a mean of three 1-5 ratings, exactly."""
+    """An 8x8 RGB image whose every pixel is 3 x rating: a mean of three integer ratings, exactly.
+
+    GenAI-Bench's ratings are 1-5, but its file holds two typos (a 41 and a 33 among the
+    ratings of two images), kept by the loader and so here (pixel values up to 255 hold them).
+    """
     from PIL import Image
 
     level = int(round(3 * rating))
-    if abs(level - 3 * rating) > 1e-6 or not 3 <= level <= 15:
-        raise ValueError(f"not a mean of three 1-5 ratings: {rating!r}")
-    return Image.fromarray(np.full((8, 8, 3), 16 * level, dtype=np.uint8))
+    if abs(level - 3 * rating) > 1e-6 or not 0 <= level <= 255:
+        raise ValueError(f"not a mean of three integer ratings in [0, 85]: {rating!r}")
+    return Image.fromarray(np.full((8, 8, 3), level, dtype=np.uint8))
 
 
 def decode_rating(image) -> float:
-    return float(np.asarray(image, dtype=float).mean()) / 16.0 / 3.0
+    return float(np.asarray(image, dtype=float).mean()) / 3.0
 
 
 class RatingPainter:
@@ -913,6 +955,9 @@ def main(argv=None) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per concurrency (load)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--no-wait-requests", type=int, default=300, help="requests at concurrency 1, batch wait 0")
+    parser.add_argument(
+        "--soak-rounds", type=int, default=2, help="more rounds at the highest concurrency, each after a baseline"
+    )
     parser.add_argument("--client", choices=["openai", "httpx"], default="openai")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
@@ -920,7 +965,12 @@ def main(argv=None) -> None:
     parser.add_argument("--budget", type=float, default=0.25)
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--cost-unit", choices=["usd", "flops"], default="usd")
-    parser.add_argument("--quality-model", default="ridge", help="the budget part's router")
+    parser.add_argument(
+        "--quality-models",
+        nargs="+",
+        default=["knn", "ridge", "lowrank"],
+        help="the budget part's routers (the first, CostAwareRouter's default, is the headline)",
+    )
     parser.add_argument("--train-prompts", type=int, default=50)
     parser.add_argument("--pool", type=int, default=300, help="GenAI-Bench prompts the loop serves; the rest held out")
     parser.add_argument("--loop-requests", type=int, default=2000)
@@ -935,6 +985,7 @@ def main(argv=None) -> None:
         parser.error("--requests must be >= 4, --refit-every >= 1 and --stream at least twice --window")
     if args.quick:
         args.requests, args.no_wait_requests, args.stream = min(args.requests, 120), 60, min(args.stream, 700)
+        args.soak_rounds = 1
         args.loop_requests, args.refit_every, args.loop_repeats = 400, 200, 1
     out = args.out or RESULTS / ("serve_load_quick.json" if args.quick else "serve_load.json")
     t_start = time.perf_counter()
@@ -950,6 +1001,19 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     doc = {"targets": TARGETS, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
     runtimes = {}
+
+    def save() -> None:
+        doc["runtime_s"] = runtimes
+        doc["machine"] = {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "threads": args.threads,
+            "load_average_at_end": list(os.getloadavg()),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(to_json(doc), indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         for part, fn in (
             ("load", lambda: part_load(args, Path(tmp), log)),
@@ -962,16 +1026,7 @@ def main(argv=None) -> None:
                 doc[part] = fn()
                 doc[part]["load_average_at_start"] = load
                 runtimes[part] = time.perf_counter() - t0
-    doc["runtime_s"] = runtimes
-    doc["machine"] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "load_average_at_end": list(os.getloadavg()),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(to_json(doc), indent=1) + "\n")
+                save()  # after each part, so that a failing part keeps the others
     verdicts = {part: doc[part].get("verdicts") for part in ("load", "budget") if part in doc}
     print(json.dumps(to_json(verdicts), indent=1))
     if "loop" in doc:
