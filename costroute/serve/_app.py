@@ -4,9 +4,10 @@
 ``size``, ``response_format="b64_json"``) with a ``costroute`` extension object in the
 request (``seed``, ``cost_penalty``, ``candidates``) and in the response (per image: the
 generator, the generators tried, scores, cost, seconds, seed and, when asked, every candidate
-made with its pixels). ``POST /v1/route`` returns the decisions only. ``GET /v1/models``,
-``GET /healthz`` and ``GET /metrics`` (Prometheus) complete it, and ``GET /`` serves the
-playground page (:mod:`._page`).
+made with its pixels). ``POST /v1/route`` returns the decisions only (with a budget, each is
+charged to the budget window at its predicted cost). ``GET /v1/models``, ``GET /healthz`` and
+``GET /metrics`` (Prometheus) complete it, and ``GET /`` serves the playground page
+(:mod:`._page`).
 
 The app holds a :class:`Service`: the engine (the router, the budget window, the store) in a
 one-thread executor, and the batcher that feeds it. Its lifespan loads the models before the
@@ -477,6 +478,7 @@ def _add_routes(app: FastAPI, service: Service) -> None:
                         "normalized_cost": d.normalized_cost,
                         "cost_penalty": _number(d.cost_penalty),
                         "budget_guard": d.budget_guard,
+                        "charged_normalized_cost": d.charged,
                     }
                     for d in result.decisions
                 ],

@@ -12,6 +12,11 @@ A batch is a list of jobs the batcher collected; the engine answers all of them 
 4. charge every image (generation, escalations, scoring) to the budget window, write every
    image made and every score to the store in one transaction, update the metrics.
 
+A ``/v1/route`` job makes no image: its decisions are taken in step 2, one prompt after
+another, and with a budget each is charged to the window at once at its predicted cost (a
+router's generator and scoring, a cascade's expected cost), so that routes and images share
+one window.
+
 Everything here runs in one thread, one batch at a time, so the budget window and the store
 see the batches in order.
 """
@@ -325,36 +330,56 @@ class Engine:
         return False
 
     def _route(self, job: RouteJob, predicted: dict[str, np.ndarray]) -> RouteJobResult:
-        rows = np.vstack([predicted[p] for p in job.prompts])
-        if job.cost_penalty is not None:
-            lams = np.full(len(rows), float(job.cost_penalty))
-        elif self.budget is not None and self.is_cascade:  # one calibration (slow) for the whole request
-            lams = np.full(len(rows), self.budget.penalty_for(rows[0], peek=True))
-        elif self.budget is not None:
-            lams = np.array([self.budget.penalty_for(r, peek=True) for r in rows])
-        else:
-            lams = np.full(len(rows), self.penalty)
-        if self.is_cascade:
-            first = self.router._run(rows, lams).first  # the cascade's first choice at each λ
-        else:
-            first = np.array([assign_generators(r[None, :], self.costs, lam)[0] for r, lam in zip(rows, lams)])
-        room = math.inf if self.budget is None else self.budget.window.room()
-        decisions = []
-        for prompt, row, k, lam in zip(job.prompts, rows, first.tolist(), lams.tolist()):
-            guarded = bool(self.costs[k] > room + 1e-12)
-            k = self.cheapest if guarded else int(k)
-            decisions.append(
-                RouteDecision(
-                    prompt,
-                    self.names[k],
-                    float(row[k]),
-                    float(self.registry.costs[k]),
-                    float(self.costs[k]),
-                    float(lam),
-                    guarded,
-                )
-            )
+        """Decide each prompt of the job in order; with a budget, each decision is charged to the window.
+
+        No image is made, so a decision charges what serving it is predicted to cost: a
+        router's generator plus its scoring, a cascade's expected cost at its λ (first image,
+        scoring and escalations, :meth:`~costroute.CascadeRouter.expected_cost`). It is settled
+        at once, so the next decision (a route or an image) sees the window as this one left it,
+        and a stream of ``/v1/route`` calls holds the budget as a stream of images would.
+        """
+        decisions = [self._decide(prompt, predicted[prompt], job.cost_penalty) for prompt in job.prompts]
+        if self.budget is not None:
+            self._window_gauges()
         return RouteJobResult(decisions)
+
+    def _decide(self, prompt: str, row: np.ndarray, asked: float | None) -> RouteDecision:
+        """One ``/v1/route`` decision: λ, the (first) generator and, with a budget, its charge to the window."""
+        lam = self._penalty(row, asked)
+        if self.budget is not None:
+            self.budget.observe(row)
+        if self.is_cascade:
+            k = int(self.router._run(row[None, :], np.array([lam])).first[0])  # its first choice at λ
+        else:
+            k = int(assign_generators(row[None, :], self.costs, lam)[0])
+        guarded, charged = False, None
+        if self.budget is not None:
+            window = self.budget.window
+            room = window.room()
+            charged = self._predicted_cost(row, k, lam)
+            if charged > room + 1e-12:  # the guard: the cheapest generator, as for an image
+                k, guarded = self.cheapest, True
+                scoring = 0.0 if self.is_cascade else float(self.scoring_costs.sum())
+                charged = float(self.costs[k]) + scoring
+                if charged > room + 1e-12:
+                    charged = float(self.costs[k])
+            self.budget.record(window.reserve(charged), charged, guarded)
+        return RouteDecision(
+            prompt,
+            self.names[k],
+            float(row[k]),
+            float(self.registry.costs[k]),
+            float(self.costs[k]),
+            float(lam),
+            guarded,
+            charged,
+        )
+
+    def _predicted_cost(self, row: np.ndarray, k: int, lam: float) -> float:
+        """Normalised cost of serving a routed prompt: generator ``k`` and scoring, or a cascade's expected cost."""
+        if self.is_cascade:
+            return float(self.router.expected_cost(row[None, :], lam))
+        return float(self.costs[k]) + float(self.scoring_costs.sum())
 
     # ------------------------------------------------------------------ after
     def _store(self, items: list[Item]) -> APIError | None:
@@ -401,10 +426,13 @@ class Engine:
             m.spend.inc(s.normalized_cost)
             m.spend_unit.labels(unit=self.unit).inc(s.cost)
         if self.budget is not None:
-            spend, n, lam = self.budget.snapshot()
-            m.window_mean.set(spend / n if n else math.nan)
-            m.window_images.set(n)
-            m.window_penalty.set(lam)
+            self._window_gauges()
+
+    def _window_gauges(self) -> None:
+        spend, n, lam = self.budget.snapshot()
+        self.metrics.window_mean.set(spend / n if n else math.nan)
+        self.metrics.window_images.set(n)
+        self.metrics.window_penalty.set(lam)
 
 
 def _direct_candidate(item: Item) -> Candidate:

@@ -152,7 +152,12 @@ class ImageJobResult:
 
 @dataclasses.dataclass
 class RouteDecision:
-    """Where one prompt goes: its generator, predicted quality, cost and the λ used."""
+    """Where one prompt goes: its generator, predicted quality, cost, the λ used and what the budget window was charged.
+
+    ``charged`` is the normalised cost charged to the budget window for the decision (``None``
+    without a budget): the generator's cost plus scoring for a router, the expected cost for a
+    cascade, or the cheapest generator's when the guard redirected it.
+    """
 
     prompt: str
     generator: str
@@ -161,6 +166,7 @@ class RouteDecision:
     normalized_cost: float
     cost_penalty: float
     budget_guard: bool = False
+    charged: float | None = None
 
 
 @dataclasses.dataclass

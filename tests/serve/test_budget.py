@@ -11,7 +11,7 @@ import pytest
 
 from costroute.scoring import CallableScorer
 from costroute.serve import SpendWindow, create_app
-from costroute.serve._jobs import ImageJob
+from costroute.serve._jobs import ImageJob, RouteJob
 
 from ._helpers import Counting, ServerThread, brightness, make_cascade, make_router
 
@@ -165,3 +165,48 @@ def test_a_cascade_with_exploration_holds_the_window_and_leaks_no_reservation():
     in_order = [settled[slot] for slot in sorted(settled)]
     assert rolling_sums(in_order, 16).max() <= 0.5 * 16 + 1e-9
     assert len(window._guard) <= 16 + 6  # trimmed as it goes: no reservation left pending
+
+
+# ---------------------------------------------------------------- decisions only: /v1/route charges the window
+def test_a_stream_of_route_decisions_holds_the_budget_window():
+    app = create_app(make_router(), budget=0.3, window=32, seed=0)
+    prompts = stream(192, seed=5)
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        data = [client.post("/v1/route", json={"prompt": p}).json()["data"][0] for p in prompts]
+        metrics = client.get("/metrics").text
+        image = client.post("/v1/images/generations", json={"prompt": prompts[0], "costroute": {"seed": 1}})
+    charged = np.array([d["charged_normalized_cost"] for d in data])
+    np.testing.assert_allclose(charged, [d["normalized_cost"] for d in data])  # no scorer: the generator's cost
+    sums = rolling_sums(charged, 32)
+    assert sums.max() <= 0.3 * 32 + 1e-9  # the hard guard holds for decisions as for images
+    assert sums[64:].mean() / 32 > 0.85 * 0.3  # and uses it (three coarse costs in a window of 32: the guard binds)
+    assert len({d["generator"] for d in data}) > 1 and len({d["cost_penalty"] for d in data}) > 1  # λ moves
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line and not line.startswith("#") and "{" not in line.split()[0]
+    }
+    assert values["costroute_window_images"] == 32  # the decisions fill the window images share
+    assert values["costroute_window_mean_cost"] == pytest.approx(charged[-32:].mean())
+    assert values["costroute_spend_total"] == 0.0  # nothing was made
+    assert image.status_code == 200
+
+
+def test_route_decisions_charge_scoring_and_a_cascades_expected_cost():
+    scorer = CallableScorer("bright", brightness, cost=0.5)  # 0.05 normalised per image
+    engine = create_app(make_router(), budget=0.4, window=16, scorer=scorer, seed=0).state.service.engine
+    engine.start()
+    decisions = engine.run_batch([RouteJob(stream(48, seed=6))])[0].decisions
+    charged = np.array([d.charged for d in decisions])
+    plain = ~np.array([d.budget_guard for d in decisions])
+    np.testing.assert_allclose(charged[plain], np.array([d.normalized_cost for d in decisions])[plain] + 0.05)
+    assert rolling_sums(charged, 16).max() <= 0.4 * 16 + 1e-9
+    cascade = make_cascade(scoring_cost=0.5, cost_penalty=0.0)
+    engine = create_app(cascade, budget=0.5, window=16, seed=0).state.service.engine
+    engine.start()
+    decisions = engine.run_batch([RouteJob(stream(48, seed=7))])[0].decisions
+    charged = np.array([d.charged for d in decisions])
+    assert rolling_sums(charged, 16).max() <= 0.5 * 16 + 1e-9
+    first = next(d for d in decisions if not d.budget_guard)
+    row = engine.inner.predict_quality([first.prompt])
+    assert first.charged == pytest.approx(cascade.expected_cost(row, first.cost_penalty))
