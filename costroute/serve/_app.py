@@ -131,7 +131,9 @@ class Service:
         self.batcher = Batcher(
             self.engine.run_batch,
             self.executor,
-            max_batch_size=self.max_batch_size,
+            # a batch is split per generator, each call holding up to max_batch_size images: a batch
+            # of max_batch_size x K images lets every generator's call fill up (the same calls as generate)
+            max_batch_size=self.max_batch_size * max(1, len(self.engine.names)),
             batch_wait_ms=self.batch_wait_ms,
             max_queue=self.max_queue,
             metrics=self.metrics,

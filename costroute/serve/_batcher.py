@@ -58,7 +58,9 @@ class Batcher:
     executor : ThreadPoolExecutor
         The one-thread executor the engine lives in.
     max_batch_size : int
-        Images per batch (a job weighs its ``size``); a larger job runs alone.
+        Images per batch (a job weighs its ``size``); a larger job runs alone. The engine then
+        runs each generator on its share of the batch, at most its own batch size per call:
+        give ``max_batch_size x`` the number of generators for full calls to every one.
     batch_wait_ms : float
         How long a batch waits for more jobs after its first one.
     max_queue : int
